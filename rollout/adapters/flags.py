@@ -1,0 +1,137 @@
+"""The feature-flag store: one MongoDB document per flag, shared by orchestrator and service.
+
+A document looks like::
+
+    {_id: "USE_UNIFIED_ORDERS", enabled: true, percentage: 25,
+     users: ["dev@example.com"], stores: ["shop-0007"], version: 7, updated_at: ...}
+
+Every write increments ``version``; a write given ``expected_version`` happens
+only if nobody changed the flag in between, so a retried step never applies twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.collection import Collection
+
+from rollout.adapters.mongo import Document, DuplicateKey, call
+from rollout.bucketing import admitted
+from rollout.errors import PermanentError
+
+
+class FlagConflict(PermanentError):
+    """The flag changed since it was read; re-read it and decide again."""
+
+
+@dataclass(frozen=True)
+class FlagState:
+    """A flag as stored: who is admitted and at which version."""
+
+    name: str
+    enabled: bool = False
+    percentage: float = 0.0
+    users: tuple[str, ...] = ()
+    stores: tuple[str, ...] = ()
+    version: int = 0
+    updated_at: datetime | None = None
+
+    def admits(self, user: str | None, store: str | None = None) -> bool:
+        """Tell whether a request from ``user`` (at ``store``) takes the new code path."""
+        if not self.enabled:
+            return False
+        if user is not None and user in self.users:
+            return True
+        if store is not None and store in self.stores:
+            return True
+        return user is not None and admitted(self.name, user, self.percentage)
+
+    @classmethod
+    def from_document(cls, doc: Document) -> FlagState:
+        """Build a state from its stored document."""
+        return cls(
+            name=str(doc["_id"]),
+            enabled=bool(doc.get("enabled", False)),
+            percentage=float(doc.get("percentage", 0)),
+            users=tuple(doc.get("users", ())),
+            stores=tuple(doc.get("stores", ())),
+            version=int(doc.get("version", 0)),
+            updated_at=doc.get("updated_at"),
+        )
+
+
+@dataclass(frozen=True)
+class FlagChange:
+    """The fields of a flag to overwrite; ``None`` leaves a field as it is."""
+
+    enabled: bool | None = None
+    percentage: float | None = None
+    users: tuple[str, ...] | None = None
+    stores: tuple[str, ...] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_set(self) -> Document:
+        """The ``$set`` document of this change."""
+        values: Document = {
+            "enabled": self.enabled,
+            "percentage": self.percentage,
+            "users": list(self.users) if self.users is not None else None,
+            "stores": list(self.stores) if self.stores is not None else None,
+        }
+        return {k: v for k, v in values.items() if v is not None} | self.extra
+
+
+class FlagStore:
+    """Reads and writes flags in one MongoDB collection."""
+
+    def __init__(self, collection: Collection[Document]) -> None:
+        self._collection = collection
+
+    def get(self, name: str) -> FlagState:
+        """Return the flag, or a disabled flag at version 0 if it was never written."""
+        doc = call(f"read flag {name}", lambda: self._collection.find_one({"_id": name}))
+        return FlagState.from_document(doc) if doc else FlagState(name=name)
+
+    def all(self) -> list[FlagState]:
+        """Return every stored flag, by name."""
+        docs = call("list flags", lambda: list(self._collection.find().sort("_id", 1)))
+        return [FlagState.from_document(d) for d in docs]
+
+    def set(
+        self, name: str, change: FlagChange, *, expected_version: int | None = None
+    ) -> FlagState:
+        """Apply ``change`` and return the flag as written.
+
+        With ``expected_version`` the write happens only if the stored version
+        still equals it (0 meaning "never written"); otherwise :class:`FlagConflict`.
+        """
+        query: Document = {"_id": name}
+        if expected_version is not None:
+            query["version"] = expected_version if expected_version else {"$in": [0, None]}
+        update = {
+            "$set": change.as_set() | {"updated_at": datetime.now(UTC)},
+            "$inc": {"version": 1},
+        }
+        upsert = expected_version in (None, 0)
+
+        def write() -> Document | None:
+            return self._collection.find_one_and_update(
+                query, update, upsert=upsert, return_document=ReturnDocument.AFTER
+            )
+
+        try:
+            doc = call(f"write flag {name}", write)
+        except DuplicateKey as error:
+            # An upsert racing a concurrent writer hits the unique _id instead of matching.
+            raise FlagConflict(
+                f"flag {name} changed while being written (expected version "
+                f"{expected_version}); re-read it"
+            ) from error
+        if doc is None:
+            raise FlagConflict(
+                f"flag {name} is no longer at version {expected_version}; re-read it"
+            )
+        return FlagState.from_document(doc)

@@ -1,0 +1,73 @@
+"""One error hierarchy for the whole project.
+
+Every adapter wraps its SDK's exceptions in one of these, raised ``from`` the
+original, so callers decide on retries by type alone: a :class:`TransientError`
+may succeed if tried again (a dropped connection, a 5xx), a
+:class:`PermanentError` will not (bad input, a missing object, a refused write).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class RolloutError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class TransientError(RolloutError):
+    """A failure that may go away if the same call is tried again."""
+
+
+class PermanentError(RolloutError):
+    """A failure that trying again cannot fix."""
+
+
+class ServiceUnavailable(TransientError):
+    """An external service could not be reached or answered with a server error."""
+
+    def __init__(self, service: str, detail: str) -> None:
+        super().__init__(f"{service} unavailable: {detail}")
+        self.service = service
+        self.detail = detail
+
+
+class ServiceRejected(PermanentError):
+    """An external service understood the request and refused it."""
+
+    def __init__(self, service: str, detail: str) -> None:
+        super().__init__(f"{service} rejected the request: {detail}")
+        self.service = service
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with user input: where it is and what to do about it."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class PlanInvalid(PermanentError):
+    """A plan that cannot be used; ``problems`` lists every reason at once."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+class SecretUnavailable(PermanentError):
+    """A secret the plan references could not be resolved."""
+
+
+class SandboxError(PermanentError):
+    """The local sandbox could not be started or stopped."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """Tell whether ``error`` is worth retrying."""
+    return isinstance(error, TransientError)

@@ -1,0 +1,180 @@
+"""Reading a plan: YAML text -> validated :class:`Plan`, or every problem at once.
+
+Each problem is a :class:`~rollout.errors.Problem` whose path is the dotted
+location in the YAML (``phases.2.ramp.1.percentage``) and whose message says
+what to change. Nothing is started before a plan loads cleanly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from rollout.errors import PlanInvalid, Problem
+from rollout.plan.model import NAME_PATTERN, Plan
+
+ROOT = "(plan)"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key written twice in one mapping."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice; keep one", key_node.start_mark
+            )
+        seen.add(key)
+    return dict(loader.construct_pairs(node))
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,  # type: ignore[arg-type]
+)
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse YAML text, raising :class:`PlanInvalid` with line and column on a syntax error."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        what = error.problem or error.context or "invalid YAML"
+        raise PlanInvalid([Problem(ROOT, f"not valid YAML: {where}{what}")]) from None
+    except yaml.YAMLError as error:
+        raise PlanInvalid([Problem(ROOT, f"not valid YAML: {error}")]) from None
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read and validate the plan at ``path``."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanInvalid([Problem(ROOT, f"{file} does not exist; check the path")]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise PlanInvalid([Problem(ROOT, f"cannot read {file}: {error}")]) from None
+    return parse_plan(text)
+
+
+def parse_plan(text: str) -> Plan:
+    """Validate a plan given as YAML text."""
+    return plan_from_data(parse_yaml(text))
+
+
+def plan_from_data(data: Any) -> Plan:
+    """Validate a plan already parsed into Python data."""
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        raise PlanInvalid([Problem(ROOT, f"a plan is a YAML mapping (name:, phases:, ...), not {kind}")])
+    try:
+        plan = Plan.model_validate(data)
+    except ValidationError as error:
+        raise PlanInvalid([_problem(e) for e in error.errors()]) from None
+    problems = list(cross_field_problems(plan))
+    if problems:
+        raise PlanInvalid(problems)
+    return plan
+
+
+def cross_field_problems(plan: Plan) -> Iterator[Problem]:
+    """Find problems that involve more than one part of the plan."""
+    defined = sorted(plan.gates)
+    for name in plan.gates:
+        if not re.match(NAME_PATTERN, name):
+            yield Problem(f"gates.{name}", "gate names are lowercase letters, digits and dashes")
+    seen_phases: dict[str, int] = {}
+    last_percentage: tuple[float, str] | None = None
+    for p, phase in enumerate(plan.phases):
+        if phase.name in seen_phases:
+            yield Problem(
+                f"phases.{p}.name",
+                f"'{phase.name}' is already the name of phases.{seen_phases[phase.name]}; "
+                "names must be unique",
+            )
+        seen_phases.setdefault(phase.name, p)
+        windows = [(f"phases.{p}.window", phase.window)]
+        windows += [(f"phases.{p}.ramp.{s}.window", step.window) for s, step in enumerate(phase.ramp or [])]
+        for where, window in windows:
+            for g, gate in enumerate(window.gates if window else []):
+                if gate not in plan.gates:
+                    known = ", ".join(defined) or "none yet"
+                    yield Problem(
+                        f"{where}.gates.{g}",
+                        f"gate '{gate}' is not defined; define it under gates (defined: {known})",
+                    )
+        if phase.ramp:
+            first = phase.ramp[0].percentage
+            if last_percentage is not None and first <= last_percentage[0]:
+                yield Problem(
+                    f"phases.{p}.ramp.0.percentage",
+                    f"{first:g} does not go beyond {last_percentage[0]:g} reached in "
+                    f"{last_percentage[1]}; ramps must keep increasing",
+                )
+            last_percentage = (phase.ramp[-1].percentage, f"phases.{seen_phases[phase.name]}")
+    if plan.targets is not None and plan.backup.enabled and plan.targets.s3 is None:
+        yield Problem(
+            "targets.s3",
+            "the backup needs a bucket: add targets.s3, or waive the backup with "
+            "backup.enabled: false and backup.waived_by",
+        )
+
+
+def _problem(error: ErrorDetails) -> Problem:
+    loc = tuple(error["loc"])
+    path = ".".join(str(part) for part in loc) or ROOT
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
+        return Problem(path, f"unknown key; remove it or fix its spelling{hint}")
+    if kind == "missing":
+        return Problem(path, "required; add it")
+    message = error["msg"]
+    if kind == "value_error":
+        message = message.removeprefix("Value error, ")
+    elif kind == "literal_error":
+        message = message.replace("Input should be", "must be one of:")
+    elif kind == "string_pattern_mismatch":
+        message = f"{error['input']!r} has the wrong form; use lowercase letters, digits and dashes"
+    elif "input" in error and kind.endswith("_type"):
+        message = f"{message}, got {type(error['input']).__name__} {error['input']!r}"
+    return Problem(path, message)
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """Walk the model along ``loc`` and list the keys allowed there."""
+    model: type[BaseModel] | None = Plan
+    for part in loc:
+        if model is None:
+            return []
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            # A key of a dict of models (gates.<name>): the model stays the value type.
+            continue
+        model = _model_of(field.annotation)
+    return sorted(model.model_fields) if model else []
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None

@@ -1,0 +1,623 @@
+"""The rollout plan: what users write, as pydantic models.
+
+Every model forbids unknown keys and every field carries a description, which
+``rollout.plan.reference`` turns into the README's plan reference. Checks that
+span several fields of one model live here as validators; checks that span the
+whole plan (gate references, ramp order across phases) live in
+``rollout.plan.loader`` so that each problem can name its exact path.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from rollout.durations import Duration
+from rollout.plan.secrets import ConnectionString, SecretValue
+
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+BsonType = Literal[
+    "double", "string", "object", "array", "binData", "objectId", "bool", "date",
+    "null", "regex", "int", "timestamp", "long", "decimal", "number",
+]
+
+
+class StrictModel(BaseModel):
+    """Base for plan models: unknown keys are errors, values are immutable once loaded."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --- targets -------------------------------------------------------------------------------
+
+
+class MongoTarget(StrictModel):
+    """The MongoDB deployment that holds the application's data."""
+
+    uri: ConnectionString = Field(
+        description="Connection string. Credentials only as references, "
+        "e.g. `mongodb://app:${env:DB_PASSWORD}@db:27017/?authSource=admin`."
+    )
+    database: str = Field(min_length=1, description="Database the checks, backup and flags use.")
+
+
+class S3Target(StrictModel):
+    """Where backups are written."""
+
+    bucket: str = Field(min_length=3, max_length=63, description="Bucket name.")
+    prefix: str = Field(default="", description="Key prefix for every object, e.g. `orders/`.")
+    region: str = Field(default="us-east-1", description="AWS region of the bucket.")
+    endpoint_url: str | None = Field(
+        default=None, description="Custom endpoint (MinIO, moto); leave empty for AWS."
+    )
+    access_key_id: SecretValue | None = Field(
+        default=None, description="Reference to the access key id; empty uses the AWS chain."
+    )
+    secret_access_key: SecretValue | None = Field(
+        default=None, description="Reference to the secret key; empty uses the AWS chain."
+    )
+    sse: Literal["AES256", "aws:kms"] | None = Field(
+        default="AES256", description="Server-side encryption of every object."
+    )
+    kms_key_id: str | None = Field(
+        default=None, description="KMS key id or ARN; required when `sse` is `aws:kms`."
+    )
+
+    @model_validator(mode="after")
+    def _kms_needs_key(self) -> Self:
+        if self.sse == "aws:kms" and not self.kms_key_id:
+            raise ValueError("sse 'aws:kms' needs kms_key_id: set the key id or ARN")
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("set both access_key_id and secret_access_key, or neither")
+        return self
+
+
+class SliSettings(StrictModel):
+    """How the service's metrics are named in Prometheus, used to build the built-in SLIs."""
+
+    requests_metric: str = Field(
+        default="http_requests_total", description="Counter of requests with a `status` label."
+    )
+    duration_metric: str = Field(
+        default="http_request_duration_seconds", description="Histogram of request durations."
+    )
+    variant_label: str = Field(default="variant", description="Label telling the variants apart.")
+    candidate: str = Field(default="candidate", description="Label value of the new code path.")
+    stable: str = Field(default="stable", description="Label value of the old code path.")
+    selector: dict[str, str] = Field(
+        default_factory=dict, description="Extra label matchers for every SLI, e.g. `job: orders`."
+    )
+
+
+class PrometheusTarget(StrictModel):
+    """The Prometheus server the gates query."""
+
+    url: str = Field(description="Base URL, e.g. `http://prometheus:9090`.")
+    bearer_token: SecretValue | None = Field(
+        default=None, description="Reference to a bearer token, when the server requires one."
+    )
+    timeout: Duration = Field(default=timedelta(seconds=10), description="Per-query timeout.")
+    sli: SliSettings = Field(default_factory=SliSettings, description="Metric names for SLIs.")
+
+
+class RouterSettings(StrictModel):
+    """How the Kubernetes traffic split is expressed."""
+
+    kind: Literal["httproute", "nginx-canary", "replicas"] = Field(
+        description="`httproute`: Gateway API backendRef weights; `nginx-canary`: a canary "
+        "Ingress's canary-weight; `replicas`: the replica ratio of two Deployments."
+    )
+    name: str = Field(description="HTTPRoute, canary Ingress or canary Deployment name.")
+    stable_backend: str | None = Field(
+        default=None, description="Stable Service (httproute) or Deployment (replicas)."
+    )
+    canary_backend: str | None = Field(
+        default=None, description="Canary Service name (httproute)."
+    )
+
+
+class KubernetesTarget(StrictModel):
+    """The cluster that runs the service."""
+
+    namespace: str = Field(default="default", description="Namespace of the workload.")
+    deployment: str = Field(description="The service's Deployment, for `rollout undo`.")
+    context: str | None = Field(default=None, description="kubeconfig context to use.")
+    kubeconfig: str | None = Field(
+        default=None, description="kubeconfig path; empty uses in-cluster config or ~/.kube."
+    )
+    router: RouterSettings | None = Field(
+        default=None, description="Traffic router; empty means traffic is split by flags only."
+    )
+
+
+class FlagStoreTarget(StrictModel):
+    """The feature-flag store, a MongoDB collection shared with the service."""
+
+    collection: str = Field(default="feature_flags", description="Collection of flag documents.")
+    database: str | None = Field(
+        default=None, description="Database of the collection; empty uses `mongodb.database`."
+    )
+
+
+class SmokeRequest(StrictModel):
+    """One HTTP request of the smoke scenario, run in order after a rollback."""
+
+    name: str = Field(description="What the request proves, e.g. `create order`.")
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = Field(
+        default="GET", description="HTTP method."
+    )
+    path: str = Field(pattern=r"^/", description="Path below `base_url`, starting with `/`.")
+    json_body: dict[str, Any] | None = Field(
+        default=None, alias="json", description="JSON body to send."
+    )
+    expect_status: int = Field(default=200, ge=100, le=599, description="Expected status code.")
+
+
+class ServiceTarget(StrictModel):
+    """The service being rolled out, reached over HTTP."""
+
+    base_url: str = Field(description="Base URL, e.g. `https://orders.internal`.")
+    health_path: str = Field(default="/health", pattern=r"^/", description="Health endpoint.")
+    headers: dict[str, SecretValue] = Field(
+        default_factory=dict, description="Headers sent with every request, as references."
+    )
+    smoke: list[SmokeRequest] = Field(
+        default_factory=list, description="Smoke scenario: requests that must all succeed."
+    )
+
+
+class Targets(StrictModel):
+    """The external systems a plan acts on. Omit `targets` to use the local sandbox."""
+
+    mongodb: MongoTarget = Field(description="Application database.")
+    s3: S3Target | None = Field(default=None, description="Backup bucket; needed for backups.")
+    prometheus: PrometheusTarget = Field(description="Metrics for the gates.")
+    kubernetes: KubernetesTarget | None = Field(
+        default=None, description="Cluster and traffic router; empty means flags only."
+    )
+    flag_store: FlagStoreTarget = Field(
+        default_factory=FlagStoreTarget, description="Where flags are kept."
+    )
+    service: ServiceTarget = Field(description="The service's health and smoke endpoints.")
+
+
+# --- preflight checks ----------------------------------------------------------------------
+
+
+class RequiredFieldsCheck(StrictModel):
+    """Every document has these fields, each of the given BSON type."""
+
+    name: str | None = Field(default=None, description="Name in reports; defaults to a summary.")
+    collection: str = Field(description="Collection to check.")
+    fields: dict[str, BsonType | list[BsonType]] = Field(
+        min_length=1, description="Field path -> BSON type alias (or a list of accepted ones)."
+    )
+
+
+class DuplicatesCheck(StrictModel):
+    """No two documents share the same key."""
+
+    name: str | None = Field(default=None, description="Name in reports.")
+    collection: str = Field(description="Collection to check.")
+    key: list[str] = Field(min_length=1, description="Field paths that together must be unique.")
+
+
+class OrphansCheck(StrictModel):
+    """Every reference points at an existing document."""
+
+    name: str | None = Field(default=None, description="Name in reports.")
+    collection: str = Field(description="Collection holding the references.")
+    field: str = Field(description="Referencing field, e.g. `order_hub_id`.")
+    references: str = Field(description="Referenced collection, e.g. `order_hub`.")
+    references_field: str = Field(default="_id", description="Referenced field.")
+
+
+class BackfillCheck(StrictModel):
+    """Every document of each source collection was copied into the hub collection."""
+
+    name: str | None = Field(default=None, description="Name in reports.")
+    hub: str = Field(description="Collection the backfill writes, e.g. `order_hub`.")
+    source_field: str = Field(default="source", description="Hub field naming the source.")
+    link_field: str = Field(
+        default="source_id", description="Hub field holding the source document's `_id`."
+    )
+    sources: dict[str, str] = Field(
+        min_length=1, description="Source name -> source collection, e.g. `web: orders_web`."
+    )
+
+
+class Expectation(StrictModel):
+    """What a custom check's result must satisfy."""
+
+    field: str = Field(default="count", description="Field of the pipeline's first result.")
+    equals: float | None = Field(default=None, description="Exact value required.")
+    min: float | None = Field(default=None, description="Lowest value allowed.")
+    max: float | None = Field(default=None, description="Highest value allowed.")
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Self:
+        if self.equals is None and self.min is None and self.max is None:
+            raise ValueError("set at least one of equals, min or max")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        return self
+
+
+class CustomCheck(StrictModel):
+    """An aggregation pipeline and what its first result must be."""
+
+    name: str = Field(description="Name in reports.")
+    collection: str = Field(description="Collection the pipeline runs on.")
+    pipeline: list[dict[str, Any]] = Field(min_length=1, description="Aggregation pipeline.")
+    expect: Expectation = Field(description="Condition on the first result document.")
+
+
+class Preflight(StrictModel):
+    """Data checks that must pass before anything changes."""
+
+    required_fields: list[RequiredFieldsCheck] = Field(default_factory=list, description="Types.")
+    duplicates: list[DuplicatesCheck] = Field(default_factory=list, description="Unique keys.")
+    orphans: list[OrphansCheck] = Field(default_factory=list, description="Dangling references.")
+    backfill: list[BackfillCheck] = Field(default_factory=list, description="Copy completeness.")
+    custom: list[CustomCheck] = Field(default_factory=list, description="Pipelines of your own.")
+    sample_size: int = Field(default=5, ge=0, le=100, description="Failing ids shown per check.")
+
+
+# --- backup --------------------------------------------------------------------------------
+
+
+class BackupSettings(StrictModel):
+    """The verified backup taken before any change. Mandatory unless waived by name."""
+
+    enabled: bool = Field(default=True, description="Take a backup before the first change.")
+    waived_by: str | None = Field(
+        default=None,
+        description="Who decided to skip the backup and why; required when `enabled` is false.",
+    )
+    collections: list[str] | None = Field(
+        default=None, description="Collections to back up; empty means all of them."
+    )
+    retention_days: int = Field(default=30, ge=1, description="Days backups are kept.")
+
+    @model_validator(mode="after")
+    def _waiver_required(self) -> Self:
+        if not self.enabled and not (self.waived_by and self.waived_by.strip()):
+            raise ValueError(
+                "the backup is mandatory: to skip it, set waived_by to who decided and why"
+            )
+        return self
+
+
+# --- gates ---------------------------------------------------------------------------------
+
+BuiltinSli = Literal["error_ratio", "success_rate", "latency_p95", "latency_p99", "latency_avg"]
+
+
+class ComparedMetric(StrictModel):
+    """One metric of a candidate-versus-stable comparison."""
+
+    name: str = Field(description="Name in reports.")
+    sli: BuiltinSli | None = Field(default=None, description="Built-in SLI to compare.")
+    query: str | None = Field(
+        default=None, description="PromQL with `{{variant}}` where the variant goes."
+    )
+    direction: Literal["increase", "decrease", "either"] = Field(
+        default="increase", description="Which change is bad: a rise, a fall, or either."
+    )
+    critical: bool = Field(default=False, description="A failure fails the whole comparison.")
+    weight: float = Field(default=1.0, gt=0, description="Weight in the score.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.sli is None) == (self.query is None):
+            raise ValueError("set exactly one of sli or query")
+        return self
+
+
+class Comparison(StrictModel):
+    """Candidate against stable, judged per metric by a Mann-Whitney U test (as Kayenta)."""
+
+    metrics: list[ComparedMetric] = Field(min_length=1, description="Metrics to compare.")
+    confidence: float = Field(default=0.98, gt=0.5, lt=1, description="Test confidence.")
+    pass_score: float = Field(default=95, ge=0, le=100, description="Score needed to pass.")
+    marginal_score: float = Field(
+        default=75, ge=0, le=100, description="Below this the result fails; between, inconclusive."
+    )
+    lookback: Duration = Field(
+        default=timedelta(minutes=5), description="How far back samples are taken."
+    )
+
+    @model_validator(mode="after")
+    def _ordered_scores(self) -> Self:
+        if self.marginal_score > self.pass_score:
+            raise ValueError(
+                f"marginal_score ({self.marginal_score}) must not exceed pass_score ({self.pass_score})"
+            )
+        return self
+
+
+class Gate(StrictModel):
+    """A health condition checked on every interval of an observe window."""
+
+    sli: BuiltinSli | None = Field(
+        default=None, description="Built-in SLI of the candidate: ratio, rate or seconds."
+    )
+    query: str | None = Field(
+        default=None, description="Your own PromQL returning one value; `{{variant}}` allowed."
+    )
+    compare: Comparison | None = Field(default=None, description="Candidate-versus-stable test.")
+    max: float | None = Field(default=None, description="Fail when the value is above this.")
+    min: float | None = Field(default=None, description="Fail when the value is below this.")
+    rate_window: Duration = Field(
+        default=timedelta(minutes=1), description="Range of `rate()` in built-in SLIs."
+    )
+    failure_limit: int = Field(default=0, ge=0, description="Failed measurements tolerated.")
+    inconclusive_limit: int = Field(
+        default=0, ge=0, description="Inconclusive measurements tolerated."
+    )
+    consecutive_error_limit: int = Field(
+        default=4, ge=0, description="Query errors in a row tolerated (errors are never a pass)."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Self:
+        kinds = [k for k in ("sli", "query", "compare") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("set exactly one of sli, query or compare")
+        if self.compare is None and self.max is None and self.min is None:
+            raise ValueError("a threshold gate needs max or min")
+        if self.compare is not None and (self.max is not None or self.min is not None):
+            raise ValueError("a compare gate takes no max or min; use its scores")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        return self
+
+
+# --- phases --------------------------------------------------------------------------------
+
+
+class Window(StrictModel):
+    """An observe window: gates measured every `interval`, `count` times or for `duration`."""
+
+    interval: Duration = Field(
+        default=timedelta(seconds=30), description="Time between measurements."
+    )
+    count: int | None = Field(default=None, ge=1, description="Number of measurements.")
+    duration: Duration | None = Field(default=None, description="How long to observe.")
+    initial_delay: Duration = Field(
+        default=timedelta(0), description="Wait before the first measurement."
+    )
+    gates: list[str] = Field(default_factory=list, description="Names of gates from `gates`.")
+    on_inconclusive: Literal["pause", "rollback"] = Field(
+        default="pause", description="Inconclusive result: wait for a person, or roll back."
+    )
+    decision_timeout: Duration = Field(
+        default=timedelta(hours=1),
+        description="How long an inconclusive pause waits before rolling back.",
+    )
+
+    @field_validator("interval", "duration", "decision_timeout")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("must be positive, e.g. '30s'")
+        return value
+
+    @field_validator("initial_delay")
+    @classmethod
+    def _not_negative(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("must not be negative")
+        return value
+
+    @model_validator(mode="after")
+    def _count_or_duration(self) -> Self:
+        if (self.count is None) == (self.duration is None):
+            raise ValueError("set exactly one of count or duration")
+        return self
+
+    @property
+    def measurements(self) -> int:
+        """How many measurements the window takes."""
+        if self.count is not None:
+            return self.count
+        assert self.duration is not None
+        return max(1, int(self.duration / self.interval))
+
+
+class Allowlist(StrictModel):
+    """Users and stores that get the new code regardless of percentage."""
+
+    users: list[str] = Field(default_factory=list, description="User ids or emails.")
+    stores: list[str] = Field(default_factory=list, description="Store ids.")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if not self.users and not self.stores:
+            raise ValueError("name at least one user or store")
+        return self
+
+
+class PilotStores(StrictModel):
+    """Stores chosen by a query, e.g. active shops with 10 < total_orders < 100."""
+
+    collection: str = Field(default="shops", description="Collection of stores.")
+    filter: dict[str, Any] = Field(default_factory=dict, description="MongoDB query filter.")
+    sort: dict[str, Literal[1, -1]] = Field(
+        default_factory=dict, description="Sort order, e.g. `created_at: -1` for newest first."
+    )
+    limit: int = Field(default=10, ge=1, le=10000, description="How many stores to pick.")
+    id_field: str = Field(default="_id", description="Field holding the store id.")
+
+
+class RampStep(StrictModel):
+    """One step of a percentage ramp."""
+
+    percentage: float = Field(gt=0, le=100, description="Share of users, 1..100.")
+    window: Window | None = Field(default=None, description="Observe window; defaults to phase's.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return {"percentage": value}
+        return value
+
+
+class Approval(StrictModel):
+    """A person must approve before the phase starts."""
+
+    timeout: Duration = Field(
+        default=timedelta(hours=24), description="How long to wait for a decision."
+    )
+    on_timeout: Literal["rollback", "hold"] = Field(
+        default="rollback",
+        description="No decision in time: roll back, or stop with traffic where it is.",
+    )
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be positive, e.g. '24h'")
+        return value
+
+
+class Phase(StrictModel):
+    """A stage of the rollout: who gets the new code, and how long it is watched."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="Unique name, lowercase with dashes.")
+    description: str = Field(default="", description="What this phase is for.")
+    approval: Approval | None = Field(
+        default=None, description="Pause for a person's approval before the phase starts."
+    )
+    flags: dict[str, bool] = Field(
+        default_factory=dict, description="Companion on/off flags set when the phase starts."
+    )
+    allowlist: Allowlist | None = Field(default=None, description="Users and stores to admit.")
+    pilot_stores: PilotStores | None = Field(default=None, description="Stores to admit.")
+    ramp: list[RampStep] | None = Field(default=None, description="Percentage steps, in order.")
+    window: Window | None = Field(
+        default=None, description="Observe window after the phase's change (and ramp default)."
+    )
+
+    @field_validator("ramp")
+    @classmethod
+    def _ramp_increasing(cls, steps: list[RampStep] | None) -> list[RampStep] | None:
+        if steps is None:
+            return None
+        if not steps:
+            raise ValueError("list at least one step, e.g. [10, 25, 50, 75, 100]")
+        for before, after in zip(steps, steps[1:], strict=False):
+            if after.percentage <= before.percentage:
+                raise ValueError(
+                    f"percentages must increase strictly: {after.percentage:g} follows "
+                    f"{before.percentage:g}"
+                )
+        return steps
+
+    @model_validator(mode="after")
+    def _does_something(self) -> Self:
+        if not (self.flags or self.allowlist or self.pilot_stores or self.ramp):
+            raise ValueError("a phase needs flags, allowlist, pilot_stores or ramp")
+        changes_traffic = self.allowlist is not None or self.pilot_stores is not None
+        if changes_traffic and self.window is None:
+            raise ValueError("a phase that admits users or stores needs a window to observe them")
+        if self.ramp and self.window is None:
+            missing = [i for i, s in enumerate(self.ramp) if s.window is None]
+            if missing:
+                raise ValueError(
+                    f"ramp steps {missing} have no window: give each step one or set the "
+                    "phase's window"
+                )
+        return self
+
+
+# --- rollback ------------------------------------------------------------------------------
+
+
+class RestoreSettings(StrictModel):
+    """Whether a rollback restores data from the backup."""
+
+    mode: Literal["none", "selective", "full"] = Field(
+        default="none", description="`selective` restores `collections` only; `full` all."
+    )
+    collections: list[str] = Field(
+        default_factory=list, description="Collections for a selective restore."
+    )
+
+    @model_validator(mode="after")
+    def _selective_needs_collections(self) -> Self:
+        if self.mode == "selective" and not self.collections:
+            raise ValueError("a selective restore needs collections: list them")
+        return self
+
+
+class CacheInvalidation(StrictModel):
+    """Caches to clear after a rollback."""
+
+    redis_url: ConnectionString | None = Field(default=None, description="Redis to clear keys in.")
+    redis_keys: list[str] = Field(default_factory=list, description="Key patterns to delete.")
+    purge_url: str | None = Field(default=None, description="URL that purges a CDN or cache.")
+
+
+class Watch(StrictModel):
+    """Health watched after a rollback."""
+
+    interval: Duration = Field(default=timedelta(seconds=30), description="Time between checks.")
+    duration: Duration = Field(default=timedelta(hours=1), description="How long to watch.")
+
+
+class RollbackSettings(StrictModel):
+    """What the compensating rollback does, besides undoing every traffic change."""
+
+    automatic: bool = Field(default=True, description="Roll back by itself when a gate fails.")
+    restore: RestoreSettings = Field(default_factory=RestoreSettings, description="Data restore.")
+    cache: CacheInvalidation = Field(
+        default_factory=CacheInvalidation, description="Cache invalidation."
+    )
+    watch: Watch = Field(default_factory=Watch, description="Post-rollback health watch.")
+    severity: Literal["SEV1", "SEV2", "SEV3"] = Field(
+        default="SEV2", description="Default severity of an automatic rollback."
+    )
+
+
+class Release(StrictModel):
+    """The versions involved."""
+
+    version: str = Field(description="The release being rolled out, e.g. `backend-v2026.11.21-1200`.")
+    stable_version: str | None = Field(
+        default=None, description="Last stable release, the rollback target."
+    )
+
+
+# --- the plan ------------------------------------------------------------------------------
+
+
+class Plan(StrictModel):
+    """A whole rollout, from data checks to 100 % and back."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="Plan name, lowercase with dashes.")
+    description: str = Field(default="", description="What is being rolled out.")
+    release: Release = Field(description="Versions being rolled out and back to.")
+    flag: str = Field(
+        pattern=r"^[A-Za-z][A-Za-z0-9_.\-]*$",
+        description="The feature flag whose audience the phases grow, e.g. `USE_UNIFIED_ORDERS`.",
+    )
+    targets: Targets | None = Field(
+        default=None, description="External systems; omit to run against the local sandbox."
+    )
+    preflight: Preflight = Field(default_factory=Preflight, description="Data checks.")
+    backup: BackupSettings = Field(default_factory=BackupSettings, description="Backup.")
+    gates: dict[str, Gate] = Field(default_factory=dict, description="Named health gates.")
+    phases: list[Phase] = Field(min_length=1, description="Phases, run in order.")
+    rollback: RollbackSettings = Field(
+        default_factory=RollbackSettings, description="Rollback options."
+    )
+
+    @property
+    def uses_sandbox(self) -> bool:
+        """Whether the plan runs against the local sandbox (no targets given)."""
+        return self.targets is None

@@ -1,0 +1,181 @@
+"""The sandbox's orders service: a real HTTP app whose code path follows the feature flag.
+
+Each request names a user (and optionally a store); the flag, read from the
+same MongoDB flag store the orchestrator writes and evaluated with the same
+bucketing code, decides whether it takes the ``candidate`` or the ``stable``
+path. The app exports ``http_requests_total{status,variant}`` and the
+``http_request_duration_seconds{variant}`` histogram on ``/metrics``, answers
+``/health``, and takes faults on ``/fault`` so a candidate can be made to fail
+or slow down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import threading
+from dataclasses import dataclass, replace
+from typing import Any
+
+import uvicorn
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from rollout.adapters.flags import FlagState, FlagStore
+from rollout.adapters.mongo import connect
+from rollout.errors import RolloutError
+
+VARIANTS = ("stable", "candidate")
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """Injected misbehaviour of one variant."""
+
+    error_rate: float = 0.0
+    latency_seconds: float = 0.0
+
+
+class FlagCache:
+    """Keeps a recent copy of one flag, refreshed by a background thread."""
+
+    def __init__(self, store: FlagStore, name: str, refresh_seconds: float) -> None:
+        self.state = FlagState(name=name)
+        self.healthy = False
+        self._store, self._name, self._refresh = store, name, refresh_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="flag-refresh", daemon=True)
+
+    def start(self) -> None:
+        """Read the flag once, then keep it fresh in the background."""
+        self._refresh_once()
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop refreshing."""
+        self._stop.set()
+
+    def _refresh_once(self) -> None:
+        try:
+            self.state = self._store.get(self._name)
+            self.healthy = True
+        except RolloutError:
+            # Keep serving with the last known flag; /health reports the outage.
+            self.healthy = False
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._refresh):
+            self._refresh_once()
+
+
+class OrdersService:
+    """The app's state: flag cache, faults and metrics."""
+
+    def __init__(self, flags: FlagCache, rng: random.Random | None = None) -> None:
+        self.flags = flags
+        self.faults = {variant: Fault() for variant in VARIANTS}
+        self.rng = rng or random.Random()
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "http_requests_total", "Requests served.", ["status", "variant"], registry=self.registry
+        )
+        self.duration = Histogram(
+            "http_request_duration_seconds", "Request duration.", ["variant"],
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.flag_percentage = Gauge(
+            "feature_flag_percentage", "Percentage the service sees.", ["flag"],
+            registry=self.registry,
+        )
+        # Series exist from the start, so a ratio reads 0 rather than "no data" before any error.
+        for variant in VARIANTS:
+            self.duration.labels(variant)
+            for status in ("200", "500"):
+                self.requests.labels(status, variant)
+
+    async def orders(self, request: Request) -> Response:
+        """Serve an order listing through the variant the flag picks for this user."""
+        user = request.query_params.get("user")
+        store = request.query_params.get("store")
+        state = self.flags.state
+        variant = "candidate" if state.admits(user, store) else "stable"
+        fault = self.faults[variant]
+        delay = self.rng.uniform(0.004, 0.03) + fault.latency_seconds
+        await asyncio.sleep(delay)
+        failed = self.rng.random() < fault.error_rate
+        status = 500 if failed else 200
+        self.requests.labels(str(status), variant).inc()
+        self.duration.labels(variant).observe(delay)
+        body = {"variant": variant, "user": user, "store": store, "flag_version": state.version}
+        return JSONResponse(body if not failed else {"error": "injected fault"}, status_code=status)
+
+    async def health(self, request: Request) -> Response:
+        """Report whether the flag store is reachable."""
+        ok = self.flags.healthy
+        return JSONResponse({"status": "ok" if ok else "degraded"}, status_code=200 if ok else 503)
+
+    async def metrics(self, request: Request) -> Response:
+        """Prometheus exposition of the service's metrics."""
+        state = self.flags.state
+        self.flag_percentage.labels(state.name).set(state.percentage if state.enabled else 0)
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def fault(self, request: Request) -> Response:
+        """GET shows faults; PUT ``{variant, error_rate, latency_seconds}`` sets one; DELETE clears."""
+        if request.method == "DELETE":
+            self.faults = {variant: Fault() for variant in VARIANTS}
+        elif request.method == "PUT":
+            body: dict[str, Any] = await request.json()
+            variant = body.get("variant", "candidate")
+            if variant not in VARIANTS:
+                return JSONResponse({"error": f"variant must be one of {VARIANTS}"}, 400)
+            try:
+                self.faults[variant] = replace(
+                    self.faults[variant],
+                    error_rate=float(body.get("error_rate", 0.0)),
+                    latency_seconds=float(body.get("latency_seconds", 0.0)),
+                )
+            except (TypeError, ValueError):
+                return JSONResponse({"error": "error_rate and latency_seconds are numbers"}, 400)
+        return JSONResponse({v: vars(f) for v, f in self.faults.items()})
+
+
+def build_app(service: OrdersService) -> Starlette:
+    """Wire the service's handlers into an ASGI app."""
+    return Starlette(
+        routes=[
+            Route("/orders", service.orders),
+            Route("/health", service.health),
+            Route("/metrics", service.metrics),
+            Route("/fault", service.fault, methods=["GET", "PUT", "DELETE"]),
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the service until it is stopped."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--mongodb-uri", required=True)
+    parser.add_argument("--database", required=True)
+    parser.add_argument("--flag", required=True)
+    parser.add_argument("--flag-collection", default="feature_flags")
+    parser.add_argument("--refresh-seconds", type=float, default=0.5)
+    parser.add_argument("--state-dir", help="sandbox directory (identifies the process)")
+    args = parser.parse_args(argv)
+    client = connect(args.mongodb_uri)
+    store = FlagStore(client[args.database][args.flag_collection])
+    cache = FlagCache(store, args.flag, args.refresh_seconds)
+    cache.start()
+    app = build_app(OrdersService(cache))
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()
