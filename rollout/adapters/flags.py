@@ -100,9 +100,7 @@ class FlagStore:
         docs = call("list flags", lambda: list(self._collection.find().sort("_id", 1)))
         return [FlagState.from_document(d) for d in docs]
 
-    def set(
-        self, name: str, change: FlagChange, *, expected_version: int | None = None
-    ) -> FlagState:
+    def set(self, name: str, change: FlagChange, *, expected_version: int | None = None) -> FlagState:
         """Apply ``change`` and return the flag as written.
 
         With ``expected_version`` the write happens only if the stored version
@@ -127,11 +125,8 @@ class FlagStore:
         except DuplicateKey as error:
             # An upsert racing a concurrent writer hits the unique _id instead of matching.
             raise FlagConflict(
-                f"flag {name} changed while being written (expected version "
-                f"{expected_version}); re-read it"
+                f"flag {name} changed while being written (expected version {expected_version}); re-read it"
             ) from error
         if doc is None:
-            raise FlagConflict(
-                f"flag {name} is no longer at version {expected_version}; re-read it"
-            )
+            raise FlagConflict(f"flag {name} is no longer at version {expected_version}; re-read it")
         return FlagState.from_document(doc)

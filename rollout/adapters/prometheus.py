@@ -75,15 +75,12 @@ class PrometheusClient:
             raise ServiceRejected(SERVICE, f"expected a vector from {promql!r}, got a {kind}")
         return [Sample(r["metric"], float(r["value"][0]), float(r["value"][1])) for r in result]
 
-    def query_range(
-        self, promql: str, start: datetime, end: datetime, step: float
-    ) -> list[Series]:
+    def query_range(self, promql: str, start: datetime, end: datetime, step: float) -> list[Series]:
         """Evaluate ``promql`` every ``step`` seconds from ``start`` to ``end``."""
         params = {"query": promql, "start": start.timestamp(), "end": end.timestamp(), "step": step}
         data = self._get("/api/v1/query_range", params)
         return [
-            Series(r["metric"], tuple((float(t), float(v)) for t, v in r["values"]))
-            for r in data["result"]
+            Series(r["metric"], tuple((float(t), float(v)) for t, v in r["values"])) for r in data["result"]
         ]
 
     def ready(self) -> bool:

@@ -9,6 +9,7 @@ whole plan (gate references, ramp order across phases) live in
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 from typing import Any, Literal, Self
 
@@ -19,8 +20,21 @@ from rollout.plan.secrets import ConnectionString, SecretValue
 
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 BsonType = Literal[
-    "double", "string", "object", "array", "binData", "objectId", "bool", "date",
-    "null", "regex", "int", "timestamp", "long", "decimal", "number",
+    "double",
+    "string",
+    "object",
+    "array",
+    "binData",
+    "objectId",
+    "bool",
+    "date",
+    "null",
+    "regex",
+    "int",
+    "timestamp",
+    "long",
+    "decimal",
+    "number",
 ]
 
 
@@ -113,9 +127,7 @@ class RouterSettings(StrictModel):
     stable_backend: str | None = Field(
         default=None, description="Stable Service (httproute) or Deployment (replicas)."
     )
-    canary_backend: str | None = Field(
-        default=None, description="Canary Service name (httproute)."
-    )
+    canary_backend: str | None = Field(default=None, description="Canary Service name (httproute).")
 
 
 class KubernetesTarget(StrictModel):
@@ -149,9 +161,7 @@ class SmokeRequest(StrictModel):
         default="GET", description="HTTP method."
     )
     path: str = Field(pattern=r"^/", description="Path below `base_url`, starting with `/`.")
-    json_body: dict[str, Any] | None = Field(
-        default=None, alias="json", description="JSON body to send."
-    )
+    json_body: dict[str, Any] | None = Field(default=None, alias="json", description="JSON body to send.")
     expect_status: int = Field(default=200, ge=100, le=599, description="Expected status code.")
 
 
@@ -177,9 +187,7 @@ class Targets(StrictModel):
     kubernetes: KubernetesTarget | None = Field(
         default=None, description="Cluster and traffic router; empty means flags only."
     )
-    flag_store: FlagStoreTarget = Field(
-        default_factory=FlagStoreTarget, description="Where flags are kept."
-    )
+    flag_store: FlagStoreTarget = Field(default_factory=FlagStoreTarget, description="Where flags are kept.")
     service: ServiceTarget = Field(description="The service's health and smoke endpoints.")
 
 
@@ -220,9 +228,7 @@ class BackfillCheck(StrictModel):
     name: str | None = Field(default=None, description="Name in reports.")
     hub: str = Field(description="Collection the backfill writes, e.g. `order_hub`.")
     source_field: str = Field(default="source", description="Hub field naming the source.")
-    link_field: str = Field(
-        default="source_id", description="Hub field holding the source document's `_id`."
-    )
+    link_field: str = Field(default="source_id", description="Hub field holding the source document's `_id`.")
     sources: dict[str, str] = Field(
         min_length=1, description="Source name -> source collection, e.g. `web: orders_web`."
     )
@@ -284,9 +290,7 @@ class BackupSettings(StrictModel):
     @model_validator(mode="after")
     def _waiver_required(self) -> Self:
         if not self.enabled and not (self.waived_by and self.waived_by.strip()):
-            raise ValueError(
-                "the backup is mandatory: to skip it, set waived_by to who decided and why"
-            )
+            raise ValueError("the backup is mandatory: to skip it, set waived_by to who decided and why")
         return self
 
 
@@ -300,9 +304,7 @@ class ComparedMetric(StrictModel):
 
     name: str = Field(description="Name in reports.")
     sli: BuiltinSli | None = Field(default=None, description="Built-in SLI to compare.")
-    query: str | None = Field(
-        default=None, description="PromQL with `{{variant}}` where the variant goes."
-    )
+    query: str | None = Field(default=None, description="PromQL with `{{variant}}` where the variant goes.")
     direction: Literal["increase", "decrease", "either"] = Field(
         default="increase", description="Which change is bad: a rise, a fall, or either."
     )
@@ -325,9 +327,7 @@ class Comparison(StrictModel):
     marginal_score: float = Field(
         default=75, ge=0, le=100, description="Below this the result fails; between, inconclusive."
     )
-    lookback: Duration = Field(
-        default=timedelta(minutes=5), description="How far back samples are taken."
-    )
+    lookback: Duration = Field(default=timedelta(minutes=5), description="How far back samples are taken.")
 
     @model_validator(mode="after")
     def _ordered_scores(self) -> Self:
@@ -354,9 +354,7 @@ class Gate(StrictModel):
         default=timedelta(minutes=1), description="Range of `rate()` in built-in SLIs."
     )
     failure_limit: int = Field(default=0, ge=0, description="Failed measurements tolerated.")
-    inconclusive_limit: int = Field(
-        default=0, ge=0, description="Inconclusive measurements tolerated."
-    )
+    inconclusive_limit: int = Field(default=0, ge=0, description="Inconclusive measurements tolerated.")
     consecutive_error_limit: int = Field(
         default=4, ge=0, description="Query errors in a row tolerated (errors are never a pass)."
     )
@@ -381,14 +379,10 @@ class Gate(StrictModel):
 class Window(StrictModel):
     """An observe window: gates measured every `interval`, `count` times or for `duration`."""
 
-    interval: Duration = Field(
-        default=timedelta(seconds=30), description="Time between measurements."
-    )
+    interval: Duration = Field(default=timedelta(seconds=30), description="Time between measurements.")
     count: int | None = Field(default=None, ge=1, description="Number of measurements.")
     duration: Duration | None = Field(default=None, description="How long to observe.")
-    initial_delay: Duration = Field(
-        default=timedelta(0), description="Wait before the first measurement."
-    )
+    initial_delay: Duration = Field(default=timedelta(0), description="Wait before the first measurement.")
     gates: list[str] = Field(default_factory=list, description="Names of gates from `gates`.")
     on_inconclusive: Literal["pause", "rollback"] = Field(
         default="pause", description="Inconclusive result: wait for a person, or roll back."
@@ -455,7 +449,7 @@ class PilotStores(StrictModel):
 class RampStep(StrictModel):
     """One step of a percentage ramp."""
 
-    percentage: float = Field(gt=0, le=100, description="Share of users, 1..100.")
+    percentage: float = Field(ge=1, le=100, description="Share of users, 1..100.")
     window: Window | None = Field(default=None, description="Observe window; defaults to phase's.")
 
     @model_validator(mode="before")
@@ -469,9 +463,7 @@ class RampStep(StrictModel):
 class Approval(StrictModel):
     """A person must approve before the phase starts."""
 
-    timeout: Duration = Field(
-        default=timedelta(hours=24), description="How long to wait for a decision."
-    )
+    timeout: Duration = Field(default=timedelta(hours=24), description="How long to wait for a decision.")
     on_timeout: Literal["rollback", "hold"] = Field(
         default="rollback",
         description="No decision in time: roll back, or stop with traffic where it is.",
@@ -510,11 +502,10 @@ class Phase(StrictModel):
             return None
         if not steps:
             raise ValueError("list at least one step, e.g. [10, 25, 50, 75, 100]")
-        for before, after in zip(steps, steps[1:], strict=False):
+        for before, after in itertools.pairwise(steps):
             if after.percentage <= before.percentage:
                 raise ValueError(
-                    f"percentages must increase strictly: {after.percentage:g} follows "
-                    f"{before.percentage:g}"
+                    f"percentages must increase strictly: {after.percentage:g} follows {before.percentage:g}"
                 )
         return steps
 
@@ -529,8 +520,7 @@ class Phase(StrictModel):
             missing = [i for i, s in enumerate(self.ramp) if s.window is None]
             if missing:
                 raise ValueError(
-                    f"ramp steps {missing} have no window: give each step one or set the "
-                    "phase's window"
+                    f"ramp steps {missing} have no window: give each step one or set the phase's window"
                 )
         return self
 
@@ -544,9 +534,7 @@ class RestoreSettings(StrictModel):
     mode: Literal["none", "selective", "full"] = Field(
         default="none", description="`selective` restores `collections` only; `full` all."
     )
-    collections: list[str] = Field(
-        default_factory=list, description="Collections for a selective restore."
-    )
+    collections: list[str] = Field(default_factory=list, description="Collections for a selective restore.")
 
     @model_validator(mode="after")
     def _selective_needs_collections(self) -> Self:
@@ -575,9 +563,7 @@ class RollbackSettings(StrictModel):
 
     automatic: bool = Field(default=True, description="Roll back by itself when a gate fails.")
     restore: RestoreSettings = Field(default_factory=RestoreSettings, description="Data restore.")
-    cache: CacheInvalidation = Field(
-        default_factory=CacheInvalidation, description="Cache invalidation."
-    )
+    cache: CacheInvalidation = Field(default_factory=CacheInvalidation, description="Cache invalidation.")
     watch: Watch = Field(default_factory=Watch, description="Post-rollback health watch.")
     severity: Literal["SEV1", "SEV2", "SEV3"] = Field(
         default="SEV2", description="Default severity of an automatic rollback."
@@ -588,9 +574,7 @@ class Release(StrictModel):
     """The versions involved."""
 
     version: str = Field(description="The release being rolled out, e.g. `backend-v2026.11.21-1200`.")
-    stable_version: str | None = Field(
-        default=None, description="Last stable release, the rollback target."
-    )
+    stable_version: str | None = Field(default=None, description="Last stable release, the rollback target.")
 
 
 # --- the plan ------------------------------------------------------------------------------
@@ -613,9 +597,7 @@ class Plan(StrictModel):
     backup: BackupSettings = Field(default_factory=BackupSettings, description="Backup.")
     gates: dict[str, Gate] = Field(default_factory=dict, description="Named health gates.")
     phases: list[Phase] = Field(min_length=1, description="Phases, run in order.")
-    rollback: RollbackSettings = Field(
-        default_factory=RollbackSettings, description="Rollback options."
-    )
+    rollback: RollbackSettings = Field(default_factory=RollbackSettings, description="Rollback options.")
 
     @property
     def uses_sandbox(self) -> bool:

@@ -59,8 +59,7 @@ def _check_references(value: str) -> str:
     for match in _ANY_REFERENCE.finditer(value):
         if not REFERENCE.fullmatch(match.group(0)):
             raise ValueError(
-                f"{match.group(0)!r} is not a secret reference; write ${{env:NAME}} "
-                "or ${secret:block-name}"
+                f"{match.group(0)!r} is not a secret reference; write ${{env:NAME}} or ${{secret:block-name}}"
             )
     return value
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import signal
 
@@ -34,10 +35,8 @@ async def generate(
 
         async def one() -> None:
             params = {"user": user_id(rng.randrange(users)), "store": shop_id(rng.randrange(shops))}
-            try:
+            with contextlib.suppress(httpx.HTTPError):
                 await client.get("/orders", params=params)
-            except httpx.HTTPError:
-                pass
 
         loop = asyncio.get_running_loop()
         start = loop.time()

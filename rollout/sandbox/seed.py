@@ -68,7 +68,14 @@ def _oid(kind: int, i: int) -> ObjectId:
 def seed_shop(db: Database[dict[str, Any]], size: ShopSize = ShopSize(), seed: int = 7) -> SeedSummary:
     """Drop and rewrite the shop's collections in ``db``."""
     rng = random.Random(seed)
-    for name in [*SOURCES.values(), "order_hub", "product_returns", "shops", "users", "feature_flags"]:
+    for name in [
+        *SOURCES.values(),
+        "order_hub",
+        "product_returns",
+        "shops",
+        "users",
+        "feature_flags",
+    ]:
         db.drop_collection(name)
 
     shops = [
@@ -133,16 +140,21 @@ def seed_shop(db: Database[dict[str, Any]], size: ShopSize = ShopSize(), seed: i
     ]
     _insert(db, "product_returns", returns)
     now = datetime.now(UTC)
-    flags = [
-        {"_id": name, "enabled": on, "percentage": 100 if on else 0, "users": [], "stores": [],
-         "version": 1, "updated_at": now}
+    flags: list[dict[str, Any]] = [
+        {
+            "_id": name,
+            "enabled": on,
+            "percentage": 100 if on else 0,
+            "users": [],
+            "stores": [],
+            "version": 1,
+            "updated_at": now,
+        }
         for name, on in INITIAL_FLAGS.items()
     ]
     _insert(db, "feature_flags", flags)
 
-    db.order_hub.create_indexes(
-        [IndexModel([("source", ASCENDING), ("source_id", ASCENDING)], unique=True)]
-    )
+    db.order_hub.create_indexes([IndexModel([("source", ASCENDING), ("source_id", ASCENDING)], unique=True)])
     db.product_returns.create_indexes([IndexModel([("order_hub_id", ASCENDING)])])
     db.shops.create_indexes([IndexModel([("is_active", ASCENDING), ("created_at", DESCENDING)])])
     counts = {name: db[name].estimated_document_count() for name in db.list_collection_names()}

@@ -86,11 +86,16 @@ class OrdersService:
             "http_requests_total", "Requests served.", ["status", "variant"], registry=self.registry
         )
         self.duration = Histogram(
-            "http_request_duration_seconds", "Request duration.", ["variant"],
-            buckets=LATENCY_BUCKETS, registry=self.registry,
+            "http_request_duration_seconds",
+            "Request duration.",
+            ["variant"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.flag_percentage = Gauge(
-            "feature_flag_percentage", "Percentage the service sees.", ["flag"],
+            "feature_flag_percentage",
+            "Percentage the service sees.",
+            ["flag"],
             registry=self.registry,
         )
         # Series exist from the start, so a ratio reads 0 rather than "no data" before any error.

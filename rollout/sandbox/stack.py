@@ -181,58 +181,125 @@ class Sandbox:
         opts, state, py = self.options, Path(info.state_dir), sys.executable
         mongo = self._spawn(
             "mongodb",
-            [py, "-m", "secantus", "--host", HOST, "--port", str(ports["mongodb"]),
-             "--storage-path", str(state / "mongodb"), "--log-level", "WARNING"],
+            [
+                py,
+                "-m",
+                "secantus",
+                "--host",
+                HOST,
+                "--port",
+                str(ports["mongodb"]),
+                "--storage-path",
+                str(state / "mongodb"),
+                "--log-level",
+                "WARNING",
+            ],
         )
         s3 = self._spawn(
-            "s3", [py, "-m", "rollout.sandbox.s3server", "--port", str(ports["s3"]),
-                   "--state-dir", info.state_dir],
+            "s3",
+            [
+                py,
+                "-m",
+                "rollout.sandbox.s3server",
+                "--port",
+                str(ports["s3"]),
+                "--state-dir",
+                info.state_dir,
+            ],
         )
         client = connect(info.mongodb_uri, timeout_ms=1000)
         try:
-            wait_until(_answers(client), "MongoDB (SecantusDB)", timeout=opts.startup_timeout,
-                       still_alive=mongo.alive)
+            wait_until(
+                _answers(client),
+                "MongoDB (SecantusDB)",
+                timeout=opts.startup_timeout,
+                still_alive=mongo.alive,
+            )
             seed_shop(client[info.database], opts.size)
         finally:
             client.close()
-        wait_until(_http_ok(info.s3_endpoint + "/"), "S3 (moto)", timeout=opts.startup_timeout,
-                   still_alive=s3.alive)
+        wait_until(
+            _http_ok(info.s3_endpoint + "/"),
+            "S3 (moto)",
+            timeout=opts.startup_timeout,
+            still_alive=s3.alive,
+        )
         provide_sandbox_credentials()
         _s3_client(info).create_bucket(Bucket=info.bucket)
 
         service = self._spawn(
             "service",
-            [py, "-m", "rollout.sandbox.service", "--port", str(ports["service"]),
-             "--mongodb-uri", info.mongodb_uri, "--database", info.database, "--flag", info.flag,
-             "--state-dir", info.state_dir],
+            [
+                py,
+                "-m",
+                "rollout.sandbox.service",
+                "--port",
+                str(ports["service"]),
+                "--mongodb-uri",
+                info.mongodb_uri,
+                "--database",
+                info.database,
+                "--flag",
+                info.flag,
+                "--state-dir",
+                info.state_dir,
+            ],
         )
-        wait_until(_http_ok(info.service_url + "/health"), "orders service",
-                   timeout=opts.startup_timeout, still_alive=service.alive)
+        wait_until(
+            _http_ok(info.service_url + "/health"),
+            "orders service",
+            timeout=opts.startup_timeout,
+            still_alive=service.alive,
+        )
         if prometheus_bin and info.prometheus_url:
             config = state / "prometheus.yml"
             config.write_text(_prometheus_config(info, opts.scrape_interval))
             prometheus = self._spawn(
                 "prometheus",
-                [prometheus_bin, f"--config.file={config}",
-                 f"--storage.tsdb.path={state / 'prometheus'}",
-                 f"--web.listen-address={HOST}:{ports['prometheus']}",
-                 "--web.enable-lifecycle", "--log.level=warn"],
+                [
+                    prometheus_bin,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={state / 'prometheus'}",
+                    f"--web.listen-address={HOST}:{ports['prometheus']}",
+                    "--web.enable-lifecycle",
+                    "--log.level=warn",
+                ],
             )
             with PrometheusClient(info.prometheus_url, timeout=2) as prom:
-                wait_until(prom.ready, "Prometheus", timeout=opts.startup_timeout,
-                           still_alive=prometheus.alive)
+                wait_until(
+                    prom.ready,
+                    "Prometheus",
+                    timeout=opts.startup_timeout,
+                    still_alive=prometheus.alive,
+                )
         if opts.load_rate > 0:
             self._spawn(
                 "loadgen",
-                [py, "-m", "rollout.sandbox.loadgen", "--url", info.service_url,
-                 "--users", str(opts.size.users), "--shops", str(opts.size.shops),
-                 "--rate", str(opts.load_rate), "--state-dir", info.state_dir],
+                [
+                    py,
+                    "-m",
+                    "rollout.sandbox.loadgen",
+                    "--url",
+                    info.service_url,
+                    "--users",
+                    str(opts.size.users),
+                    "--shops",
+                    str(opts.size.shops),
+                    "--rate",
+                    str(opts.load_rate),
+                    "--state-dir",
+                    info.state_dir,
+                ],
             )
         if prometheus_bin and info.prometheus_url:
             with PrometheusClient(info.prometheus_url, timeout=2) as prom:
                 # The first scrape lands seconds after readiness; wait for it, never sleep blindly.
-                wait_until(_scraped(prom), "Prometheus's first scrape of the service",
-                           timeout=opts.startup_timeout, interval=0.25)
+                wait_until(
+                    _scraped(prom),
+                    "Prometheus's first scrape of the service",
+                    timeout=opts.startup_timeout,
+                    interval=0.25,
+                )
 
     def _spawn(self, name: str, argv: list[str]) -> ProcessRecord:
         assert self.info is not None
@@ -286,7 +353,7 @@ def _answers(client: Any) -> Any:
         try:
             client.admin.command("ping")
             return True
-        except Exception:  # noqa: BLE001 - any failure means "not yet"
+        except Exception:
             return False
 
     return check

@@ -1,0 +1,62 @@
+"""Clients for a plan's targets, opened lazily and closed together."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from rollout.adapters.flags import FlagStore
+from rollout.adapters.mongo import Document, connect
+from rollout.adapters.prometheus import PrometheusClient
+from rollout.plan.model import Targets
+from rollout.plan.secrets import SecretResolver, env_resolver, resolve
+
+
+class Clients:
+    """Connections to the systems named in ``targets``, with secrets resolved on first use."""
+
+    def __init__(self, targets: Targets, resolver: SecretResolver = env_resolver) -> None:
+        self.targets = targets
+        self._resolve = resolver
+
+    def secret(self, template: str) -> str:
+        """Resolve the references inside ``template``."""
+        return resolve(template, self._resolve)
+
+    @cached_property
+    def mongo(self) -> MongoClient[Document]:
+        """The MongoDB client."""
+        return connect(self.secret(self.targets.mongodb.uri))
+
+    @property
+    def db(self) -> Database[Document]:
+        """The application database."""
+        return self.mongo[self.targets.mongodb.database]
+
+    @cached_property
+    def flags(self) -> FlagStore:
+        """The flag store."""
+        store = self.targets.flag_store
+        return FlagStore(self.mongo[store.database or self.targets.mongodb.database][store.collection])
+
+    @cached_property
+    def prometheus(self) -> PrometheusClient:
+        """The Prometheus client."""
+        target = self.targets.prometheus
+        token = self.secret(target.bearer_token) if target.bearer_token else None
+        return PrometheusClient(target.url, bearer_token=token, timeout=target.timeout.total_seconds())
+
+    def close(self) -> None:
+        """Close whatever was opened."""
+        if "mongo" in self.__dict__:
+            self.mongo.close()
+        if "prometheus" in self.__dict__:
+            self.prometheus.close()
+
+    def __enter__(self) -> Clients:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

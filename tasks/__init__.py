@@ -1,0 +1,1 @@
+"""Prefect tasks: one concern each, with retries and timeouts declared here."""

@@ -1,0 +1,42 @@
+"""Tasks that change who gets the new code: the flag, its allowlists, its companions."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from rollout.adapters.clients import Clients
+from rollout.adapters.flags import FlagChange, FlagState
+from rollout.adapters.stores import pick_pilot_stores
+from rollout.plan.model import PilotStores, Targets
+from rollout.traffic import Audience
+from tasks.retries import TRANSIENT_RETRIES
+from tasks.secrets import prefect_resolver
+
+
+@task(name="pick-pilot-stores", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def choose_pilot_stores(targets: Targets, spec: PilotStores) -> list[str]:
+    """Run the plan's pilot query on the server and return the store ids."""
+    with Clients(targets, prefect_resolver) as clients:
+        stores = pick_pilot_stores(clients.db, spec)
+    get_run_logger().info("pilot stores: %s", ", ".join(stores) or "none matched")
+    return stores
+
+
+@task(name="set-audience", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def set_audience(targets: Targets, flag: str, audience: Audience) -> FlagState:
+    """Write the flag so that exactly ``audience`` takes the new code path."""
+    with Clients(targets, prefect_resolver) as clients:
+        state = clients.flags.set(flag, audience.flag_change())
+    get_run_logger().info("%s -> %s (version %d)", flag, audience.describe(), state.version)
+    return state
+
+
+@task(name="set-companion-flags", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def set_companion_flags(targets: Targets, flags: dict[str, bool]) -> list[FlagState]:
+    """Switch the phase's companion flags fully on or off."""
+    with Clients(targets, prefect_resolver) as clients:
+        return [
+            clients.flags.set(name, FlagChange(enabled=on, percentage=100 if on else 0))
+            for name, on in flags.items()
+        ]
