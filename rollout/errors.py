@@ -68,6 +68,10 @@ class SandboxError(PermanentError):
     """The local sandbox could not be started or stopped."""
 
 
+class PortInUse(SandboxError):
+    """A port the sandbox was told to use is taken."""
+
+
 def is_transient(error: BaseException) -> bool:
     """Tell whether ``error`` is worth retrying."""
     return isinstance(error, TransientError)

@@ -10,7 +10,7 @@ import signal
 
 import httpx
 
-from rollout.sandbox.seed import shop_id, user_id
+from rollout.sandbox.seed import INTERNAL_USERS, shop_id, user_id
 
 
 async def generate(
@@ -34,7 +34,9 @@ async def generate(
     async with httpx.AsyncClient(base_url=url, timeout=10.0, limits=limits) as client:
 
         async def one() -> None:
-            params = {"user": user_id(rng.randrange(users)), "store": shop_id(rng.randrange(shops))}
+            # A few requests come from internal staff, as in production.
+            who = rng.choice(INTERNAL_USERS) if rng.random() < 0.03 else user_id(rng.randrange(users))
+            params = {"user": who, "store": shop_id(rng.randrange(shops))}
             with contextlib.suppress(httpx.HTTPError):
                 await client.get("/orders", params=params)
 

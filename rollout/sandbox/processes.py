@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rollout.errors import SandboxError
+from rollout.errors import PortInUse, SandboxError
 
 HOST = "127.0.0.1"
 
@@ -30,7 +30,7 @@ def ensure_port_free(port: int, purpose: str) -> None:
         try:
             sock.bind((HOST, port))
         except OSError:
-            raise SandboxError(
+            raise PortInUse(
                 f"port {port} on {HOST}, wanted for {purpose}, is already in use: stop what "
                 f"listens there or choose another port (--{purpose}-port)"
             ) from None

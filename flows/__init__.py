@@ -1,0 +1,1 @@
+"""Prefect flows: the order of phases, windows, approvals and compensation."""

@@ -1,0 +1,188 @@
+"""The ``rollout`` command.
+
+Exit codes users can script on: 0 success, 2 bad input, 3 rolled back as
+designed, 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rollout.errors import PlanInvalid, PortInUse, RolloutError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_ROLLED_BACK = 0, 1, 2, 3
+DEMO_PLAN = Path(__file__).resolve().parent.parent / "deployments" / "plans" / "sandbox-demo.yaml"
+
+
+def _prefect_defaults() -> None:
+    """Settings for a self-contained Prefect: no telemetry, time for first-start migrations."""
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Validate a plan: ``OK``, or one ``path: message`` line per problem."""
+    from rollout.plan import load_plan
+
+    try:
+        load_plan(args.plan)
+    except PlanInvalid as error:
+        for problem in error.problems:
+            print(problem)
+        return EXIT_BAD_INPUT
+    print("OK")
+    return EXIT_OK
+
+
+def cmd_reference(args: argparse.Namespace) -> int:
+    """Print the plan reference (Markdown), generated from the plan model."""
+    from rollout.plan.reference import plan_reference
+
+    print(plan_reference(), end="")
+    return EXIT_OK
+
+
+def cmd_sandbox_up(args: argparse.Namespace) -> int:
+    """Start the sandbox in the background and record it in the state file."""
+    from rollout.sandbox import stack
+
+    existing = stack.load(args.state_file)
+    if existing is not None and any(p.alive() for p in existing.processes):
+        print(
+            f"a sandbox is already running (state in {args.state_file}); stop it with `rollout sandbox down`",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    options = stack.SandboxOptions(
+        mongodb_port=args.mongodb_port,
+        s3_port=args.s3_port,
+        service_port=args.service_port,
+        prometheus_port=args.prometheus_port,
+        prometheus=args.prometheus,
+        load_rate=args.load_rate,
+    )
+    info = stack.Sandbox(options).up()
+    stack.save(info, args.state_file)
+    _print_sandbox(info)
+    return EXIT_OK
+
+
+def cmd_sandbox_down(args: argparse.Namespace) -> int:
+    """Stop the processes the recorded sandbox started, and nothing else."""
+    from rollout.sandbox import stack
+
+    info = stack.load(args.state_file)
+    if info is None:
+        print("no sandbox is recorded; nothing to stop")
+        return EXIT_OK
+    stopped = stack.stop(info)
+    args.state_file.unlink(missing_ok=True)
+    print(f"stopped: {', '.join(stopped) or 'nothing was still running'}")
+    return EXIT_OK
+
+
+def cmd_sandbox_status(args: argparse.Namespace) -> int:
+    """Show the recorded sandbox and which of its processes run."""
+    from rollout.sandbox import stack
+
+    info = stack.load(args.state_file)
+    if info is None:
+        print("no sandbox is running")
+        return EXIT_FAILED
+    _print_sandbox(info)
+    for record in info.processes:
+        print(f"  {record.name:<11} pid {record.pid:<8} {'running' if record.alive() else 'stopped'}")
+    return EXIT_OK
+
+
+def _print_sandbox(info: object) -> None:
+    from rollout.sandbox.stack import SandboxInfo
+
+    assert isinstance(info, SandboxInfo)
+    print(f"MongoDB     {info.mongodb_uri} (database {info.database})")
+    print(f"S3          {info.s3_endpoint} (bucket {info.bucket})")
+    print(f"service     {info.service_url}")
+    print(f"Prometheus  {info.prometheus_url or 'not installed (apt-get install prometheus)'}")
+    print(f"state       {info.state_dir}")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Start the sandbox and run the demo plan against it."""
+    _prefect_defaults()
+    from flows.rollout import rollout_flow
+    from rollout.plan import load_plan
+    from rollout.report import render_result
+    from rollout.sandbox.stack import Sandbox, SandboxOptions
+
+    plan_path = str(args.plan)
+    load_plan(plan_path)
+    print(f"starting the sandbox (MongoDB, S3, Prometheus, the orders service, load) for {plan_path}")
+    with Sandbox(SandboxOptions(prometheus=args.prometheus)) as info:
+        _print_sandbox(info)
+        result = rollout_flow(plan_path=plan_path, targets=info.targets())
+    print(render_result(result))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``rollout`` command."""
+    parser = argparse.ArgumentParser(prog="rollout", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    validate = sub.add_parser("validate", help="check a plan")
+    validate.add_argument("plan", type=Path)
+    validate.set_defaults(run=cmd_validate)
+
+    reference = sub.add_parser("plan-reference", help="print the plan reference as Markdown")
+    reference.set_defaults(run=cmd_reference)
+
+    demo = sub.add_parser("demo", help="start the sandbox and run the demo rollout")
+    demo.add_argument("--plan", type=Path, default=DEMO_PLAN)
+    demo.add_argument("--prometheus", choices=["auto", "required", "off"], default="auto")
+    demo.set_defaults(run=cmd_demo)
+
+    from rollout.sandbox.stack import DEFAULT_STATE_FILE
+
+    sandbox = sub.add_parser("sandbox", help="the local stand-ins").add_subparsers(
+        dest="action", required=True
+    )
+    up = sandbox.add_parser("up", help="start the sandbox in the background")
+    for name in ("mongodb", "s3", "service", "prometheus"):
+        up.add_argument(f"--{name}-port", type=int, default=0, help="0 picks a free port")
+    up.add_argument("--prometheus", choices=["auto", "required", "off"], default="auto")
+    up.add_argument("--load-rate", type=float, default=40.0, help="requests a second")
+    up.set_defaults(run=cmd_sandbox_up)
+    down = sandbox.add_parser("down", help="stop what `up` started")
+    down.set_defaults(run=cmd_sandbox_down)
+    status = sandbox.add_parser("status", help="show the running sandbox")
+    status.set_defaults(run=cmd_sandbox_status)
+    for command in (up, down, status):
+        command.add_argument("--state-file", type=Path, default=DEFAULT_STATE_FILE)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except PlanInvalid as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except PortInUse as error:
+        print(f"sandbox: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except RolloutError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
