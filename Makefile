@@ -1,0 +1,44 @@
+# Everything a developer or CI needs, from a machine with only Python, pip and apt.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
+
+.PHONY: setup prometheus demo test lint reference clean
+
+setup: $(VENV)/.installed prometheus
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+prometheus:
+	@command -v prometheus >/dev/null || { \
+	  echo "installing Prometheus from Debian"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+demo: setup
+	$(VENV)/bin/rollout demo
+
+test: setup lint
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+# Regenerate the README's plan reference from the plan model.
+reference: $(VENV)/.installed
+	$(PY) -c "import re, pathlib; from rollout.plan.reference import plan_reference as r; \
+	p = pathlib.Path('README.md'); s = p.read_text(); \
+	p.write_text(re.sub(r'(<!-- plan-reference:start -->\n).*(<!-- plan-reference:end -->)', \
+	lambda m: m.group(1) + r() + m.group(2), s, flags=re.S))"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

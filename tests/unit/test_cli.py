@@ -1,0 +1,34 @@
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def rollout(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rollout.cli", *args], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+
+
+def test_validate_accepts_every_example_plan() -> None:
+    for plan in sorted((ROOT / "deployments" / "plans").glob("*.yaml")):
+        done = rollout("validate", str(plan))
+        assert (done.returncode, done.stdout) == (0, "OK\n"), done.stderr
+
+
+def test_validate_prints_one_line_per_problem_and_exits_2(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        "name: p\nrelease: {version: v}\nflag: F\nphases:\n"
+        "  - {name: a, ramp: [50, 10], window: {interval: 1s, count: 1, gates: [nope]}}\n"
+    )
+    done = rollout("validate", str(plan))
+    assert done.returncode == 2
+    assert done.stdout.splitlines() == ["phases.0.ramp: percentages must increase strictly: 10 follows 50"]
+
+
+def test_validate_a_missing_file() -> None:
+    done = rollout("validate", "no/such/plan.yaml")
+    assert done.returncode == 2
+    assert done.stdout == "(plan): no/such/plan.yaml does not exist; check the path\n"

@@ -1,0 +1,80 @@
+from pathlib import Path
+
+import pytest
+
+from rollout.errors import PlanInvalid
+from rollout.plan import load_plan, parse_plan
+from rollout.plan.model import Plan
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "deployments" / "plans").glob("*.yaml"))
+BAD = sorted((ROOT / "tests" / "data" / "bad_plans").glob("*.yaml"))
+
+
+def expectation(path: Path) -> str:
+    first = path.read_text().splitlines()[0] if path.read_text() else ""
+    assert first.startswith("# expect: "), f"{path.name} must start with '# expect: path: message'"
+    return first.removeprefix("# expect: ")
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_plans_are_valid(path: Path) -> None:
+    assert isinstance(load_plan(path), Plan)
+
+
+def test_there_are_example_plans_including_unified_orders() -> None:
+    names = {p.stem for p in EXAMPLES}
+    assert {"unified-orders", "sandbox-demo"} <= names
+    plan = load_plan(ROOT / "deployments" / "plans" / "unified-orders.yaml")
+    assert [p.name for p in plan.phases] == ["internal-users", "pilot-stores", "full-launch"]
+    assert [s.percentage for s in plan.phases[2].ramp or []] == [10, 25, 50, 75, 100]
+    pilot = plan.phases[1].pilot_stores
+    assert pilot is not None
+    assert pilot.filter == {"is_active": True, "total_orders": {"$gt": 10, "$lt": 100}}
+    assert pilot.limit == 10
+    assert plan.gates["error-ratio"].max == 0.05
+
+
+@pytest.mark.parametrize("path", BAD, ids=lambda p: p.name)
+def test_bad_plans_are_refused_with_the_field_and_a_fix(path: Path) -> None:
+    expected = expectation(path)
+    with pytest.raises(PlanInvalid) as caught:
+        load_plan(path)
+    lines = [str(p) for p in caught.value.problems]
+    assert any(line.startswith(expected) for line in lines), lines
+
+
+def test_the_bad_plan_corpus_has_at_least_thirty_cases() -> None:
+    assert len(BAD) >= 30
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    text = """
+name: p
+release: {version: v2}
+flag: F
+phases:
+  - name: a
+    ramp: [50, 10]
+    window: {interval: 0s, count: 1}
+    extra: 1
+"""
+    with pytest.raises(PlanInvalid) as caught:
+        parse_plan(text)
+    paths = {p.path for p in caught.value.problems}
+    assert {"phases.0.ramp", "phases.0.window.interval", "phases.0.extra"} <= paths
+
+
+def test_secret_references_are_accepted_and_plans_are_frozen() -> None:
+    plan = load_plan(ROOT / "deployments" / "plans" / "unified-orders.yaml")
+    assert plan.targets is not None
+    assert "${env:ORDERS_DB_PASSWORD}" in plan.targets.mongodb.uri
+    with pytest.raises(Exception, match="frozen"):
+        plan.name = "other"  # type: ignore[misc]
+
+
+def test_windows_count_measurements() -> None:
+    plan = load_plan(ROOT / "deployments" / "plans" / "unified-orders.yaml")
+    window = plan.phases[0].window
+    assert window is not None
+    assert window.measurements == 24  # 2h every 5m
