@@ -1,18 +1,45 @@
-"""The rollout flow: phases in order, each traffic step set and then observed."""
+"""The rollout flow: gate queries checked, then phases in order, each step set and then observed.
+
+A failed or errored window rolls back at once; an inconclusive one waits for a
+person (or rolls back, as the plan says); a phase with ``approval`` waits for
+one before it starts.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
 
 from prefect import flow, get_run_logger
+from prefect.context import get_run_context
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run
+from pydantic import BaseModel, Field
 
+from flows.rollback import RollbackResult, rollback_flow
+from rollout.adapters.clients import Clients
 from rollout.errors import PermanentError
+from rollout.gates import Outcome
 from rollout.plan import Plan, load_plan
 from rollout.plan.model import Targets
 from rollout.sandbox.stack import load as load_sandbox
 from rollout.traffic import Audience, phase_steps
-from tasks.observe import Observation, observe_window
+from rollout.window import WindowResult
+from tasks.observe import check_gate_queries, observe_window
+from tasks.secrets import prefect_resolver
 from tasks.traffic import choose_pilot_stores, set_audience, set_companion_flags
+
+Status = Literal["promoted", "rolled_back", "held"]
+
+
+class Decision(BaseModel):
+    """A person's answer to an approval or an inconclusive window."""
+
+    approved: bool = Field(description="Go on (true) or roll back (false).")
+    approver: str = Field(min_length=1, description="Who decided.")
+    note: str = Field(default="", description="Why, for the record.")
 
 
 @dataclass(frozen=True)
@@ -22,16 +49,29 @@ class StepResult:
     phase: str
     step: str
     audience: str
-    observation: Observation | None
+    outcome: str
+    reason: str
+    values: dict[str, float | None]
 
 
 @dataclass(frozen=True)
 class RolloutResult:
-    """What the rollout did, step by step."""
+    """What the rollout did and how it ended."""
 
     plan: str
+    status: Status
     steps: tuple[StepResult, ...]
     final_audience: str
+    decisions: tuple[str, ...] = ()
+    rollback: RollbackResult | None = None
+    first_bad_at: datetime | None = None
+
+    @property
+    def time_to_safety(self) -> float | None:
+        """Seconds from the first bad measurement to the main flag admitting no one."""
+        if self.rollback is None or self.rollback.traffic_off_at is None or self.first_bad_at is None:
+            return None
+        return (self.rollback.traffic_off_at - self.first_bad_at).total_seconds()
 
 
 def resolve_targets(plan: Plan, targets: Targets | None) -> Targets:
@@ -49,25 +89,98 @@ def resolve_targets(plan: Plan, targets: Targets | None) -> Targets:
     return sandbox.targets()
 
 
+def _ask(what: str, timeout_seconds: float) -> Decision | None:
+    """Pause the run for a :class:`Decision`; None when nobody answered in time."""
+    logger = get_run_logger()
+    run_id = get_run_context().flow_run.id  # type: ignore[union-attr]
+    logger.warning(
+        "waiting for a decision on %s: resume in the UI, or `rollout promote %s --approver NAME`",
+        what,
+        run_id,
+    )
+    try:
+        return pause_flow_run(
+            wait_for_input=Decision, timeout=max(1, math.ceil(timeout_seconds)), poll_interval=2
+        )
+    except FlowPauseTimeout:
+        return None
+
+
 @flow(name="rollout")
 def rollout_flow(plan_path: str, targets: Targets | None = None) -> RolloutResult:
-    """Run the plan at ``plan_path``: every phase's traffic steps, each held for its window."""
+    """Run the plan at ``plan_path`` and roll it back by itself if the service is not healthy."""
     logger = get_run_logger()
     plan = load_plan(plan_path)
     resolved = resolve_targets(plan, targets)
+    check_gate_queries(resolved, dict(plan.gates))
+    run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
+    with Clients(resolved, prefect_resolver) as clients:
+        clients.runs.begin(plan.name, run_id)
     audience = Audience()
-    results: list[StepResult] = []
+    steps: list[StepResult] = []
+    decisions: list[str] = []
+
+    def finish(status: Status, reason: str = "", first_bad: datetime | None = None) -> RolloutResult:
+        rollback = None
+        if status == "rolled_back":
+            rollback = rollback_flow(plan_path=plan_path, reason=reason, targets=resolved)
+        else:
+            with Clients(resolved, prefect_resolver) as clients:
+                clients.runs.finish(plan.name, status)
+        return RolloutResult(
+            plan.name, status, tuple(steps), audience.describe(), tuple(decisions), rollback, first_bad
+        )
+
     for phase in plan.phases:
         logger.info("phase %s", phase.name)
+        if phase.approval is not None:
+            decision = _ask(f"starting phase {phase.name}", phase.approval.timeout.total_seconds())
+            if decision is None:
+                decisions.append(f"{phase.name}: no decision in time ({phase.approval.on_timeout})")
+                if phase.approval.on_timeout == "hold":
+                    return finish("held")
+                return finish("rolled_back", f"approval for {phase.name} timed out")
+            decisions.append(
+                f"{phase.name}: {'approved' if decision.approved else 'rejected'} by "
+                f"{decision.approver}{': ' + decision.note if decision.note else ''}"
+            )
+            if not decision.approved:
+                return finish("rolled_back", f"{decision.approver} rejected {phase.name}")
         if phase.flags:
-            set_companion_flags(resolved, phase.flags)
+            set_companion_flags(resolved, plan.name, phase.flags)
         pilot = choose_pilot_stores(resolved, phase.pilot_stores) if phase.pilot_stores else []
         for step in phase_steps(phase, audience, pilot):
-            set_audience(resolved, plan.flag, step.audience)
-            observation = None
-            if step.window is not None:
-                gates = {name: plan.gates[name] for name in step.window.gates}
-                observation = observe_window(resolved, step.window, gates)
-            results.append(StepResult(phase.name, step.label, step.audience.describe(), observation))
+            set_audience(resolved, plan.name, plan.flag, step.audience)
             audience = step.audience
-    return RolloutResult(plan.name, tuple(results), audience.describe())
+            if step.window is None:
+                steps.append(StepResult(phase.name, step.label, audience.describe(), "set", "", {}))
+                continue
+            gates = {name: plan.gates[name] for name in step.window.gates}
+            result: WindowResult = observe_window(resolved, step.window, gates)
+            verdict = result.verdict
+            steps.append(
+                StepResult(
+                    phase.name,
+                    step.label,
+                    audience.describe(),
+                    verdict.outcome.value,
+                    verdict.reason,
+                    result.last_values(),
+                )
+            )
+            if verdict.outcome.aborts:
+                return finish("rolled_back", f"{step.key}: {verdict.reason}", result.first_bad_at)
+            if verdict.outcome is Outcome.INCONCLUSIVE:
+                if step.window.on_inconclusive == "rollback":
+                    return finish(
+                        "rolled_back", f"{step.key} inconclusive: {verdict.reason}", result.first_bad_at
+                    )
+                decision = _ask(f"inconclusive {step.key}", step.window.decision_timeout.total_seconds())
+                if decision is None or not decision.approved:
+                    who = decision.approver if decision else "nobody in time"
+                    decisions.append(f"{step.key}: inconclusive, rolled back ({who})")
+                    return finish(
+                        "rolled_back", f"{step.key} inconclusive: {verdict.reason}", result.first_bad_at
+                    )
+                decisions.append(f"{step.key}: inconclusive, continued by {decision.approver}")
+    return finish("promoted")

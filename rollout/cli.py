@@ -111,12 +111,17 @@ def _print_sandbox(info: object) -> None:
     print(f"state       {info.state_dir}")
 
 
+def _exit_code(status: str) -> int:
+    return {"promoted": EXIT_OK, "rolled_back": EXIT_ROLLED_BACK}.get(status, EXIT_FAILED)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Start the sandbox and run the demo plan against it."""
+    """Start the sandbox and run the demo plan against it; optionally break the candidate midway."""
     _prefect_defaults()
     from flows.rollout import rollout_flow
     from rollout.plan import load_plan
     from rollout.report import render_result
+    from rollout.sandbox.faults import FaultAtPercentage
     from rollout.sandbox.stack import Sandbox, SandboxOptions
 
     plan_path = str(args.plan)
@@ -124,8 +129,61 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"starting the sandbox (MongoDB, S3, Prometheus, the orders service, load) for {plan_path}")
     with Sandbox(SandboxOptions(prometheus=args.prometheus)) as info:
         _print_sandbox(info)
-        result = rollout_flow(plan_path=plan_path, targets=info.targets())
+        watcher = FaultAtPercentage(info, args.fault_at) if args.fault_at is not None else None
+        if watcher is not None:
+            print(f"the candidate will start failing once {args.fault_at:g}% of users get it")
+            watcher.start()
+        try:
+            result = rollout_flow(plan_path=plan_path, targets=info.targets())
+        finally:
+            if watcher is not None:
+                watcher.stop()
     print(render_result(result))
+    return _exit_code(result.status)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a plan (its own targets, or the running sandbox)."""
+    _prefect_defaults()
+    from flows.rollout import rollout_flow
+    from rollout.plan import load_plan
+    from rollout.report import render_result
+
+    load_plan(args.plan)
+    result = rollout_flow(plan_path=str(args.plan))
+    print(render_result(result))
+    return _exit_code(result.status)
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """Undo the plan's last rollout from its persisted state."""
+    _prefect_defaults()
+    from flows.rollback import rollback_flow
+    from rollout.plan import load_plan
+
+    load_plan(args.plan)
+    result = rollback_flow(plan_path=str(args.plan), reason=args.reason)
+    for step in result.steps:
+        print(f"{step.name}: {'ok' if step.ok else 'FAILED'} ({step.detail})")
+    return EXIT_ROLLED_BACK if result.ok else EXIT_FAILED
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    """Answer a paused rollout: approve (or, with --reject, refuse) and resume it."""
+    _prefect_defaults()
+    from uuid import UUID
+
+    from prefect.flow_runs import resume_flow_run
+
+    try:
+        run_id = UUID(args.run_id)
+    except ValueError:
+        print(f"run_id: {args.run_id!r} is not a flow run id (a UUID, shown by the paused run)")
+        return EXIT_BAD_INPUT
+    resume_flow_run(
+        run_id, run_input={"approved": not args.reject, "approver": args.approver, "note": args.note}
+    )
+    print(f"{'rejected' if args.reject else 'approved'} by {args.approver}; run {run_id} resumes")
     return EXIT_OK
 
 
@@ -144,7 +202,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="start the sandbox and run the demo rollout")
     demo.add_argument("--plan", type=Path, default=DEMO_PLAN)
     demo.add_argument("--prometheus", choices=["auto", "required", "off"], default="auto")
+    demo.add_argument(
+        "--fault-at", type=float, metavar="PCT", help="make the candidate fail once PCT%% of users get it"
+    )
     demo.set_defaults(run=cmd_demo)
+
+    run = sub.add_parser("run", help="run a plan")
+    run.add_argument("plan", type=Path)
+    run.set_defaults(run=cmd_run)
+
+    rollback = sub.add_parser("rollback", help="undo the plan's last rollout")
+    rollback.add_argument("plan", type=Path)
+    rollback.add_argument("--reason", required=True)
+    rollback.set_defaults(run=cmd_rollback)
+
+    promote = sub.add_parser("promote", help="approve a paused rollout")
+    promote.add_argument("run_id")
+    promote.add_argument("--approver", required=True)
+    promote.add_argument("--note", default="")
+    promote.add_argument("--reject", action="store_true", help="refuse instead: the rollout rolls back")
+    promote.set_defaults(run=cmd_promote)
 
     from rollout.sandbox.stack import DEFAULT_STATE_FILE
 

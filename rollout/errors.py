@@ -60,6 +60,10 @@ class PlanInvalid(PermanentError):
         self.problems = problems
 
 
+class GateQueryInvalid(PermanentError):
+    """A gate's query is refused by Prometheus (a PromQL error)."""
+
+
 class SecretUnavailable(PermanentError):
     """A secret the plan references could not be resolved."""
 

@@ -13,24 +13,34 @@ def _value(value: float | None) -> str:
 
 
 def result_table(result: Any) -> pd.DataFrame:
-    """One row per traffic step: phase, step, audience, candidate share and gate values."""
-    rows = []
-    for step in result.steps:
-        obs = step.observation
-        values = "; ".join(f"{k} {_value(v)}" for k, v in obs.values.items()) if obs else ""
-        rows.append(
-            {
-                "phase": step.phase,
-                "step": step.step,
-                "audience": step.audience,
-                "candidate share": _value(obs.traffic_share) if obs else "",
-                "gate values": values,
-            }
-        )
-    return pd.DataFrame(rows)
+    """One row per traffic step: phase, traffic, gate values and the decision."""
+    rows = [
+        {
+            "phase": step.phase,
+            "traffic": step.audience,
+            "gate values": "; ".join(f"{k} {_value(v)}" for k, v in step.values.items()),
+            "decision": step.outcome,
+        }
+        for step in result.steps
+    ]
+    return pd.DataFrame(rows, columns=["phase", "traffic", "gate values", "decision"])
 
 
 def render_result(result: Any) -> str:
-    """The result as a text table with a closing line."""
-    table = result_table(result).to_string(index=False)
-    return f"{table}\n\nplan {result.plan}: final audience {result.final_audience}"
+    """The result as a text table and a summary."""
+    lines = [result_table(result).to_string(index=False), ""]
+    lines += [f"decision: {d}" for d in result.decisions]
+    if result.status == "promoted":
+        lines.append(f"plan {result.plan}: promoted, final audience {result.final_audience}")
+    else:
+        lines.append(f"plan {result.plan}: {result.status.replace('_', ' ')}")
+    if result.rollback is not None:
+        for step in result.rollback.steps:
+            lines.append(f"  rollback {step.name}: {'ok' if step.ok else 'FAILED'} ({step.detail})")
+        lines.append(f"  reason: {result.rollback.reason}")
+        if result.time_to_safety is not None:
+            lines.append(
+                f"  time to safety: {result.time_to_safety:.1f} s"
+                " from the first failing sample to the flag at 0"
+            )
+    return "\n".join(lines)

@@ -1,81 +1,133 @@
-"""Watching a traffic step: SLI values of the candidate, measured every interval."""
+"""Watching a traffic step: every gate read from Prometheus each interval and judged."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from rollout.adapters.clients import Clients
 from rollout.clock import Clock, SystemClock
-from rollout.errors import RolloutError
+from rollout.compare import judge
+from rollout.errors import GateQueryInvalid, RolloutError, ServiceRejected
+from rollout.gates import Measurement, Outcome, Verdict, classify
 from rollout.plan.model import Gate, Targets, Window
 from rollout.sli import builtin_query, render, traffic_share_query
+from rollout.window import Measure, WindowResult, run_window
+from tasks.retries import TRANSIENT_RETRIES
 from tasks.secrets import prefect_resolver
 
 
-@dataclass(frozen=True)
-class Observation:
-    """The last value read for each gate, and the candidate's share of traffic."""
-
-    measurements: int
-    traffic_share: float | None
-    values: dict[str, float | None]
-
-
-def gate_query(gate: Gate, targets: Targets) -> str | None:
-    """The PromQL a threshold gate reads for the candidate (None for comparisons)."""
+def gate_query(gate: Gate, targets: Targets, variant: str | None = None) -> str | None:
+    """The PromQL a threshold gate reads (None for comparisons); the candidate by default."""
     settings = targets.prometheus.sli
+    variant = variant or settings.candidate
     if gate.sli is not None:
-        return builtin_query(gate.sli, settings, settings.candidate, gate.rate_window)
+        return builtin_query(gate.sli, settings, variant, gate.rate_window)
     if gate.query is not None:
-        return render(gate.query, settings.candidate)
+        return render(gate.query, variant)
     return None
 
 
-def _read(clients: Clients, query: str) -> float | None:
-    try:
-        samples = clients.prometheus.query(query)
-    except RolloutError as error:
-        get_run_logger().warning("query failed: %s", error)
-        return None
-    values = [s.value for s in samples if s.is_number]
-    return values[0] if len(values) == 1 else None
+def comparison_queries(gate: Gate, targets: Targets, variant: str) -> dict[str, str]:
+    """PromQL of each compared metric for one variant."""
+    assert gate.compare is not None
+    settings = targets.prometheus.sli
+    return {
+        m.name: builtin_query(m.sli, settings, variant, gate.rate_window)
+        if m.sli
+        else render(m.query or "", variant)
+        for m in gate.compare.metrics
+    }
+
+
+def measure_with(clients: Clients) -> Measure:
+    """A ``Measure`` that reads gates from Prometheus through ``clients``."""
+    targets = clients.targets
+
+    def measure(name: str, gate: Gate, at: datetime) -> Measurement:
+        try:
+            if gate.compare is not None:
+                return _compare(name, gate, at)
+            query = gate_query(gate, targets)
+            assert query is not None
+            samples = clients.prometheus.query(query)
+        except RolloutError as error:
+            return classify(name, gate, None, at, error=str(error))
+        if len(samples) != 1:
+            return classify(name, gate, None, at, error=f"expected one series, got {len(samples)}")
+        return classify(name, gate, samples[0].value, at)
+
+    def _compare(name: str, gate: Gate, at: datetime) -> Measurement:
+        assert gate.compare is not None
+        start, step = at - gate.compare.lookback, max(gate.rate_window.total_seconds() / 4, 1.0)
+        samples: dict[str, tuple[list[float], list[float]]] = {}
+        settings = targets.prometheus.sli
+        cand = comparison_queries(gate, targets, settings.candidate)
+        base = comparison_queries(gate, targets, settings.stable)
+        for metric in gate.compare.metrics:
+            series = [clients.prometheus.query_range(q[metric.name], start, at, step) for q in (cand, base)]
+            values = [[v for s in found for _, v in s.points] for found in series]
+            samples[metric.name] = (values[0], values[1])
+        result = judge(gate.compare, samples)
+        return Measurement(name, result.outcome, result.score, at, result.reason)
+
+    return measure
 
 
 @task(name="observe-window", cache_policy=NO_CACHE)
 def observe_window(
     targets: Targets, window: Window, gates: dict[str, Gate], clock: Clock | None = None
-) -> Observation:
-    """Measure every gate of ``window`` each interval and return the last values read."""
-    clock = clock or SystemClock()
+) -> WindowResult:
+    """Hold the current step for ``window``, judging ``gates``; returns early on a bad result."""
     logger = get_run_logger()
-    rate_window = min((g.rate_window for g in gates.values()), default=timedelta(seconds=30))
-    share_query = traffic_share_query(targets.prometheus.sli, rate_window)
-    values: dict[str, float | None] = {}
-    share: float | None = None
-    clock.sleep(window.initial_delay.total_seconds())
     with Clients(targets, prefect_resolver) as clients:
-        for n in range(window.measurements):
-            if n:
-                clock.sleep(window.interval.total_seconds())
-            share = _read(clients, share_query)
-            for name in window.gates:
-                query = gate_query(gates[name], targets)
-                values[name] = _read(clients, query) if query else None
-            shown = ", ".join(f"{k}={_fmt(v)}" for k, v in values.items())
+        rate_window = min((g.rate_window for g in gates.values()), default=timedelta(seconds=30))
+        share_query = traffic_share_query(targets.prometheus.sli, rate_window)
+
+        def report(n: int, verdicts: dict[str, Verdict], taken: list[Measurement]) -> None:
+            try:
+                shares = clients.prometheus.query(share_query)
+                share = f"{shares[0].value:.1%}" if shares and shares[0].is_number else "no data"
+            except RolloutError:
+                share = "unknown"
+            readings = ", ".join(
+                f"{m.gate}={'no data' if m.value is None else format(m.value, '.4g')} ({m.outcome})"
+                for m in taken
+            )
             logger.info(
                 "measurement %d/%d: candidate share %s; %s",
                 n + 1,
                 window.measurements,
-                _fmt(share),
-                shown or "no gates",
+                share,
+                readings or "no gates",
             )
-    return Observation(window.measurements, share, values)
+
+        result = run_window(window, gates, measure_with(clients), clock or SystemClock(), report)
+    level = "info" if result.verdict.outcome is Outcome.SUCCESSFUL else "warning"
+    getattr(logger, level)("window %s: %s", result.verdict.outcome, result.verdict.reason)
+    return result
 
 
-def _fmt(value: float | None) -> str:
-    return "no data" if value is None or math.isnan(value) else f"{value:.4g}"
+@task(name="check-gate-queries", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def check_gate_queries(targets: Targets, gates: dict[str, Gate]) -> None:
+    """Ask Prometheus to evaluate every gate's query once, so a typo fails before any change."""
+    with Clients(targets, prefect_resolver) as clients:
+        for name, gate in gates.items():
+            queries = (
+                [
+                    q
+                    for v in (targets.prometheus.sli.candidate, targets.prometheus.sli.stable)
+                    for q in comparison_queries(gate, targets, v).values()
+                ]
+                if gate.compare is not None
+                else [gate_query(gate, targets) or ""]
+            )
+            for query in queries:
+                try:
+                    clients.prometheus.query(query)
+                except ServiceRejected as error:
+                    raise GateQueryInvalid(
+                        f"gate {name}: Prometheus refused {query}: {error.detail}"
+                    ) from error

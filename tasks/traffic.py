@@ -1,4 +1,4 @@
-"""Tasks that change who gets the new code: the flag, its allowlists, its companions."""
+"""Tasks that change who gets the new code, each recording how to undo itself first."""
 
 from __future__ import annotations
 
@@ -23,20 +23,42 @@ def choose_pilot_stores(targets: Targets, spec: PilotStores) -> list[str]:
     return stores
 
 
+def _write(clients: Clients, plan: str, flag: str, change: FlagChange) -> FlagState:
+    # The undo entry is written before the change, so a crash in between leaves
+    # an entry for a change that never happened, never a change without an entry.
+    clients.runs.remember(plan, clients.flags.get(flag))
+    return clients.flags.set(flag, change)
+
+
 @task(name="set-audience", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
-def set_audience(targets: Targets, flag: str, audience: Audience) -> FlagState:
+def set_audience(targets: Targets, plan: str, flag: str, audience: Audience) -> FlagState:
     """Write the flag so that exactly ``audience`` takes the new code path."""
     with Clients(targets, prefect_resolver) as clients:
-        state = clients.flags.set(flag, audience.flag_change())
+        state = _write(clients, plan, flag, audience.flag_change())
     get_run_logger().info("%s -> %s (version %d)", flag, audience.describe(), state.version)
     return state
 
 
 @task(name="set-companion-flags", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
-def set_companion_flags(targets: Targets, flags: dict[str, bool]) -> list[FlagState]:
+def set_companion_flags(targets: Targets, plan: str, flags: dict[str, bool]) -> list[FlagState]:
     """Switch the phase's companion flags fully on or off."""
     with Clients(targets, prefect_resolver) as clients:
         return [
-            clients.flags.set(name, FlagChange(enabled=on, percentage=100 if on else 0))
+            _write(clients, plan, name, FlagChange(enabled=on, percentage=100 if on else 0))
             for name, on in flags.items()
         ]
+
+
+@task(name="restore-flag", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def restore_flag(targets: Targets, before: FlagState, traffic_off: bool) -> FlagState:
+    """Put a flag back as it was before the rollout; with ``traffic_off`` admit no one at all."""
+    change = FlagChange(
+        enabled=False if traffic_off else before.enabled,
+        percentage=0 if traffic_off else before.percentage,
+        users=before.users,
+        stores=before.stores,
+    )
+    with Clients(targets, prefect_resolver) as clients:
+        state = clients.flags.set(before.name, change)
+    get_run_logger().info("%s restored (enabled=%s, %g%%)", state.name, state.enabled, state.percentage)
+    return state

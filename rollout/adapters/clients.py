@@ -10,6 +10,8 @@ from pymongo.database import Database
 from rollout.adapters.flags import FlagStore
 from rollout.adapters.mongo import Document, connect
 from rollout.adapters.prometheus import PrometheusClient
+from rollout.adapters.run_state import COLLECTION as RUNS
+from rollout.adapters.run_state import RunStateStore
 from rollout.plan.model import Targets
 from rollout.plan.secrets import SecretResolver, env_resolver, resolve
 
@@ -40,6 +42,12 @@ class Clients:
         """The flag store."""
         store = self.targets.flag_store
         return FlagStore(self.mongo[store.database or self.targets.mongodb.database][store.collection])
+
+    @cached_property
+    def runs(self) -> RunStateStore:
+        """Persisted rollout state, beside the flags."""
+        store = self.targets.flag_store
+        return RunStateStore(self.mongo[store.database or self.targets.mongodb.database][RUNS])
 
     @cached_property
     def prometheus(self) -> PrometheusClient:

@@ -1,0 +1,76 @@
+"""What a rollout has changed, persisted in MongoDB so a rollback can run from it alone.
+
+One document per plan in ``rollout_runs``: the run's status, the steps done and
+an undo log of every flag as it was before the rollout first touched it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.collection import Collection
+
+from rollout.adapters.flags import FlagState
+from rollout.adapters.mongo import Document, call
+
+COLLECTION = "rollout_runs"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A rollout as persisted."""
+
+    plan: str
+    run_id: str
+    status: str
+    undo: tuple[FlagState, ...]
+    steps: tuple[dict[str, Any], ...]
+
+
+class RunStateStore:
+    """Reads and writes ``rollout_runs``."""
+
+    def __init__(self, collection: Collection[Document]) -> None:
+        self._runs = collection
+
+    def begin(self, plan: str, run_id: str) -> None:
+        """Start a new record for ``plan``; the previous one's undo log is kept if it never finished."""
+        now = datetime.now(UTC)
+        previous = self.get(plan)
+        undo = [asdict(s) for s in previous.undo] if previous and previous.status == "running" else []
+        doc = {"run_id": run_id, "status": "running", "undo": undo, "steps": [], "started_at": now}
+        call(f"begin run of {plan}", lambda: self._runs.replace_one({"_id": plan}, doc, upsert=True))
+
+    def remember(self, plan: str, before: FlagState) -> None:
+        """Add ``before`` to the undo log unless the flag is there already (the first state wins)."""
+        entry = asdict(before)
+        call(
+            f"record undo of {before.name}",
+            lambda: self._runs.update_one(
+                {"_id": plan, "undo.name": {"$ne": before.name}}, {"$push": {"undo": entry}}
+            ),
+        )
+
+    def step(self, plan: str, step: dict[str, Any]) -> None:
+        """Append a completed step."""
+        call(
+            f"record step of {plan}", lambda: self._runs.update_one({"_id": plan}, {"$push": {"steps": step}})
+        )
+
+    def finish(self, plan: str, status: str) -> None:
+        """Mark the run ``promoted``, ``rolled_back``, ``held`` or ``failed``."""
+        update = {"$set": {"status": status, "finished_at": datetime.now(UTC)}}
+        call(f"finish run of {plan}", lambda: self._runs.update_one({"_id": plan}, update))
+
+    def get(self, plan: str) -> RunRecord | None:
+        """The plan's last run, if any."""
+        doc = call(f"read run of {plan}", lambda: self._runs.find_one({"_id": plan}))
+        if doc is None:
+            return None
+        undo = tuple(
+            FlagState(**{**u, "users": tuple(u["users"]), "stores": tuple(u["stores"])})
+            for u in doc.get("undo", [])
+        )
+        return RunRecord(plan, doc["run_id"], doc["status"], undo, tuple(doc.get("steps", [])))
