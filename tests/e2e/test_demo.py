@@ -6,10 +6,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_demo_walks_the_unified_orders_plan_to_100_percent(tmp_path: Path) -> None:
+def demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
-    done = subprocess.run(
-        [sys.executable, "-m", "rollout.cli", "demo", "--prometheus", "required"],
+    return subprocess.run(
+        [sys.executable, "-m", "rollout.cli", "demo", "--prometheus", "required", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -17,8 +17,20 @@ def test_demo_walks_the_unified_orders_plan_to_100_percent(tmp_path: Path) -> No
         timeout=600,
         check=False,
     )
+
+
+def test_demo_promotes_the_unified_orders_plan_to_100_percent(tmp_path: Path) -> None:
+    done = demo(tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "plan sandbox-demo: promoted, final audience 2 users, 10 stores, 100%" in done.stdout
+    assert done.stdout.count("successful") == 7
+
+
+def test_demo_with_a_fault_at_25_percent_rolls_back_with_exit_3(tmp_path: Path) -> None:
+    done = demo(tmp_path, "--fault-at", "25")
+    assert done.returncode == 3, done.stderr[-3000:]
     out = done.stdout
-    for step in ("+2 allowlisted users", "+10 stores", "10% of users", "50% of users", "100% of users"):
-        assert step in out
-    assert "final audience 2 users, 10 stores, 100%" in out
+    assert "plan sandbox-demo: rolled back" in out
+    assert "rollback flag USE_UNIFIED_ORDERS: ok (traffic 0)" in out
+    assert "time to safety:" in out
+    assert "100%" not in out.split("plan sandbox-demo")[0]

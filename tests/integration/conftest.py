@@ -28,3 +28,11 @@ def flags(sandbox: SandboxInfo, mongo: MongoClient[dict[str, Any]]) -> Iterator[
     store = FlagStore(mongo[sandbox.database]["feature_flags"])
     yield store
     store.set(sandbox.flag, FlagChange(enabled=False, percentage=0, users=(), stores=()))
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield

@@ -1,0 +1,127 @@
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pymongo import MongoClient
+
+from flows.rollout import rollout_flow
+from rollout.adapters.flags import FlagChange, FlagStore
+from rollout.errors import GateQueryInvalid
+from rollout.sandbox.stack import SandboxInfo
+
+pytestmark = pytest.mark.integration
+
+PLAN = """
+name: flow-test
+release: {{version: v2}}
+flag: USE_UNIFIED_ORDERS
+gates:
+  errors: {{sli: error_ratio, max: 0.05, rate_window: 5s}}
+  {extra_gate}
+phases:
+  - name: internal
+    flags: {{ENABLE_DUAL_WRITE: true}}
+    allowlist: {{users: [dev@example.com]}}
+    window: {{interval: 1s, count: 1}}
+  - name: ramp
+    {approval}
+    ramp: [50, 100]
+    window: {{interval: 1s, count: 3, gates: [errors]}}
+"""
+
+
+def write_plan(tmp_path: Path, extra_gate: str = "", approval: str = "") -> str:
+    path = tmp_path / "plan.yaml"
+    path.write_text(PLAN.format(extra_gate=extra_gate, approval=approval))
+    return str(path)
+
+
+@pytest.fixture()
+def flag_store(sandbox: SandboxInfo) -> Any:
+    client: MongoClient[dict[str, Any]] = MongoClient(sandbox.mongodb_uri)
+    store = FlagStore(client.shop.feature_flags)
+    store.set("USE_UNIFIED_ORDERS", FlagChange(enabled=False, percentage=0, users=(), stores=()))
+    store.set("ENABLE_DUAL_WRITE", FlagChange(enabled=False, percentage=0))
+    yield store
+    httpx.delete(f"{sandbox.service_url}/fault")
+    client.close()
+
+
+def test_a_healthy_rollout_is_promoted_to_100(
+    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path
+) -> None:
+    result = rollout_flow(plan_path=write_plan(tmp_path), targets=sandbox.targets())
+    assert result.status == "promoted"
+    assert [s.outcome for s in result.steps] == ["successful"] * 3
+    flag = flag_store.get("USE_UNIFIED_ORDERS")
+    assert (flag.enabled, flag.percentage, flag.users) == (True, 100, ("dev@example.com",))
+
+
+def test_a_failing_candidate_is_rolled_back_to_zero_and_flags_restored(
+    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path
+) -> None:
+    httpx.put(f"{sandbox.service_url}/fault", json={"variant": "candidate", "error_rate": 1.0})
+    result = rollout_flow(plan_path=write_plan(tmp_path), targets=sandbox.targets())
+    assert result.status == "rolled_back"
+    assert result.steps[-1].outcome == "failed"
+    assert result.rollback is not None and result.rollback.ok
+    assert result.time_to_safety is not None and result.time_to_safety < 5
+    flag = flag_store.get("USE_UNIFIED_ORDERS")
+    assert (flag.enabled, flag.percentage) == (False, 0)
+    assert flag_store.get("ENABLE_DUAL_WRITE").enabled is False
+
+
+def test_an_invalid_gate_query_fails_before_any_traffic_changes(
+    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path
+) -> None:
+    before = flag_store.get("USE_UNIFIED_ORDERS")
+    plan = write_plan(tmp_path, extra_gate="broken: {query: 'sum(rate(x[1m]', max: 1}")
+    with pytest.raises(GateQueryInvalid, match="gate broken: Prometheus refused"):
+        rollout_flow(plan_path=plan, targets=sandbox.targets())
+    assert flag_store.get("USE_UNIFIED_ORDERS").version == before.version
+
+
+def test_an_unanswered_approval_holds_traffic_where_it_was(
+    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path
+) -> None:
+    plan = write_plan(tmp_path, approval="approval: {timeout: 1s, on_timeout: hold}")
+    result = rollout_flow(plan_path=plan, targets=sandbox.targets())
+    assert result.status == "held"
+    assert "no decision in time" in result.decisions[0]
+    flag = flag_store.get("USE_UNIFIED_ORDERS")
+    assert (flag.enabled, flag.percentage, flag.users) == (True, 0, ("dev@example.com",))
+
+
+def test_an_approval_resumes_the_paused_rollout_and_is_recorded(
+    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path
+) -> None:
+    import threading
+    import time
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import FlowRunSort
+    from prefect.flow_runs import resume_flow_run
+
+    plan = write_plan(tmp_path, approval="approval: {timeout: 2m, on_timeout: rollback}")
+    results: list[Any] = []
+    runner = threading.Thread(
+        target=lambda: results.append(rollout_flow(plan_path=plan, targets=sandbox.targets()))
+    )
+    runner.start()
+    paused = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])))
+    deadline = time.monotonic() + 90
+    run_id = None
+    while run_id is None and time.monotonic() < deadline:
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(flow_run_filter=paused, limit=5, sort=FlowRunSort.START_TIME_DESC)
+        run_id = runs[0].id if runs else None
+        time.sleep(0.5)
+    assert run_id is not None, "the rollout never paused for approval"
+    assert flag_store.get("USE_UNIFIED_ORDERS").percentage == 0
+    resume_flow_run(run_id, run_input={"approved": True, "approver": "maria", "note": "pilot clean"})
+    runner.join(timeout=120)
+    assert results and results[0].status == "promoted"
+    assert results[0].decisions == ("ramp: approved by maria: pilot clean",)
