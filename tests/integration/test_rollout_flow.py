@@ -41,10 +41,15 @@ def write_plan(tmp_path: Path, extra_gate: str = "", approval: str = "") -> str:
 def flag_store(sandbox: SandboxInfo) -> Any:
     client: MongoClient[dict[str, Any]] = MongoClient(sandbox.mongodb_uri)
     store = FlagStore(client.shop.feature_flags)
-    store.set("USE_UNIFIED_ORDERS", FlagChange(enabled=False, percentage=0, users=(), stores=()))
-    store.set("ENABLE_DUAL_WRITE", FlagChange(enabled=False, percentage=0))
+
+    def reset() -> None:
+        store.set("USE_UNIFIED_ORDERS", FlagChange(enabled=False, percentage=0, users=(), stores=()))
+        store.set("ENABLE_DUAL_WRITE", FlagChange(enabled=False, percentage=0))
+
+    reset()
     yield store
     httpx.delete(f"{sandbox.service_url}/fault")
+    reset()
     client.close()
 
 

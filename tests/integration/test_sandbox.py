@@ -12,6 +12,7 @@ from rollout.adapters.stores import pick_pilot_stores
 from rollout.errors import PortInUse, ServiceRejected
 from rollout.plan.model import PilotStores, SliSettings
 from rollout.sandbox.processes import ensure_port_free
+from rollout.sandbox.seed import INITIAL_FLAGS
 from rollout.sandbox.stack import KEY_ENV, SECRET_ENV, SandboxInfo
 from rollout.sli import builtin_query, traffic_share_query
 
@@ -56,7 +57,8 @@ def test_mongodb_holds_the_seeded_shop(sandbox: SandboxInfo, mongo: Mongo) -> No
     )
     assert linked == [{"n": db.product_returns.count_documents({})}]
     assert db.users.count_documents({"email": "dev@example.com"}) == 1
-    assert db.feature_flags.find_one({"_id": "USE_UNIFIED_ORDERS"})["enabled"] is False
+    stored = {d["_id"] for d in db.feature_flags.find({}, {"_id": 1})}
+    assert set(INITIAL_FLAGS) <= stored
 
 
 def test_pilot_query_picks_active_mid_sized_shops_newest_first(sandbox: SandboxInfo, mongo: Mongo) -> None:
