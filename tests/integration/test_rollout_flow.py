@@ -130,3 +130,19 @@ def test_an_approval_resumes_the_paused_rollout_and_is_recorded(
     runner.join(timeout=120)
     assert results and results[0].status == "promoted"
     assert results[0].decisions == ("ramp: approved by maria: pilot clean",)
+
+
+def test_rollback_runs_on_its_own_from_the_persisted_undo_log(
+    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path
+) -> None:
+    from flows.rollback import rollback_flow
+
+    plan = write_plan(tmp_path)
+    assert rollout_flow(plan_path=plan, targets=sandbox.targets()).status == "promoted"
+    assert flag_store.get("ENABLE_DUAL_WRITE").enabled is True
+    result = rollback_flow(plan_path=plan, reason="customer reports", targets=sandbox.targets())
+    assert result.ok
+    assert [s.name for s in result.steps] == ["flag USE_UNIFIED_ORDERS", "flag ENABLE_DUAL_WRITE"]
+    flag = flag_store.get("USE_UNIFIED_ORDERS")
+    assert (flag.enabled, flag.percentage, flag.users) == (False, 0, ())
+    assert flag_store.get("ENABLE_DUAL_WRITE").enabled is False
