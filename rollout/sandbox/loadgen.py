@@ -35,7 +35,7 @@ async def generate(
 
         async def one() -> None:
             # A few requests come from internal staff, as in production.
-            who = rng.choice(INTERNAL_USERS) if rng.random() < 0.03 else user_id(rng.randrange(users))
+            who = rng.choice(INTERNAL_USERS) if rng.random() < 0.1 else user_id(rng.randrange(users))
             params = {"user": who, "store": shop_id(rng.randrange(shops))}
             with contextlib.suppress(httpx.HTTPError):
                 await client.get("/orders", params=params)
