@@ -37,17 +37,20 @@ class Clients:
         """The application database."""
         return self.mongo[self.targets.mongodb.database]
 
+    @property
+    def flag_db(self) -> Database[Document]:
+        """The database holding the flags and the rollout state."""
+        return self.mongo[self.targets.flag_store.database or self.targets.mongodb.database]
+
     @cached_property
     def flags(self) -> FlagStore:
         """The flag store."""
-        store = self.targets.flag_store
-        return FlagStore(self.mongo[store.database or self.targets.mongodb.database][store.collection])
+        return FlagStore(self.flag_db[self.targets.flag_store.collection])
 
     @cached_property
     def runs(self) -> RunStateStore:
         """Persisted rollout state, beside the flags."""
-        store = self.targets.flag_store
-        return RunStateStore(self.mongo[store.database or self.targets.mongodb.database][RUNS])
+        return RunStateStore(self.flag_db[RUNS])
 
     @cached_property
     def prometheus(self) -> PrometheusClient:
