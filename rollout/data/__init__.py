@@ -1,0 +1,1 @@
+"""Data safety: checks on MongoDB, streamed backups to S3, verified restores."""

@@ -1,0 +1,370 @@
+"""Preflight data checks, each an aggregation pipeline the server runs.
+
+Only counts and a few sample ids come back to Python, whatever the size of the
+collection. A check that finds nothing to look at (a collection that does not
+exist) is an error in the plan, not a pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from bson import json_util
+from pymongo.database import Database
+
+from rollout.adapters.mongo import Document, call, mongo_errors
+from rollout.errors import PermanentError, ServiceRejected
+from rollout.plan.model import (
+    BackfillCheck,
+    CustomCheck,
+    DuplicatesCheck,
+    OrphansCheck,
+    Preflight,
+    RequiredFieldsCheck,
+)
+
+Pipeline = list[dict[str, Any]]
+
+
+class CheckInvalid(PermanentError):
+    """A check the server cannot run: a refused pipeline or a collection that does not exist."""
+
+
+@dataclass(frozen=True)
+class Query:
+    """One aggregation: the collection it runs on and its stages."""
+
+    collection: str
+    pipeline: Pipeline
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What a check's query results say."""
+
+    passed: bool
+    failing: int
+    checked: int | None
+    detail: str
+    samples: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """A check ready to run: where it came from in the plan, its queries and how to judge them."""
+
+    name: str
+    kind: str
+    path: str
+    queries: tuple[Query, ...]
+    judge: Callable[[list[list[Document]]], Finding]
+    user_pipeline: bool = False
+
+    @property
+    def collection(self) -> str:
+        """The collection the check is about."""
+        return self.queries[0].collection
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check's outcome."""
+
+    name: str
+    kind: str
+    collection: str
+    passed: bool
+    failing: int
+    checked: int | None
+    detail: str
+    samples: tuple[str, ...]
+
+
+def _show(value: Any) -> str:
+    return value if isinstance(value, str) else json_util.dumps(value)
+
+
+def _count(facet: Document, key: str) -> int:
+    rows = facet.get(key) or []
+    return int(rows[0]["n"]) if rows else 0
+
+
+def _counting_facet(condition: Document, sample_size: int, sample_field: str = "_id") -> Document:
+    """A ``$facet`` with how many documents there are, how many match ``condition`` and a few of their ids."""
+    facet: dict[str, Pipeline] = {
+        "checked": [{"$count": "n"}],
+        "failing": [{"$match": condition}, {"$count": "n"}],
+    }
+    if sample_size:
+        facet["sample"] = [{"$match": condition}, {"$limit": sample_size}, {"$project": {sample_field: 1}}]
+    return {"$facet": facet}
+
+
+def _samples(facet: Document, field: str = "_id") -> tuple[str, ...]:
+    return tuple(_show(row.get(field)) for row in facet.get("sample", []))
+
+
+def required_fields_check(check: RequiredFieldsCheck, path: str, sample_size: int) -> CheckSpec:
+    """Every document has each field with one of its allowed BSON types."""
+    wrong = {
+        field: {field: {"$not": {"$type": types if isinstance(types, list) else [types]}}}
+        for field, types in check.fields.items()
+    }
+    facet = _counting_facet({"$or": list(wrong.values())}, sample_size)
+    for i, condition in enumerate(wrong.values()):
+        facet["$facet"][f"field{i}"] = [{"$match": condition}, {"$count": "n"}]
+
+    def judge(results: list[list[Document]]) -> Finding:
+        row = results[0][0]
+        failing = _count(row, "failing")
+        per_field = [f"{field} {_count(row, f'field{i}')}" for i, field in enumerate(wrong)]
+        detail = (
+            f"{failing} document(s) missing a field or of the wrong type ({', '.join(per_field)})"
+            if failing
+            else f"all {_count(row, 'checked')} documents have {', '.join(wrong)} with the right types"
+        )
+        return Finding(failing == 0, failing, _count(row, "checked"), detail, _samples(row))
+
+    name = check.name or f"{check.collection} required fields"
+    return CheckSpec(name, "required fields", path, (Query(check.collection, [facet]),), judge)
+
+
+def duplicates_check(check: DuplicatesCheck, path: str, sample_size: int) -> CheckSpec:
+    """No two documents share the key."""
+    key = {f"k{i}": f"${field}" for i, field in enumerate(check.key)}
+    facet: dict[str, Pipeline] = {
+        "failing": [{"$count": "n"}],
+        "extra": [{"$group": {"_id": None, "n": {"$sum": {"$subtract": ["$n", 1]}}}}],
+    }
+    if sample_size:
+        facet["sample"] = [{"$limit": sample_size}]
+    pipeline: Pipeline = [
+        {"$group": {"_id": key, "n": {"$sum": 1}}},
+        {"$match": {"n": {"$gt": 1}}},
+        {"$facet": facet},
+    ]
+
+    def judge(results: list[list[Document]]) -> Finding:
+        row = results[0][0]
+        failing = _count(row, "failing")
+        samples = tuple(
+            ", ".join(f"{field}={_show(s['_id'].get(f'k{i}'))}" for i, field in enumerate(check.key))
+            for s in row.get("sample", [])
+        )
+        detail = (
+            f"{failing} key value(s) shared by more than one document ({_count(row, 'extra')} extra documents)"
+            if failing
+            else f"every ({', '.join(check.key)}) is unique"
+        )
+        return Finding(failing == 0, failing, None, detail, samples)
+
+    name = check.name or f"{check.collection} unique ({', '.join(check.key)})"
+    return CheckSpec(name, "duplicates", path, (Query(check.collection, pipeline),), judge)
+
+
+def orphans_check(check: OrphansCheck, path: str, sample_size: int) -> CheckSpec:
+    """Every set reference finds its document."""
+    pipeline: Pipeline = [
+        {"$match": {check.field: {"$exists": True, "$ne": None}}},
+        {"$project": {check.field: 1}},
+        {
+            "$lookup": {
+                "from": check.references,
+                "localField": check.field,
+                "foreignField": check.references_field,
+                "pipeline": [{"$limit": 1}, {"$project": {"_id": 1}}],
+                "as": "_ref",
+            }
+        },
+        _counting_facet({"_ref": {"$size": 0}}, sample_size),
+    ]
+
+    def judge(results: list[list[Document]]) -> Finding:
+        row = results[0][0]
+        failing, checked = _count(row, "failing"), _count(row, "checked")
+        target = f"{check.references}.{check.references_field}"
+        detail = (
+            f"{failing} of {checked} {check.field} values point at no {target}"
+            if failing
+            else f"all {checked} {check.field} values found in {target}"
+        )
+        return Finding(failing == 0, failing, checked, detail, _samples(row))
+
+    name = check.name or f"{check.collection}.{check.field} -> {check.references}"
+    return CheckSpec(name, "orphans", path, (Query(check.collection, pipeline),), judge)
+
+
+def backfill_checks(check: BackfillCheck, path: str, sample_size: int) -> list[CheckSpec]:
+    """Per source: every source document has its copy in the hub; and the hub holds no unknown source."""
+    specs = []
+    for source, collection in check.sources.items():
+        missing: Pipeline = [
+            {"$project": {"_id": 1}},
+            {
+                "$lookup": {
+                    "from": check.hub,
+                    "localField": "_id",
+                    "foreignField": check.link_field,
+                    "pipeline": [{"$match": {check.source_field: source}}, {"$limit": 1}, {"$project": {"_id": 1}}],
+                    "as": "_copy",
+                }
+            },
+            _counting_facet({"_copy": {"$size": 0}}, sample_size),
+        ]
+        copies: Pipeline = [{"$match": {check.source_field: source}}, {"$count": "n"}]
+
+        def judge(results: list[list[Document]], source: str = source, collection: str = collection) -> Finding:
+            row = results[0][0]
+            failing, checked = _count(row, "failing"), _count(row, "checked")
+            in_hub = int(results[1][0]["n"]) if results[1] else 0
+            counts = f"{collection} {checked}, {check.hub} as {source} {in_hub}"
+            if failing:
+                detail = f"{failing} not copied ({counts})"
+            elif in_hub != checked:
+                detail = f"counts differ: {counts}"
+            else:
+                detail = f"all copied ({counts})"
+            return Finding(failing == 0 and in_hub == checked, failing, checked, detail, _samples(row))
+
+        specs.append(
+            CheckSpec(
+                f"{check.name or check.hub} backfill from {collection}",
+                "backfill",
+                f"{path}.sources.{source}",
+                (Query(collection, missing), Query(check.hub, copies)),
+                judge,
+            )
+        )
+    by_source: Pipeline = [{"$group": {"_id": f"${check.source_field}", "n": {"$sum": 1}}}, {"$sort": {"_id": 1}}]
+
+    def judge_sources(results: list[list[Document]]) -> Finding:
+        counts = {row["_id"]: int(row["n"]) for row in results[0]}
+        unknown = {k: v for k, v in counts.items() if k not in check.sources}
+        shown = ", ".join(f"{_show(k)} {v}" for k, v in counts.items()) or "empty"
+        failing = sum(unknown.values())
+        detail = f"per {check.source_field}: {shown}"
+        if unknown:
+            detail += f"; {failing} with a {check.source_field} the plan does not list"
+        return Finding(not unknown and bool(counts), failing, sum(counts.values()), detail, tuple(map(_show, unknown)))
+
+    specs.append(
+        CheckSpec(
+            f"{check.hub} counts per {check.source_field}",
+            "backfill",
+            path,
+            (Query(check.hub, by_source),),
+            judge_sources,
+        )
+    )
+    return specs
+
+
+def _field(document: Document, path: str) -> Any:
+    value: Any = document
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def custom_check(check: CustomCheck, path: str) -> CheckSpec:
+    """The plan's own pipeline; its first result's field must meet the expectation."""
+    expect = check.expect
+    last = check.pipeline[-1]
+    # `$count` returns no document at all when nothing matched: that is a count of 0, not missing data.
+    counts_to_zero = last.get("$count") == expect.field
+
+    def judge(results: list[list[Document]]) -> Finding:
+        rows = results[0]
+        value = _field(rows[0], expect.field) if rows else (0 if counts_to_zero else None)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            shown = "no document" if not rows else f"{expect.field} = {_show(value)}"
+            return Finding(False, 0, None, f"the pipeline returned {shown}, not a number")
+        ok = (
+            (expect.equals is None or value == expect.equals)
+            and (expect.min is None or value >= expect.min)
+            and (expect.max is None or value <= expect.max)
+        )
+        bounds = ", ".join(
+            f"{label} {bound:g}"
+            for label, bound in (("=", expect.equals), (">=", expect.min), ("<=", expect.max))
+            if bound is not None
+        )
+        return Finding(ok, 0 if ok else 1, None, f"{expect.field} = {value:g} (expected {bounds})")
+
+    return CheckSpec(check.name, "custom", path, (Query(check.collection, list(check.pipeline)),), judge, True)
+
+
+def plan_checks(preflight: Preflight) -> list[CheckSpec]:
+    """Every check the plan's ``preflight`` section asks for, in the order written."""
+    n = preflight.sample_size
+    specs = [required_fields_check(c, f"preflight.required_fields[{i}]", n) for i, c in enumerate(preflight.required_fields)]
+    specs += [duplicates_check(c, f"preflight.duplicates[{i}]", n) for i, c in enumerate(preflight.duplicates)]
+    specs += [orphans_check(c, f"preflight.orphans[{i}]", n) for i, c in enumerate(preflight.orphans)]
+    for i, backfill in enumerate(preflight.backfill):
+        specs += backfill_checks(backfill, f"preflight.backfill[{i}]", n)
+    specs += [custom_check(c, f"preflight.custom[{i}]") for i, c in enumerate(preflight.custom)]
+    return specs
+
+
+def validate_checks(db: Database[Document], specs: Sequence[CheckSpec]) -> None:
+    """Refuse, before any check runs, a collection that does not exist or a pipeline the server rejects."""
+    existing = set(call(f"list collections of {db.name}", db.list_collection_names))
+    for spec in specs:
+        for query in spec.queries:
+            if query.collection not in existing:
+                raise CheckInvalid(
+                    f"{spec.path}: check {spec.name!r} reads {query.collection}, which {db.name} does not have: "
+                    "correct the collection name"
+                )
+        if spec.user_pipeline:
+            query = spec.queries[0]
+            try:
+                with mongo_errors(f"check {spec.name!r}"):
+                    db.command("aggregate", query.collection, pipeline=query.pipeline, explain=True)
+            except ServiceRejected as error:
+                raise CheckInvalid(
+                    f"{spec.path}.pipeline: check {spec.name!r} was refused by MongoDB: {error.detail}"
+                ) from error
+
+
+def run_check(db: Database[Document], spec: CheckSpec) -> CheckResult:
+    """Run one check's queries on the server and judge them."""
+    results = []
+    for query in spec.queries:
+        try:
+            with mongo_errors(f"check {spec.name!r}"):
+                results.append(list(db[query.collection].aggregate(query.pipeline, allowDiskUse=True)))
+        except ServiceRejected as error:
+            raise CheckInvalid(f"{spec.path}: check {spec.name!r} was refused by MongoDB: {error.detail}") from error
+    finding = spec.judge(results)
+    return CheckResult(
+        spec.name,
+        spec.kind,
+        spec.collection,
+        finding.passed,
+        finding.failing,
+        finding.checked,
+        finding.detail,
+        finding.samples,
+    )
+
+
+def checks_table(results: Sequence[CheckResult]) -> pd.DataFrame:
+    """One row per check: name, result, counts, detail and sample ids."""
+    rows = [
+        {
+            "check": r.name,
+            "result": "pass" if r.passed else "FAIL",
+            "failing": r.failing,
+            "checked": "" if r.checked is None else r.checked,
+            "detail": r.detail,
+            "samples": ", ".join(r.samples),
+        }
+        for r in results
+    ]
+    return pd.DataFrame(rows, columns=["check", "result", "failing", "checked", "detail", "samples"])
