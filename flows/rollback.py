@@ -1,4 +1,9 @@
-"""The compensating rollback: every traffic change the rollout made, undone newest first."""
+"""The compensating rollback: every traffic change the rollout made, undone newest first.
+
+Traffic comes first because that is what makes the service safe; data is
+restored after it, and only once an emergency backup holds the current state,
+so a restore can itself be undone.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,10 @@ from prefect import flow, get_run_logger
 
 from rollout.adapters.clients import Clients
 from rollout.errors import RolloutError
-from rollout.plan import load_plan
+from rollout.plan import Plan, load_plan
 from rollout.plan.model import Targets
+from rollout.targets import resolve_targets
+from tasks.data import backup_data, restore_data
 from tasks.secrets import prefect_resolver
 from tasks.traffic import restore_flag
 
@@ -42,8 +49,6 @@ class RollbackResult:
 @flow(name="rollback")
 def rollback_flow(plan_path: str, reason: str, targets: Targets | None = None) -> RollbackResult:
     """Undo the plan's last rollout from its persisted undo log; a failing step does not stop the rest."""
-    from flows.rollout import resolve_targets
-
     logger = get_run_logger()
     plan = load_plan(plan_path)
     resolved = resolve_targets(plan, targets)
@@ -68,7 +73,43 @@ def rollback_flow(plan_path: str, reason: str, targets: Targets | None = None) -
             steps.append(RollbackStep(f"flag {before.name}", True, "traffic 0" if is_primary else "restored"))
         except RolloutError as error:
             steps.append(RollbackStep(f"flag {before.name}", False, str(error)))
+    if plan.rollback.restore.mode != "none":
+        steps += _restore(plan, resolved, record.backup if record else None)
     result = RollbackResult(plan.name, reason, tuple(steps), traffic_off_at)
     with Clients(resolved, prefect_resolver) as clients:
         clients.runs.finish(plan.name, "rolled_back" if result.ok else "rollback_incomplete")
     return result
+
+
+def _restore(plan: Plan, targets: Targets, backup_uri: str | None) -> list[RollbackStep]:
+    """Emergency backup of the current state, then the restore the plan asks for."""
+    settings = plan.rollback.restore
+    if backup_uri is None:
+        return [
+            RollbackStep(
+                "data restore",
+                False,
+                "no pre-rollout backup is recorded for this plan: pick one and run `rollout restore`",
+            )
+        ]
+    try:
+        emergency = backup_data(targets, plan, "emergency")
+    except RolloutError as error:
+        return [
+            RollbackStep("emergency backup", False, str(error)),
+            RollbackStep(
+                "data restore", False, "not attempted: the current state could not be backed up first"
+            ),
+        ]
+    steps = [RollbackStep("emergency backup", True, emergency.uri)]
+    try:
+        restored = restore_data(
+            targets,
+            backup_uri,
+            collections=settings.collections if settings.mode == "selective" else None,
+            document_filter=settings.filter,
+        )
+    except RolloutError as error:
+        return [*steps, RollbackStep("data restore", False, str(error))]
+    counts = ", ".join(f"{c.name} {c.restored}/{c.archived} {c.how}" for c in restored.collections)
+    return [*steps, RollbackStep("data restore", restored.ok, f"{settings.mode} from {backup_uri}: {counts}")]

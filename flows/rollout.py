@@ -1,8 +1,10 @@
-"""The rollout flow: gate queries checked, then phases in order, each step set and then observed.
+"""The rollout flow: gate queries and data checked, a verified backup taken, then phases in order.
 
-A failed or errored window rolls back at once; an inconclusive one waits for a
-person (or rolls back, as the plan says); a phase with ``approval`` waits for
-one before it starts.
+Nothing changes until every gate query is accepted by Prometheus, every data
+check passes and the backup's archive has been read back against its manifest.
+Each traffic step is then set and observed. A failed or errored window rolls
+back at once; an inconclusive one waits for a person (or rolls back, as the
+plan says); a phase with ``approval`` waits for one before it starts.
 """
 
 from __future__ import annotations
@@ -20,18 +22,19 @@ from pydantic import BaseModel, Field
 
 from flows.rollback import RollbackResult, rollback_flow
 from rollout.adapters.clients import Clients
-from rollout.errors import PermanentError
+from rollout.data.checks import CheckResult
 from rollout.gates import Outcome
-from rollout.plan import Plan, load_plan
+from rollout.plan import load_plan
 from rollout.plan.model import Targets
-from rollout.sandbox.stack import load as load_sandbox
+from rollout.targets import resolve_targets
 from rollout.traffic import Audience, phase_steps
 from rollout.window import WindowResult
+from tasks.data import backup_data, run_data_checks
 from tasks.observe import check_gate_queries, observe_window
 from tasks.secrets import prefect_resolver
 from tasks.traffic import choose_pilot_stores, set_audience, set_companion_flags
 
-Status = Literal["promoted", "rolled_back", "held"]
+Status = Literal["promoted", "rolled_back", "held", "blocked"]
 
 
 class Decision(BaseModel):
@@ -65,6 +68,8 @@ class RolloutResult:
     decisions: tuple[str, ...] = ()
     rollback: RollbackResult | None = None
     first_bad_at: datetime | None = None
+    checks: tuple[CheckResult, ...] = ()
+    backup: str | None = None
 
     @property
     def time_to_safety(self) -> float | None:
@@ -72,21 +77,6 @@ class RolloutResult:
         if self.rollback is None or self.rollback.traffic_off_at is None or self.first_bad_at is None:
             return None
         return (self.rollback.traffic_off_at - self.first_bad_at).total_seconds()
-
-
-def resolve_targets(plan: Plan, targets: Targets | None) -> Targets:
-    """Explicit targets win; then the plan's; then a running local sandbox."""
-    if targets is not None:
-        return targets
-    if plan.targets is not None:
-        return plan.targets
-    sandbox = load_sandbox()
-    if sandbox is None:
-        raise PermanentError(
-            f"plan {plan.name} names no targets and no sandbox is running: start one with "
-            "`rollout sandbox up`, or add targets to the plan"
-        )
-    return sandbox.targets()
 
 
 def _ask(what: str, timeout_seconds: float) -> Decision | None:
@@ -113,9 +103,19 @@ def rollout_flow(plan_path: str, targets: Targets | None = None) -> RolloutResul
     plan = load_plan(plan_path)
     resolved = resolve_targets(plan, targets)
     check_gate_queries(resolved, dict(plan.gates))
+    checks = tuple(run_data_checks(resolved, plan.name, plan.preflight))
+    failed = [c.name for c in checks if not c.passed]
+    if failed:
+        logger.error("data checks failed (%s): nothing was changed", ", ".join(failed))
+        return RolloutResult(plan.name, "blocked", (), Audience().describe(), checks=checks)
+    backup = None
+    if plan.backup.enabled:
+        backup = backup_data(resolved, plan).uri
+    else:
+        logger.warning("no backup: waived by %s", plan.backup.waived_by)
     run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
     with Clients(resolved, prefect_resolver) as clients:
-        clients.runs.begin(plan.name, run_id)
+        clients.runs.begin(plan.name, run_id, backup)
     audience = Audience()
     steps: list[StepResult] = []
     decisions: list[str] = []
@@ -128,7 +128,15 @@ def rollout_flow(plan_path: str, targets: Targets | None = None) -> RolloutResul
             with Clients(resolved, prefect_resolver) as clients:
                 clients.runs.finish(plan.name, status)
         return RolloutResult(
-            plan.name, status, tuple(steps), audience.describe(), tuple(decisions), rollback, first_bad
+            plan.name,
+            status,
+            tuple(steps),
+            audience.describe(),
+            tuple(decisions),
+            rollback,
+            first_bad,
+            checks,
+            backup,
         )
 
     for phase in plan.phases:

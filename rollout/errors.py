@@ -41,6 +41,10 @@ class ServiceRejected(PermanentError):
         self.detail = detail
 
 
+class InputRejected(PermanentError):
+    """What the user gave (a plan, a URI, an option) cannot be used; the message says how to fix it."""
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with user input: where it is and what to do about it."""
@@ -52,7 +56,7 @@ class Problem:
         return f"{self.path}: {self.message}"
 
 
-class PlanInvalid(PermanentError):
+class PlanInvalid(InputRejected):
     """A plan that cannot be used; ``problems`` lists every reason at once."""
 
     def __init__(self, problems: list[Problem]) -> None:
@@ -60,7 +64,7 @@ class PlanInvalid(PermanentError):
         self.problems = problems
 
 
-class GateQueryInvalid(PermanentError):
+class GateQueryInvalid(InputRejected):
     """A gate's query is refused by Prometheus (a PromQL error)."""
 
 

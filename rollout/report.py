@@ -27,10 +27,21 @@ def result_table(result: Any) -> pd.DataFrame:
 
 
 def render_result(result: Any) -> str:
-    """The result as a text table and a summary."""
-    lines = [result_table(result).to_string(index=False), ""]
+    """The data checks, the backup, the steps as a table, and a summary."""
+    from rollout.data.checks import checks_table
+
+    lines = []
+    if result.checks:
+        lines += ["data checks:", checks_table(result.checks).to_string(index=False), ""]
+    if result.backup:
+        lines += [f"backup before any change: {result.backup}", ""]
+    if result.steps:
+        lines += [result_table(result).to_string(index=False), ""]
     lines += [f"decision: {d}" for d in result.decisions]
-    if result.status == "promoted":
+    if result.status == "blocked":
+        failed = ", ".join(c.name for c in result.checks if not c.passed)
+        lines.append(f"plan {result.plan}: blocked by failing data checks ({failed}); nothing was changed")
+    elif result.status == "promoted":
         lines.append(f"plan {result.plan}: promoted, final audience {result.final_audience}")
     else:
         lines.append(f"plan {result.plan}: {result.status.replace('_', ' ')}")

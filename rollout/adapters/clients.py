@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from pymongo import MongoClient
+from pymongo import MongoClient, uri_parser
 from pymongo.database import Database
 
 from rollout.adapters.flags import FlagStore
@@ -12,6 +12,9 @@ from rollout.adapters.mongo import Document, connect
 from rollout.adapters.prometheus import PrometheusClient
 from rollout.adapters.run_state import COLLECTION as RUNS
 from rollout.adapters.run_state import RunStateStore
+from rollout.adapters.s3 import Bucket, Encryption
+from rollout.adapters.s3 import connect as connect_s3
+from rollout.errors import PermanentError
 from rollout.plan.model import Targets
 from rollout.plan.secrets import SecretResolver, env_resolver, resolve
 
@@ -33,6 +36,12 @@ class Clients:
         return connect(self.secret(self.targets.mongodb.uri))
 
     @property
+    def mongo_hosts(self) -> tuple[str, ...]:
+        """``host:port`` of the MongoDB servers, without credentials (for manifests and reports)."""
+        nodes = uri_parser.parse_uri(self.secret(self.targets.mongodb.uri))["nodelist"]
+        return tuple(f"{host}:{port}" for host, port in nodes)
+
+    @property
     def db(self) -> Database[Document]:
         """The application database."""
         return self.mongo[self.targets.mongodb.database]
@@ -51,6 +60,20 @@ class Clients:
     def runs(self) -> RunStateStore:
         """Persisted rollout state, beside the flags."""
         return RunStateStore(self.flag_db[RUNS])
+
+    @cached_property
+    def bucket(self) -> Bucket:
+        """The backup bucket, with the plan's server-side encryption."""
+        target = self.targets.s3
+        if target is None:
+            raise PermanentError("backups need a bucket: add targets.s3 to the plan")
+        client = connect_s3(
+            region=target.region,
+            endpoint_url=target.endpoint_url,
+            access_key_id=self.secret(target.access_key_id) if target.access_key_id else None,
+            secret_access_key=self.secret(target.secret_access_key) if target.secret_access_key else None,
+        )
+        return Bucket(client, target.bucket, Encryption(target.sse, target.kms_key_id))
 
     @cached_property
     def prometheus(self) -> PrometheusClient:

@@ -27,6 +27,7 @@ class RunRecord:
     status: str
     undo: tuple[FlagState, ...]
     steps: tuple[dict[str, Any], ...]
+    backup: str | None = None
 
 
 class RunStateStore:
@@ -35,12 +36,26 @@ class RunStateStore:
     def __init__(self, collection: Collection[Document]) -> None:
         self._runs = collection
 
-    def begin(self, plan: str, run_id: str) -> None:
-        """Start a new record for ``plan``; the previous one's undo log is kept if it never finished."""
+    def begin(self, plan: str, run_id: str, backup: str | None = None) -> None:
+        """Start a new record for ``plan``, naming its pre-rollout backup.
+
+        If the previous run never finished, its undo log and its backup are kept:
+        they describe the system as it was before either run changed anything.
+        """
         now = datetime.now(UTC)
         previous = self.get(plan)
-        undo = [asdict(s) for s in previous.undo] if previous and previous.status == "running" else []
-        doc = {"run_id": run_id, "status": "running", "undo": undo, "steps": [], "started_at": now}
+        unfinished = previous is not None and previous.status == "running"
+        undo = [asdict(s) for s in previous.undo] if previous and unfinished else []
+        if previous is not None and unfinished and previous.backup:
+            backup = previous.backup
+        doc = {
+            "run_id": run_id,
+            "status": "running",
+            "undo": undo,
+            "steps": [],
+            "started_at": now,
+            "backup": backup,
+        }
         call(f"begin run of {plan}", lambda: self._runs.replace_one({"_id": plan}, doc, upsert=True))
 
     def remember(self, plan: str, before: FlagState) -> None:
@@ -73,4 +88,6 @@ class RunStateStore:
             FlagState(**{**u, "users": tuple(u["users"]), "stores": tuple(u["stores"])})
             for u in doc.get("undo", [])
         )
-        return RunRecord(plan, doc["run_id"], doc["status"], undo, tuple(doc.get("steps", [])))
+        return RunRecord(
+            plan, doc["run_id"], doc["status"], undo, tuple(doc.get("steps", [])), doc.get("backup")
+        )

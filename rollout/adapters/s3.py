@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rollout.errors import PermanentError, ServiceRejected, ServiceUnavailable
+from rollout.errors import InputRejected, PermanentError, ServiceRejected, ServiceUnavailable
 
 SERVICE = "S3"
 PART_SIZE = 8 * 1024 * 1024
@@ -41,7 +41,7 @@ class S3Location:
     def parse(cls, uri: str) -> S3Location:
         """Read ``s3://bucket/key``; anything else is refused with the expected form."""
         if not uri.startswith("s3://") or "/" not in uri[5:] or uri[5:].startswith("/"):
-            raise PermanentError(f"{uri!r} is not an S3 URI: write s3://BUCKET/KEY")
+            raise InputRejected(f"{uri!r} is not an S3 URI: write s3://BUCKET/KEY")
         bucket, key = uri[5:].split("/", 1)
         return cls(bucket, key)
 
@@ -192,12 +192,10 @@ class MultipartWriter(io.RawIOBase):
             return
         self._finished = True
         self._buffer.clear()
-        try:
+        with suppress(ClientError, BotoCoreError):
             self._client.abort_multipart_upload(
                 Bucket=self.location.bucket, Key=self.location.key, UploadId=self._upload_id
             )
-        except (ClientError, BotoCoreError):
-            pass
         super().close()
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
@@ -265,7 +263,9 @@ class Bucket:
 
     def writer(self, key: str, part_size: int = PART_SIZE) -> MultipartWriter:
         """A streamed upload to ``key``."""
-        return MultipartWriter(self.client, self.location(key), encryption=self.encryption, part_size=part_size)
+        return MultipartWriter(
+            self.client, self.location(key), encryption=self.encryption, part_size=part_size
+        )
 
     def size(self, key: str) -> int:
         """The object's size; :class:`ObjectMissing` when there is none."""

@@ -109,7 +109,9 @@ class DumpWriter:
 
     def __init__(self, stream: Any, database: str, *, compresslevel: int = 6) -> None:
         self.database = database
-        self._zip = zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=compresslevel)
+        self._zip = zipfile.ZipFile(
+            stream, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=compresslevel
+        )
 
     def add_collection(
         self,
@@ -118,7 +120,7 @@ class DumpWriter:
         metadata: dict[str, Any],
         on_batch: Callable[[int], None] | None = None,
     ) -> Digest:
-        """Write ``batches`` of raw BSON as ``<db>/<name>.bson`` and its metadata; report each batch's count."""
+        """Write raw BSON ``batches`` as ``<db>/<name>.bson``, then its metadata; report batch counts."""
         bson_name, metadata_name = member_names(self.database, name)
         digest = hashlib.sha256()
         count = size = 0
@@ -152,7 +154,9 @@ class DumpReader:
         """Names of the collections of ``database`` in the archive."""
         prefix, suffix = f"{database}/", ".bson"
         return sorted(
-            n[len(prefix) : -len(suffix)] for n in self._zip.namelist() if n.startswith(prefix) and n.endswith(suffix)
+            n[len(prefix) : -len(suffix)]
+            for n in self._zip.namelist()
+            if n.startswith(prefix) and n.endswith(suffix)
         )
 
     def metadata(self, database: str, collection: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from rollout.data.manifest import (
     expiry,
     folder_time,
 )
-from rollout.data.mongo_io import build_indexes, collection_metadata, read_raw, user_collections
+from rollout.data.mongo_io import collection_metadata, read_raw, user_collections
 from rollout.data.progress import Counter, Progress, no_progress
 from rollout.errors import PermanentError, ServiceUnavailable
 

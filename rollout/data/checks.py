@@ -16,7 +16,7 @@ from bson import json_util
 from pymongo.database import Database
 
 from rollout.adapters.mongo import Document, call, mongo_errors
-from rollout.errors import PermanentError, ServiceRejected
+from rollout.errors import InputRejected, ServiceRejected
 from rollout.plan.model import (
     BackfillCheck,
     CustomCheck,
@@ -29,7 +29,7 @@ from rollout.plan.model import (
 Pipeline = list[dict[str, Any]]
 
 
-class CheckInvalid(PermanentError):
+class CheckInvalid(InputRejected):
     """A check the server cannot run: a refused pipeline or a collection that does not exist."""
 
 
@@ -155,7 +155,8 @@ def duplicates_check(check: DuplicatesCheck, path: str, sample_size: int) -> Che
             for s in row.get("sample", [])
         )
         detail = (
-            f"{failing} key value(s) shared by more than one document ({_count(row, 'extra')} extra documents)"
+            f"{failing} key value(s) shared by more than one document "
+            f"({_count(row, 'extra')} extra documents)"
             if failing
             else f"every ({', '.join(check.key)}) is unique"
         )
@@ -208,7 +209,11 @@ def backfill_checks(check: BackfillCheck, path: str, sample_size: int) -> list[C
                     "from": check.hub,
                     "localField": "_id",
                     "foreignField": check.link_field,
-                    "pipeline": [{"$match": {check.source_field: source}}, {"$limit": 1}, {"$project": {"_id": 1}}],
+                    "pipeline": [
+                        {"$match": {check.source_field: source}},
+                        {"$limit": 1},
+                        {"$project": {"_id": 1}},
+                    ],
                     "as": "_copy",
                 }
             },
@@ -216,7 +221,9 @@ def backfill_checks(check: BackfillCheck, path: str, sample_size: int) -> list[C
         ]
         copies: Pipeline = [{"$match": {check.source_field: source}}, {"$count": "n"}]
 
-        def judge(results: list[list[Document]], source: str = source, collection: str = collection) -> Finding:
+        def judge(
+            results: list[list[Document]], source: str = source, collection: str = collection
+        ) -> Finding:
             row = results[0][0]
             failing, checked = _count(row, "failing"), _count(row, "checked")
             in_hub = int(results[1][0]["n"]) if results[1] else 0
@@ -238,7 +245,10 @@ def backfill_checks(check: BackfillCheck, path: str, sample_size: int) -> list[C
                 judge,
             )
         )
-    by_source: Pipeline = [{"$group": {"_id": f"${check.source_field}", "n": {"$sum": 1}}}, {"$sort": {"_id": 1}}]
+    by_source: Pipeline = [
+        {"$group": {"_id": f"${check.source_field}", "n": {"$sum": 1}}},
+        {"$sort": {"_id": 1}},
+    ]
 
     def judge_sources(results: list[list[Document]]) -> Finding:
         counts = {row["_id"]: int(row["n"]) for row in results[0]}
@@ -248,7 +258,9 @@ def backfill_checks(check: BackfillCheck, path: str, sample_size: int) -> list[C
         detail = f"per {check.source_field}: {shown}"
         if unknown:
             detail += f"; {failing} with a {check.source_field} the plan does not list"
-        return Finding(not unknown and bool(counts), failing, sum(counts.values()), detail, tuple(map(_show, unknown)))
+        return Finding(
+            not unknown and bool(counts), failing, sum(counts.values()), detail, tuple(map(_show, unknown))
+        )
 
     specs.append(
         CheckSpec(
@@ -296,14 +308,21 @@ def custom_check(check: CustomCheck, path: str) -> CheckSpec:
         )
         return Finding(ok, 0 if ok else 1, None, f"{expect.field} = {value:g} (expected {bounds})")
 
-    return CheckSpec(check.name, "custom", path, (Query(check.collection, list(check.pipeline)),), judge, True)
+    return CheckSpec(
+        check.name, "custom", path, (Query(check.collection, list(check.pipeline)),), judge, True
+    )
 
 
 def plan_checks(preflight: Preflight) -> list[CheckSpec]:
     """Every check the plan's ``preflight`` section asks for, in the order written."""
     n = preflight.sample_size
-    specs = [required_fields_check(c, f"preflight.required_fields[{i}]", n) for i, c in enumerate(preflight.required_fields)]
-    specs += [duplicates_check(c, f"preflight.duplicates[{i}]", n) for i, c in enumerate(preflight.duplicates)]
+    specs = [
+        required_fields_check(c, f"preflight.required_fields[{i}]", n)
+        for i, c in enumerate(preflight.required_fields)
+    ]
+    specs += [
+        duplicates_check(c, f"preflight.duplicates[{i}]", n) for i, c in enumerate(preflight.duplicates)
+    ]
     specs += [orphans_check(c, f"preflight.orphans[{i}]", n) for i, c in enumerate(preflight.orphans)]
     for i, backfill in enumerate(preflight.backfill):
         specs += backfill_checks(backfill, f"preflight.backfill[{i}]", n)
@@ -318,7 +337,8 @@ def validate_checks(db: Database[Document], specs: Sequence[CheckSpec]) -> None:
         for query in spec.queries:
             if query.collection not in existing:
                 raise CheckInvalid(
-                    f"{spec.path}: check {spec.name!r} reads {query.collection}, which {db.name} does not have: "
+                    f"{spec.path}: check {spec.name!r} reads {query.collection}, "
+                    f"which {db.name} does not have: "
                     "correct the collection name"
                 )
         if spec.user_pipeline:
@@ -340,7 +360,9 @@ def run_check(db: Database[Document], spec: CheckSpec) -> CheckResult:
             with mongo_errors(f"check {spec.name!r}"):
                 results.append(list(db[query.collection].aggregate(query.pipeline, allowDiskUse=True)))
         except ServiceRejected as error:
-            raise CheckInvalid(f"{spec.path}: check {spec.name!r} was refused by MongoDB: {error.detail}") from error
+            raise CheckInvalid(
+                f"{spec.path}: check {spec.name!r} was refused by MongoDB: {error.detail}"
+            ) from error
     finding = spec.judge(results)
     return CheckResult(
         spec.name,

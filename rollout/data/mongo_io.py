@@ -57,7 +57,9 @@ def user_collections(db: Database[Document], exclude: Iterable[str] = ()) -> lis
 
 def collection_metadata(db: Database[Document], name: str) -> dict[str, Any]:
     """Options and indexes of ``name`` in the shape of mongodump's ``.metadata.json``."""
-    infos = call(f"read options of {db.name}.{name}", lambda: list(db.list_collections(filter={"name": name})))
+    infos = call(
+        f"read options of {db.name}.{name}", lambda: list(db.list_collections(filter={"name": name}))
+    )
     options = infos[0].get("options", {}) if infos else {}
     indexes = call(f"read indexes of {db.name}.{name}", lambda: list(db[name].list_indexes()))
     return {
@@ -79,7 +81,9 @@ def recreate(db: Database[Document], name: str, metadata: dict[str, Any]) -> Non
 def build_indexes(collection: Collection[Document], metadata: dict[str, Any]) -> int:
     """Create the archived indexes other than ``_id``; returns how many."""
     models = [
-        IndexModel(list(index["key"].items()), **{k: v for k, v in index.items() if k not in _INDEX_DESCRIPTION})
+        IndexModel(
+            list(index["key"].items()), **{k: v for k, v in index.items() if k not in _INDEX_DESCRIPTION}
+        )
         for index in metadata.get("indexes", [])
         if index.get("name") != "_id_"
     ]
@@ -90,7 +94,9 @@ def build_indexes(collection: Collection[Document], metadata: dict[str, Any]) ->
 
 def insert_raw(collection: Collection[Document], documents: Iterable[bytes]) -> Iterator[int]:
     """Insert raw BSON documents in batches; yields each batch's size once it is written."""
-    target = collection.with_options(codec_options=collection.codec_options.with_options(document_class=RawBSONDocument))
+    target = collection.with_options(
+        codec_options=collection.codec_options.with_options(document_class=RawBSONDocument)
+    )
     batch: list[RawBSONDocument] = []
     size = 0
     for document in documents:

@@ -15,12 +15,12 @@ from rollout.data.archive import DumpReader
 from rollout.data.manifest import MANIFEST, Manifest
 from rollout.data.mongo_io import build_indexes, digest_collection, insert_raw, recreate
 from rollout.data.progress import Counter, Progress, no_progress
-from rollout.errors import PermanentError
+from rollout.errors import InputRejected, PermanentError
 
 _STAGING_SUFFIX = "__rollout_restore"
 
 
-class BackupUnusable(PermanentError):
+class BackupUnusable(InputRejected):
     """The backup cannot be restored: it has no manifest, or its archive does not match it."""
 
 
@@ -164,10 +164,14 @@ def restore_backup(
                 recreate(db, name, metadata)
                 restored = _load(db[name], documents, counter)
                 indexes = build_indexes(db[name], metadata)
-                results.append(RestoredCollection(name, manifest.collections[name].count, restored, indexes, "replaced"))
+                results.append(
+                    RestoredCollection(name, manifest.collections[name].count, restored, indexes, "replaced")
+                )
             else:
                 restored = _merge(db, name, metadata, documents, document_filter, counter)
-                results.append(RestoredCollection(name, manifest.collections[name].count, restored, 0, "merged"))
+                results.append(
+                    RestoredCollection(name, manifest.collections[name].count, restored, 0, "merged")
+                )
         archive.close()
     return RestoreResult(str(backup) + "/", db.name, tuple(results))
 
@@ -191,9 +195,14 @@ def _checked(documents: Iterator[bytes], expected: str, name: str) -> Iterator[b
 
 
 def _merge(
-    db: Any, name: str, metadata: dict[str, Any], documents: Iterator[bytes], document_filter: dict[str, Any], counter: Counter
+    db: Any,
+    name: str,
+    metadata: dict[str, Any],
+    documents: Iterator[bytes],
+    document_filter: dict[str, Any],
+    counter: Counter,
 ) -> int:
-    """Stage the archived collection beside the live one and merge the matching documents back on the server."""
+    """Stage the archived collection beside the live one; merge the matching documents back on the server."""
     staging = name + _STAGING_SUFFIX
     recreate(db, staging, {})
     try:
@@ -219,7 +228,7 @@ def verify_by_restore(
     scratch: str,
     progress: Progress = no_progress,
 ) -> VerificationResult:
-    """Restore ``backup`` into the scratch database, compare digests with the manifest and the source, drop it."""
+    """Restore ``backup`` into ``scratch``, compare digests with the manifest and the source, drop it."""
     manifest = read_manifest(bucket, backup)
     if scratch == manifest.source.database:
         raise PermanentError(f"the scratch database must not be the source database {scratch}")

@@ -130,6 +130,22 @@ def cross_field_problems(plan: Plan) -> Iterator[Problem]:
             "the backup needs a bucket: add targets.s3, or waive the backup with "
             "backup.enabled: false and backup.waived_by",
         )
+    restore = plan.rollback.restore
+    if restore.mode != "none" and not plan.backup.enabled:
+        yield Problem(
+            "rollback.restore.mode",
+            f"a {restore.mode} restore needs the pre-rollout backup, which is waived: "
+            "enable the backup or set mode: none",
+        )
+    backed_up = plan.backup.collections
+    if backed_up is not None:
+        for c, name in enumerate(restore.collections):
+            if name not in backed_up:
+                yield Problem(
+                    f"rollback.restore.collections.{c}",
+                    f"'{name}' is not in backup.collections, so there is nothing to restore it from: "
+                    "add it there",
+                )
 
 
 def _problem(error: ErrorDetails) -> Problem:

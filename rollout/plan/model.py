@@ -286,6 +286,11 @@ class BackupSettings(StrictModel):
         default=None, description="Collections to back up; empty means all of them."
     )
     retention_days: int = Field(default=30, ge=1, description="Days backups are kept.")
+    verify: Literal["archive", "restore"] = Field(
+        default="archive",
+        description="`archive` reads the stored archive back and checks its SHA-256 against the manifest; "
+        "`restore` also restores it into a scratch database and compares every collection's digest.",
+    )
 
     @model_validator(mode="after")
     def _waiver_required(self) -> Self:
@@ -535,11 +540,18 @@ class RestoreSettings(StrictModel):
         default="none", description="`selective` restores `collections` only; `full` all."
     )
     collections: list[str] = Field(default_factory=list, description="Collections for a selective restore.")
+    filter: dict[str, Any] | None = Field(
+        default=None,
+        description="Selective restore of only the documents matching this MongoDB filter; "
+        "the rest of each collection is left as it is.",
+    )
 
     @model_validator(mode="after")
     def _selective_needs_collections(self) -> Self:
         if self.mode == "selective" and not self.collections:
             raise ValueError("a selective restore needs collections: list them")
+        if self.filter is not None and self.mode != "selective":
+            raise ValueError("a filter applies to a selective restore only: set mode to selective")
         return self
 
 

@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from rollout.clock import FakeClock
@@ -8,7 +9,7 @@ from rollout.window import run_window
 GATES = {"errors": Gate(sli="error_ratio", max=0.05)}
 
 
-def readings(values: list[float | None]):  # type: ignore[no-untyped-def]
+def readings(values: Sequence[float | None]):  # type: ignore[no-untyped-def]
     it = iter(values)
 
     def measure(name: str, gate: Gate, at: datetime) -> Measurement:
