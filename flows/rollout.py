@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from flows.rollback import RollbackResult, rollback_flow
 from rollout.adapters.clients import Clients
+from rollout.data.backup import BackupResult
 from rollout.data.checks import CheckResult
 from rollout.gates import Outcome
 from rollout.plan import load_plan
@@ -69,7 +70,7 @@ class RolloutResult:
     rollback: RollbackResult | None = None
     first_bad_at: datetime | None = None
     checks: tuple[CheckResult, ...] = ()
-    backup: str | None = None
+    backup: BackupResult | None = None
 
     @property
     def time_to_safety(self) -> float | None:
@@ -110,12 +111,12 @@ def rollout_flow(plan_path: str, targets: Targets | None = None) -> RolloutResul
         return RolloutResult(plan.name, "blocked", (), Audience().describe(), checks=checks)
     backup = None
     if plan.backup.enabled:
-        backup = backup_data(resolved, plan).uri
+        backup = backup_data(resolved, plan)
     else:
         logger.warning("no backup: waived by %s", plan.backup.waived_by)
     run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
     with Clients(resolved, prefect_resolver) as clients:
-        clients.runs.begin(plan.name, run_id, backup)
+        clients.runs.begin(plan.name, run_id, backup.uri if backup else None)
     audience = Audience()
     steps: list[StepResult] = []
     decisions: list[str] = []

@@ -34,7 +34,13 @@ def render_result(result: Any) -> str:
     if result.checks:
         lines += ["data checks:", checks_table(result.checks).to_string(index=False), ""]
     if result.backup:
-        lines += [f"backup before any change: {result.backup}", ""]
+        manifest = result.backup.manifest
+        lines += [
+            f"backup before any change: {result.backup.uri}",
+            f"  manifest: {manifest.documents} documents in {len(manifest.collections)} collections, "
+            f"archive {manifest.archive.bytes} bytes, sha256 {manifest.archive.sha256[:16]}…, verified",
+            "",
+        ]
     if result.steps:
         lines += [result_table(result).to_string(index=False), ""]
     lines += [f"decision: {d}" for d in result.decisions]

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import pandas as pd
-from bson import json_util
+from bson import ObjectId, json_util
 from pymongo.database import Database
+from pymongo.errors import OperationFailure
 
 from rollout.adapters.mongo import Document, call, mongo_errors
-from rollout.errors import InputRejected, ServiceRejected
+from rollout.errors import InputRejected
 from rollout.plan.model import (
     BackfillCheck,
     CustomCheck,
@@ -27,6 +29,7 @@ from rollout.plan.model import (
 )
 
 Pipeline = list[dict[str, Any]]
+T = TypeVar("T")
 
 
 class CheckInvalid(InputRejected):
@@ -84,7 +87,10 @@ class CheckResult:
 
 
 def _show(value: Any) -> str:
-    return value if isinstance(value, str) else json_util.dumps(value)
+    """Ids as people search for them: strings and ObjectIds bare, anything else as extended JSON."""
+    if isinstance(value, str | ObjectId):
+        return str(value)
+    return json_util.dumps(value)
 
 
 def _count(facet: Document, key: str) -> int:
@@ -342,27 +348,30 @@ def validate_checks(db: Database[Document], specs: Sequence[CheckSpec]) -> None:
                     "correct the collection name"
                 )
         if spec.user_pipeline:
-            query = spec.queries[0]
-            try:
-                with mongo_errors(f"check {spec.name!r}"):
-                    db.command("aggregate", query.collection, pipeline=query.pipeline, explain=True)
-            except ServiceRejected as error:
-                raise CheckInvalid(
-                    f"{spec.path}.pipeline: check {spec.name!r} was refused by MongoDB: {error.detail}"
-                ) from error
+            user = spec.queries[0]
+            _server(
+                spec, partial(db.command, "aggregate", user.collection, pipeline=user.pipeline, explain=True)
+            )
+
+
+def _aggregate(db: Database[Document], query: Query) -> list[Document]:
+    return list(db[query.collection].aggregate(query.pipeline, allowDiskUse=True))
+
+
+def _server(spec: CheckSpec, action: Callable[[], T]) -> T:
+    """Run ``action`` for ``spec``: a refusal names the check; a lost connection stays transient."""
+    where = f"{spec.path}.pipeline" if spec.user_pipeline else spec.path
+    with mongo_errors(f"check {spec.name!r}"):
+        try:
+            return action()
+        except OperationFailure as error:
+            message = (error.details or {}).get("errmsg") or str(error)
+            raise CheckInvalid(f"{where}: check {spec.name!r} was refused by MongoDB: {message}") from error
 
 
 def run_check(db: Database[Document], spec: CheckSpec) -> CheckResult:
     """Run one check's queries on the server and judge them."""
-    results = []
-    for query in spec.queries:
-        try:
-            with mongo_errors(f"check {spec.name!r}"):
-                results.append(list(db[query.collection].aggregate(query.pipeline, allowDiskUse=True)))
-        except ServiceRejected as error:
-            raise CheckInvalid(
-                f"{spec.path}: check {spec.name!r} was refused by MongoDB: {error.detail}"
-            ) from error
+    results = [_server(spec, partial(_aggregate, db, query)) for query in spec.queries]
     finding = spec.judge(results)
     return CheckResult(
         spec.name,

@@ -256,8 +256,17 @@ class CustomCheck(StrictModel):
 
     name: str = Field(description="Name in reports.")
     collection: str = Field(description="Collection the pipeline runs on.")
-    pipeline: list[dict[str, Any]] = Field(min_length=1, description="Aggregation pipeline.")
+    pipeline: list[dict[str, Any]] = Field(min_length=1, description="Aggregation pipeline (read-only).")
     expect: Expectation = Field(description="Condition on the first result document.")
+
+    @field_validator("pipeline")
+    @classmethod
+    def _read_only(cls, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for stage in pipeline:
+            writes = {"$out", "$merge"} & set(stage)
+            if writes:
+                raise ValueError(f"a check must not write: remove the {', '.join(sorted(writes))} stage")
+        return pipeline
 
 
 class Preflight(StrictModel):

@@ -1,3 +1,4 @@
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,3 +37,31 @@ def prefect_api() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+@pytest.fixture()
+def shop_db(mongo: MongoClient[dict[str, Any]], request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A freshly seeded shop database of the test's own, dropped afterwards."""
+    from rollout.sandbox.seed import ShopSize, seed_shop
+
+    name = "t_" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:12]
+    db = mongo[name]
+    seed_shop(db, ShopSize(shops=20, users=50, orders_per_source=150, returns=30))
+    yield db
+    mongo.drop_database(name)
+
+
+@pytest.fixture()
+def bucket(sandbox: SandboxInfo, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """An empty bucket of the test's own on the sandbox's S3, with AES256 encryption."""
+    from rollout.adapters.s3 import Bucket, Encryption, connect
+
+    client = connect(
+        region="us-east-1", endpoint_url=sandbox.s3_endpoint, access_key_id="test", secret_access_key="test"
+    )
+    name = "t-" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:12]
+    client.create_bucket(Bucket=name)
+    store = Bucket(client, name, Encryption("AES256"))
+    yield store
+    store.delete_prefix("")
+    client.delete_bucket(Bucket=name)
