@@ -10,7 +10,10 @@ pytestmark = pytest.mark.integration
 
 PREFLIGHT = {
     "required_fields": [
-        {"collection": "order_hub", "fields": {"source": "string", "source_id": "objectId", "total": "decimal"}}
+        {
+            "collection": "order_hub",
+            "fields": {"source": "string", "source_id": "objectId", "total": "decimal"},
+        }
     ],
     "duplicates": [{"collection": "order_hub", "key": ["source", "source_id"]}],
     "orphans": [{"collection": "product_returns", "field": "order_hub_id", "references": "order_hub"}],
@@ -88,12 +91,16 @@ def test_orphans_duplicates_and_wrong_types_are_each_found(shop_db: Any) -> None
 
 def test_a_custom_check_whose_pipeline_the_server_refuses_names_the_check(shop_db: Any) -> None:
     bad = [{"name": "broken", "collection": "order_hub", "pipeline": [{"$bogus": 1}], "expect": {"max": 0}}]
-    with pytest.raises(CheckInvalid, match=r"preflight.custom\[0\].pipeline: check 'broken' was refused.*bogus"):
+    with pytest.raises(
+        CheckInvalid, match=r"preflight.custom\[0\].pipeline: check 'broken' was refused.*bogus"
+    ):
         run(shop_db, custom=bad)
 
 
 def test_a_check_on_a_collection_that_does_not_exist_is_an_error_not_a_pass(shop_db: Any) -> None:
-    with pytest.raises(CheckInvalid, match=r"preflight.orphans\[0\].*reads product_return, which .* does not have"):
+    with pytest.raises(
+        CheckInvalid, match=r"preflight.orphans\[0\].*reads product_return, which .* does not have"
+    ):
         run(shop_db, orphans=[{"collection": "product_return", "field": "x", "references": "order_hub"}])
 
 
@@ -102,7 +109,10 @@ def test_a_custom_check_with_no_result_fails_unless_it_counts(shop_db: Any) -> N
         {
             "name": "max total",
             "collection": "order_hub",
-            "pipeline": [{"$match": {"source": "none"}}, {"$group": {"_id": None, "top": {"$max": "$total"}}}],
+            "pipeline": [
+                {"$match": {"source": "none"}},
+                {"$group": {"_id": None, "top": {"$max": "$total"}}},
+            ],
             "expect": {"field": "top", "max": 100},
         }
     ]

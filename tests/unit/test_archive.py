@@ -5,7 +5,14 @@ from datetime import UTC, datetime
 import bson
 import pytest
 
-from rollout.data.archive import ArchiveCorrupt, DigestingStream, DumpReader, DumpWriter, count_documents, iter_documents
+from rollout.data.archive import (
+    ArchiveCorrupt,
+    DigestingStream,
+    DumpReader,
+    DumpWriter,
+    count_documents,
+    iter_documents,
+)
 from rollout.data.manifest import backup_name, folder_time
 
 DOCS = [{"_id": i, "text": "é" * (i % 7), "blob": bytes(range(i % 256))} for i in range(3000)]
