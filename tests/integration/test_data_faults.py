@@ -1,0 +1,140 @@
+"""A backup whose source or destination dies half-way fails cleanly: no manifest, no archive."""
+
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto.server import ThreadedMotoServer
+from pymongo import MongoClient
+
+from rollout.adapters.mongo import connect as connect_mongo
+from rollout.adapters.s3 import Bucket, Encryption
+from rollout.adapters.s3 import connect as connect_s3
+from rollout.data.backup import BackupRequest, take_backup
+from rollout.errors import ServiceUnavailable, is_transient
+from rollout.sandbox.processes import ProcessRecord, free_port, spawn, wait_until
+from rollout.sandbox.seed import ShopSize, seed_shop
+
+pytestmark = pytest.mark.integration
+
+SIZE = ShopSize(shops=20, users=50, orders_per_source=1500, returns=30)
+
+
+def request(database: str) -> BackupRequest:
+    return BackupRequest(plan="p", release="v2", kind="pre-rollout", database=database, prefix="faults/")
+
+
+def nothing_stored(bucket: Bucket) -> bool:
+    return list(bucket.keys("faults/")) == []
+
+
+@pytest.fixture()
+def own_mongodb(tmp_path: Path) -> Iterator[tuple[ProcessRecord, str]]:
+    """A SecantusDB of this test's own, so it can be killed."""
+    port = free_port()
+    marker = f"--storage-path={tmp_path / 'db'}"
+    record = spawn(
+        "mongodb",
+        [
+            sys.executable,
+            "-m",
+            "secantus",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            marker,
+            "--log-level",
+            "WARNING",
+        ],
+        tmp_path,
+        marker=marker,
+    )
+    uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    client: MongoClient[dict[str, Any]] = MongoClient(uri, serverSelectionTimeoutMS=500)
+
+    def answers() -> bool:
+        try:
+            client.admin.command("ping")
+        except Exception:
+            return False
+        return True
+
+    wait_until(answers, "SecantusDB", timeout=60, still_alive=record.alive)
+    client.close()
+    yield record, uri
+    record.stop()
+
+
+def test_mongodb_killed_mid_backup_fails_transiently_and_stores_nothing(
+    own_mongodb: tuple[ProcessRecord, str], bucket: Bucket
+) -> None:
+    record, uri = own_mongodb
+    client = connect_mongo(uri, timeout_ms=1000)
+    seed_shop(client.shop, SIZE)
+
+    def kill_after_the_first_batch(done: int, total: int) -> None:
+        if done > 0 and record.alive():
+            record.stop(grace=0)
+
+    with pytest.raises(ServiceUnavailable) as failure:
+        take_backup(
+            client,
+            bucket,
+            request("shop"),
+            now=lambda: datetime.now(UTC),
+            progress=kill_after_the_first_batch,
+        )
+    assert is_transient(failure.value)
+    assert nothing_stored(bucket)
+    uploads = bucket.client.list_multipart_uploads(Bucket=bucket.name)
+    assert uploads.get("Uploads", []) == []  # aborted, not left to accrue storage
+
+
+def test_s3_stopped_mid_upload_is_retried_then_fails_cleanly(shop_db: Any) -> None:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    s3 = connect_s3(
+        region="us-east-1", endpoint_url=f"http://127.0.0.1:{port}", access_key_id="t", secret_access_key="t"
+    )
+    s3.create_bucket(Bucket="faults")
+    bucket = Bucket(s3, "faults", Encryption("AES256"))
+    attempts: list[str] = []
+    s3.meta.events.register("before-send.s3.*", lambda request, **_: attempts.append(request.method))
+    stopped = False
+
+    def stop_s3_after_the_first_batch(done: int, total: int) -> None:
+        nonlocal stopped
+        if done > 0 and not stopped:
+            server.stop()
+            stopped = True
+
+    try:
+        with pytest.raises(ServiceUnavailable, match="S3 unavailable"):
+            take_backup(
+                shop_db.client,
+                bucket,
+                request(shop_db.name),
+                now=lambda: datetime.now(UTC),
+                progress=stop_s3_after_the_first_batch,
+            )
+        sent_after_stop = attempts[attempts.index("POST") + 1 :]
+        assert len(sent_after_stop) >= 4  # boto3's standard mode tried the failing request again
+    finally:
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+    try:
+        assert nothing_stored(bucket)
+    finally:
+        server.stop()
+
+
+def test_a_dead_mongodb_is_reported_as_unavailable_not_as_an_empty_backup(bucket: Bucket) -> None:
+    client = connect_mongo(f"mongodb://127.0.0.1:{free_port()}/?directConnection=true", timeout_ms=300)
+    with pytest.raises(ServiceUnavailable, match="MongoDB unavailable"):
+        take_backup(client, bucket, request("shop"), now=lambda: datetime.now(UTC))
+    assert nothing_stored(bucket)

@@ -1,0 +1,115 @@
+"""The rollout protects the data: checks before any change, a verified backup, a restore on rollback."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import MongoClient
+
+from flows.rollback import rollback_flow
+from flows.rollout import rollout_flow
+from rollout.adapters.clients import Clients
+from rollout.adapters.flags import FlagChange, FlagStore
+from rollout.data.manifest import Manifest
+from rollout.data.restore import parse_backup_uri, read_manifest
+from rollout.sandbox.stack import SandboxInfo
+
+pytestmark = pytest.mark.integration
+
+PLAN = """
+name: data-test
+release: {{version: v3}}
+flag: USE_UNIFIED_ORDERS
+preflight:
+  custom:
+    - name: hub size
+      collection: order_hub
+      pipeline: [{{$count: count}}]
+      expect: {{max: {max_hub}}}
+gates:
+  errors: {{sli: error_ratio, max: 0.05, rate_window: 5s}}
+phases:
+  - name: everyone
+    ramp: [100]
+    window: {{interval: 1s, count: 2, initial_delay: 3s, decision_timeout: 5s, gates: [errors]}}
+rollback:
+  restore: {{mode: selective, collections: [order_hub]}}
+"""
+
+
+@pytest.fixture()
+def clients(sandbox: SandboxInfo) -> Any:
+    with Clients(sandbox.targets()) as opened:
+        yield opened
+
+
+@pytest.fixture()
+def main_flag(sandbox: SandboxInfo) -> Any:
+    client: MongoClient[dict[str, Any]] = MongoClient(sandbox.mongodb_uri)
+    store = FlagStore(client.shop.feature_flags)
+    off = FlagChange(enabled=False, percentage=0, users=(), stores=())
+    store.set("USE_UNIFIED_ORDERS", off)
+    yield store
+    store.set("USE_UNIFIED_ORDERS", off)
+    client.close()
+
+
+def write_plan(tmp_path: Path, max_hub: int = 100000) -> str:
+    path = tmp_path / "plan.yaml"
+    path.write_text(PLAN.format(max_hub=max_hub))
+    return str(path)
+
+
+def backups(clients: Clients) -> list[str]:
+    return clients.bucket.folders("backups/")
+
+
+def test_a_failing_data_check_blocks_the_rollout_before_any_change(
+    prefect_api: None, sandbox: SandboxInfo, clients: Clients, main_flag: FlagStore, tmp_path: Path
+) -> None:
+    before_flag, before_backups = main_flag.get("USE_UNIFIED_ORDERS"), backups(clients)
+    result = rollout_flow(plan_path=write_plan(tmp_path, max_hub=10), targets=sandbox.targets())
+    assert result.status == "blocked"
+    assert [(c.name, c.passed, c.detail) for c in result.checks] == [
+        ("hub size", False, "count = 1200 (expected <= 10)")
+    ]
+    assert result.steps == () and result.backup is None
+    assert main_flag.get("USE_UNIFIED_ORDERS").version == before_flag.version
+    assert backups(clients) == before_backups
+
+
+def test_the_rollout_takes_a_verified_backup_and_records_it_before_traffic_moves(
+    prefect_api: None, sandbox: SandboxInfo, clients: Clients, main_flag: FlagStore, tmp_path: Path
+) -> None:
+    result = rollout_flow(plan_path=write_plan(tmp_path), targets=sandbox.targets())
+    assert result.status == "promoted"
+    assert result.backup is not None
+    stored = read_manifest(clients.bucket, parse_backup_uri(result.backup.uri))
+    assert stored == result.backup.manifest
+    assert stored.kind == "pre-rollout" and stored.release == "v3"
+    assert stored.collections["order_hub"].count == 1200
+    record = clients.runs.get("data-test")
+    assert record is not None and record.backup == result.backup.uri
+
+
+def test_rollback_backs_up_the_current_state_then_restores_the_data(
+    prefect_api: None, sandbox: SandboxInfo, clients: Clients, main_flag: FlagStore, tmp_path: Path
+) -> None:
+    plan = write_plan(tmp_path)
+    assert rollout_flow(plan_path=plan, targets=sandbox.targets()).status == "promoted"
+    removed = list(clients.db.order_hub.find({"source": "web"}))
+    clients.db.order_hub.delete_many({"source": "web"})  # what a bad release might do
+    try:
+        result = rollback_flow(plan_path=plan, reason="orders went missing", targets=sandbox.targets())
+        assert result.ok, result.steps
+        names = [s.name for s in result.steps]
+        assert names == ["flag USE_UNIFIED_ORDERS", "emergency backup", "data restore"]
+        emergency_uri = result.steps[1].detail
+        emergency: Manifest = read_manifest(clients.bucket, parse_backup_uri(emergency_uri))
+        assert emergency.kind == "emergency" and emergency.name.startswith("emergency-backup-")
+        assert emergency.collections["order_hub"].count == 800  # the state before the restore, kept
+        assert "order_hub 1200/1200 replaced" in result.steps[2].detail
+        assert clients.db.order_hub.count_documents({"source": "web"}) == 400
+    finally:
+        if clients.db.order_hub.count_documents({"source": "web"}) == 0:
+            clients.db.order_hub.insert_many(removed)
