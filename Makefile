@@ -6,7 +6,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 
-.PHONY: setup prometheus demo test lint reference clean
+.PHONY: setup prometheus demo test lint bench reference clean
 
 setup: $(VENV)/.installed prometheus
 
@@ -32,6 +32,10 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+# Benchmarks print their figures; the last line of each is name=value pairs.
+bench: setup
+	$(PY) bench/backup.py
 
 # Regenerate the README's plan reference from the plan model.
 reference: $(VENV)/.installed

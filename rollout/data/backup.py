@@ -26,6 +26,7 @@ from rollout.data.manifest import (
 )
 from rollout.data.mongo_io import collection_metadata, read_raw, user_collections
 from rollout.data.progress import Counter, Progress, no_progress
+from rollout.data.readahead import read_ahead
 from rollout.errors import PermanentError, ServiceUnavailable
 
 INCOMPLETE_GRACE = timedelta(days=1)
@@ -100,7 +101,8 @@ def take_backup(
         dump = DumpWriter(stream, request.database, compresslevel=compresslevel)
         for name in names:
             metadata = collection_metadata(db, name)
-            digest = dump.add_collection(name, read_raw(db[name]), metadata, on_batch=counter.add)
+            batches = read_ahead(read_raw(db[name]))
+            digest = dump.add_collection(name, batches, metadata, on_batch=counter.add)
             indexes = sum(1 for index in metadata["indexes"] if index.get("name") != "_id_")
             entries[name] = CollectionEntry(
                 count=digest.count, bytes=digest.bytes, sha256=digest.sha256, indexes=indexes

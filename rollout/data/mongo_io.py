@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator
+from functools import partial
 from typing import Any
 
 from bson.raw_bson import RawBSONDocument
@@ -13,6 +14,7 @@ from pymongo.database import Database
 
 from rollout.adapters.mongo import Document, call, mongo_errors
 from rollout.data.archive import Digest, count_documents
+from rollout.data.readahead import read_ahead
 
 READ_BATCH = 1000
 INSERT_BATCH_BYTES = 8 * 1024 * 1024
@@ -92,27 +94,31 @@ def build_indexes(collection: Collection[Document], metadata: dict[str, Any]) ->
     return len(models)
 
 
-def insert_raw(collection: Collection[Document], documents: Iterable[bytes]) -> Iterator[int]:
-    """Insert raw BSON documents in batches; yields each batch's size once it is written."""
-    target = collection.with_options(
-        codec_options=collection.codec_options.with_options(document_class=RawBSONDocument)
-    )
+def raw_batches(documents: Iterable[bytes]) -> Iterator[list[RawBSONDocument]]:
+    """Group raw documents into insert batches (by bytes and by count)."""
     batch: list[RawBSONDocument] = []
     size = 0
     for document in documents:
         batch.append(RawBSONDocument(document))
         size += len(document)
         if size >= INSERT_BATCH_BYTES or len(batch) >= INSERT_BATCH_DOCUMENTS:
-            _insert(target, batch)
-            yield len(batch)
+            yield batch
             batch, size = [], 0
     if batch:
-        _insert(target, batch)
+        yield batch
+
+
+def insert_raw(collection: Collection[Document], documents: Iterable[bytes]) -> Iterator[int]:
+    """Insert raw BSON documents in batches; yields each batch's size once it is written.
+
+    Batches are prepared (read, decompressed, split) one ahead in a background
+    thread, so that work overlaps the server's inserts.
+    """
+    raw = collection.codec_options.with_options(document_class=RawBSONDocument)
+    target = collection.with_options(codec_options=raw)
+    for batch in read_ahead(raw_batches(documents)):
+        call(
+            f"insert into {target.full_name}",
+            partial(target.insert_many, batch, ordered=True, bypass_document_validation=True),
+        )
         yield len(batch)
-
-
-def _insert(collection: Collection[Any], batch: list[RawBSONDocument]) -> None:
-    call(
-        f"insert into {collection.full_name}",
-        lambda: collection.insert_many(batch, ordered=True, bypass_document_validation=True),
-    )

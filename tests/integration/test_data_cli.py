@@ -1,0 +1,91 @@
+"""`rollout checks`, `backup` and `restore` against the sandbox, as a user runs them."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rollout.cli import main
+from rollout.sandbox.stack import SandboxInfo
+
+pytestmark = pytest.mark.integration
+
+
+def write_plan(tmp_path: Path, sandbox: SandboxInfo, **sections: Any) -> str:
+    plan = {
+        "name": "cli-data",
+        "release": {"version": "v9"},
+        "flag": "USE_UNIFIED_ORDERS",
+        "targets": sandbox.targets().model_dump(mode="json", exclude_none=True, by_alias=True),
+        "backup": {"collections": ["shops", "users"]},
+        "phases": [{"name": "all", "ramp": [100], "window": {"count": 1}}],
+        **sections,
+    }
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    return str(path)
+
+
+ORPHANS = {"orphans": [{"collection": "product_returns", "field": "order_hub_id", "references": "order_hub"}]}
+
+
+def test_checks_print_their_table_and_exit_0_when_all_pass(
+    prefect_api: None, sandbox: SandboxInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["checks", write_plan(tmp_path, sandbox, preflight=ORPHANS)]) == 0
+    out = capsys.readouterr().out
+    assert "product_returns.order_hub_id -> order_hub   pass" in out
+    assert "all 60 order_hub_id values found in order_hub._id" in out
+
+
+def test_a_failing_check_exits_3(
+    prefect_api: None, sandbox: SandboxInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wrong = {
+        "custom": [
+            {
+                "name": "tiny hub",
+                "collection": "order_hub",
+                "pipeline": [{"$count": "count"}],
+                "expect": {"max": 1},
+            }
+        ]
+    }
+    assert main(["checks", write_plan(tmp_path, sandbox, preflight=wrong)]) == 3
+    assert "tiny hub   FAIL" in capsys.readouterr().out
+
+
+def test_a_pipeline_the_server_refuses_exits_2_naming_the_check(
+    prefect_api: None, sandbox: SandboxInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = {
+        "custom": [
+            {"name": "typo", "collection": "order_hub", "pipeline": [{"$mach": {}}], "expect": {"max": 1}}
+        ]
+    }
+    assert main(["checks", write_plan(tmp_path, sandbox, preflight=broken)]) == 2
+    err = capsys.readouterr().err
+    assert "preflight.custom[0].pipeline: check 'typo' was refused by MongoDB" in err
+    assert "$mach" in err
+
+
+def test_backup_prints_its_uri_and_restore_refuses_one_without_a_manifest(
+    prefect_api: None, sandbox: SandboxInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = write_plan(tmp_path, sandbox)
+    assert main(["backup", plan]) == 0
+    captured = capsys.readouterr()
+    uri = captured.out.strip().splitlines()[-1]
+    assert uri.startswith(f"s3://{sandbox.bucket}/backups/backup-") and uri.endswith("/")
+    assert "shops: 60 documents" in captured.err
+
+    missing = uri.rstrip("/") + "-nope/"
+    assert main(["restore", plan, "--backup", missing, "--collections", "shops"]) == 2
+    assert "has no manifest.json: the backup does not exist or never completed" in capsys.readouterr().err
+
+    assert main(["restore", plan, "--backup", uri, "--verify"]) == 0
+    assert "shops: 60/60 documents, matches the manifest, source unchanged" in capsys.readouterr().out
+
+    assert main(["restore", plan, "--backup", uri, "--collections", "shops", "--filter", "{oops"]) == 2
+    assert "--filter: not JSON" in capsys.readouterr().err
