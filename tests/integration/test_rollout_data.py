@@ -90,6 +90,36 @@ def test_the_rollout_takes_a_verified_backup_and_records_it_before_traffic_moves
     assert stored.collections["order_hub"].count == 1200
     record = clients.runs.get("data-test")
     assert record is not None and record.backup == result.backup.uri
+    artifacts = artifacts_of(record.run_id)
+    assert {"data-test-data-checks", "data-test-pre-rollout-backup"} <= {a.key for a in artifacts}
+    progress = [a for a in artifacts if a.type == "progress"]
+    assert progress and all(a.data == 100.0 for a in progress)
+    markdown = next(a for a in artifacts if a.key == "data-test-pre-rollout-backup")
+    assert result.backup.manifest.archive.sha256 in str(markdown.data)
+
+
+def artifacts_of(run_id: str) -> list[Any]:
+    from uuid import UUID
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        FlowRunFilter,
+        TaskRunFilter,
+    )
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        # The sync client sends None for whatever is left out, which the server refuses.
+        return client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(run_id)])),
+            flow_run_filter=FlowRunFilter(),
+            task_run_filter=TaskRunFilter(),
+            sort=ArtifactSort.CREATED_DESC,
+            limit=100,
+            offset=0,
+        )
 
 
 def test_rollback_backs_up_the_current_state_then_restores_the_data(
