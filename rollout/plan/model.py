@@ -142,6 +142,32 @@ class KubernetesTarget(StrictModel):
     router: RouterSettings | None = Field(
         default=None, description="Traffic router; empty means traffic is split by flags only."
     )
+    api_url: str | None = Field(
+        default=None,
+        description="API server URL to use instead of a kubeconfig, e.g. `https://10.0.0.1:6443`.",
+    )
+    token: SecretValue | None = Field(
+        default=None, description="Bearer token for `api_url`, as `${env:...}` or `${secret:...}`."
+    )
+    image_repository: str | None = Field(
+        default=None,
+        description="Image repository, e.g. `registry.example.com/orders`; with it, a rollback sets the "
+        "image to `<repository>:<stable version>`; without it, it returns to the previous revision.",
+    )
+    container: str | None = Field(
+        default=None, description="Container whose image is the release; empty means the first one."
+    )
+
+    @model_validator(mode="after")
+    def _router_backends(self) -> Self:
+        router = self.router
+        if router is None:
+            return self
+        if router.kind == "httproute" and not (router.stable_backend and router.canary_backend):
+            raise ValueError("an httproute router needs stable_backend and canary_backend (Service names)")
+        if router.kind == "replicas" and not router.stable_backend:
+            raise ValueError("a replicas router needs stable_backend (the stable Deployment's name)")
+        return self
 
 
 class FlagStoreTarget(StrictModel):
