@@ -14,12 +14,21 @@ pytestmark = pytest.mark.integration
 GATEWAY = ("gateway.networking.k8s.io", "v1", NAMESPACE, "httproutes")
 
 
-def apps(api: k8s.ApiClient) -> k8s.AppsV1Api:
+# The typed client wants model objects; these tests write the API's JSON as plain dicts.
+def apps(api: k8s.ApiClient) -> Any:
     return k8s.AppsV1Api(api)
 
 
+def networking(api: k8s.ApiClient) -> Any:
+    return k8s.NetworkingV1Api(api)
+
+
+def custom(api: k8s.ApiClient) -> Any:
+    return k8s.CustomObjectsApi(api)
+
+
 def test_nginx_canary_weight_is_set_and_the_previous_weight_returned(api: k8s.ApiClient) -> None:
-    k8s.NetworkingV1Api(api).create_namespaced_ingress(
+    networking(api).create_namespaced_ingress(
         NAMESPACE,
         {
             "metadata": {
@@ -34,7 +43,7 @@ def test_nginx_canary_weight_is_set_and_the_previous_weight_returned(api: k8s.Ap
     assert cluster.set_weight(router, 25).canary_percent == 0
     assert cluster.set_weight(router, 50).canary_percent == 25
     annotations = (
-        k8s.NetworkingV1Api(api).read_namespaced_ingress("orders-canary", NAMESPACE).metadata.annotations
+        networking(api).read_namespaced_ingress("orders-canary", NAMESPACE).metadata.annotations
     )
     assert annotations["nginx.ingress.kubernetes.io/canary-weight"] == "50"
     assert annotations["nginx.ingress.kubernetes.io/canary"] == "true"
@@ -57,13 +66,13 @@ def test_httproute_backend_weights_move_together_and_other_backends_stay(api: k8
             ]
         },
     }
-    k8s.CustomObjectsApi(api).create_namespaced_custom_object(*GATEWAY, route)
+    custom(api).create_namespaced_custom_object(*GATEWAY, route)
     router = RouterSettings(
         kind="httproute", name="orders", stable_backend="orders-stable", canary_backend="orders-canary"
     )
     cluster = Cluster(api, NAMESPACE)
     cluster.set_weight(router, 75)
-    rules = k8s.CustomObjectsApi(api).get_namespaced_custom_object(*GATEWAY, "orders")["spec"]["rules"]
+    rules = custom(api).get_namespaced_custom_object(*GATEWAY, "orders")["spec"]["rules"]
     assert [(b["name"], b["weight"]) for b in rules[0]["backendRefs"]] == [
         ("orders-stable", 25),
         ("orders-canary", 75),
@@ -144,7 +153,7 @@ def test_a_missing_object_is_named_with_its_namespace(api: k8s.ApiClient) -> Non
 
 
 def test_a_conflict_is_read_again_and_retried(api: k8s.ApiClient, emulator: EmulatorThread) -> None:
-    k8s.NetworkingV1Api(api).create_namespaced_ingress(
+    networking(api).create_namespaced_ingress(
         NAMESPACE, {"metadata": {"name": "canary"}, "spec": {}}
     )
 
@@ -155,5 +164,5 @@ def test_a_conflict_is_read_again_and_retried(api: k8s.ApiClient, emulator: Emul
     Cluster(api, NAMESPACE).set_weight(RouterSettings(kind="nginx-canary", name="canary"), 10)
     patches = [r for r in emulator.handler if r.method == "PATCH"]
     assert len(patches) == 2
-    annotations = k8s.NetworkingV1Api(api).read_namespaced_ingress("canary", NAMESPACE).metadata.annotations
+    annotations = networking(api).read_namespaced_ingress("canary", NAMESPACE).metadata.annotations
     assert annotations["nginx.ingress.kubernetes.io/canary-weight"] == "10"
