@@ -33,7 +33,7 @@ from rollout.window import WindowResult
 from tasks.data import backup_data, run_data_checks
 from tasks.observe import check_gate_queries, observe_window
 from tasks.secrets import prefect_resolver
-from tasks.traffic import choose_pilot_stores, set_audience, set_companion_flags
+from tasks.traffic import choose_pilot_stores, record_deployment, set_audience, set_companion_flags
 
 Status = Literal["promoted", "rolled_back", "held", "blocked"]
 
@@ -117,6 +117,7 @@ def rollout_flow(plan_path: str, targets: Targets | None = None) -> RolloutResul
     run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
     with Clients(resolved, prefect_resolver) as clients:
         clients.runs.begin(plan.name, run_id, backup.uri if backup else None)
+    record_deployment(resolved, plan.name)
     audience = Audience()
     steps: list[StepResult] = []
     decisions: list[str] = []
@@ -124,10 +125,14 @@ def rollout_flow(plan_path: str, targets: Targets | None = None) -> RolloutResul
     def finish(status: Status, reason: str = "", first_bad: datetime | None = None) -> RolloutResult:
         rollback = None
         if status == "rolled_back":
-            rollback = rollback_flow(plan_path=plan_path, reason=reason, targets=resolved)
+            rollback = rollback_flow(
+                plan_path=plan_path, reason=reason, targets=resolved, first_bad_at=first_bad
+            )
         else:
             with Clients(resolved, prefect_resolver) as clients:
                 clients.runs.finish(plan.name, status)
+                if status == "promoted":
+                    clients.releases.mark_stable(plan.name, plan.release.version)
         return RolloutResult(
             plan.name,
             status,

@@ -165,9 +165,18 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     from rollout.plan import load_plan
 
     load_plan(args.plan)
-    result = rollback_flow(plan_path=str(args.plan), reason=args.reason)
+    collections = [c.strip() for c in args.collections.split(",") if c.strip()] if args.collections else None
+    result = rollback_flow(
+        plan_path=str(args.plan),
+        reason=args.reason,
+        severity=args.severity,
+        restore=args.restore,
+        collections=collections,
+    )
     for step in result.steps:
         print(f"{step.name}: {'ok' if step.ok else 'FAILED'} ({step.detail})")
+    if result.report:
+        print(f"report: {result.report}")
     return EXIT_ROLLED_BACK if result.ok else EXIT_FAILED
 
 
@@ -292,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = sub.add_parser("rollback", help="undo the plan's last rollout")
     rollback.add_argument("plan", type=Path)
     rollback.add_argument("--reason", required=True)
+    rollback.add_argument("--severity", choices=["SEV1", "SEV2", "SEV3"], help="default: the plan's")
+    rollback.add_argument("--restore", choices=["none", "selective", "full"], help="default: the plan's")
+    rollback.add_argument("--collections", metavar="A,B", help="for --restore selective")
     rollback.set_defaults(run=cmd_rollback)
 
     checks = sub.add_parser("checks", help="run the plan's data checks")

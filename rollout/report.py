@@ -55,6 +55,8 @@ def render_result(result: Any) -> str:
         for step in result.rollback.steps:
             lines.append(f"  rollback {step.name}: {'ok' if step.ok else 'FAILED'} ({step.detail})")
         lines.append(f"  reason: {result.rollback.reason}")
+        if result.rollback.report:
+            lines.append(f"  report: {result.rollback.report}")
         if result.time_to_safety is not None:
             lines.append(
                 f"  time to safety: {result.time_to_safety:.1f} s"

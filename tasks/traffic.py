@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -33,10 +35,29 @@ def _write(clients: Clients, plan: str, flag: str, change: FlagChange) -> FlagSt
 @task(name="set-audience", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def set_audience(targets: Targets, plan: str, flag: str, audience: Audience) -> FlagState:
     """Write the flag so that exactly ``audience`` takes the new code path."""
+    logger = get_run_logger()
     with Clients(targets, prefect_resolver) as clients:
         state = _write(clients, plan, flag, audience.flag_change())
-    get_run_logger().info("%s -> %s (version %d)", flag, audience.describe(), state.version)
+        logger.info("%s -> %s (version %d)", flag, audience.describe(), state.version)
+        router = targets.kubernetes.router if targets.kubernetes else None
+        if router is not None and clients.cluster is not None:
+            weight = round(audience.percentage)
+            clients.runs.remember_router(plan, asdict(clients.cluster.router_state(router)))
+            clients.cluster.set_weight(router, weight)
+            logger.info("%s %s -> %d%% to the canary", router.kind, router.name, weight)
     return state
+
+
+@task(name="record-deployment", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def record_deployment(targets: Targets, plan: str) -> str | None:
+    """Keep the image the service's Deployment runs as the rollout begins; None without a cluster."""
+    target = targets.kubernetes
+    with Clients(targets, prefect_resolver) as clients:
+        if target is None or clients.cluster is None:
+            return None
+        image = clients.cluster.image(target.deployment, target.container)
+        clients.runs.remember_deployment(plan, image)
+    return image
 
 
 @task(name="set-companion-flags", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)

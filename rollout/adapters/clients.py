@@ -8,12 +8,14 @@ from pymongo import MongoClient, uri_parser
 from pymongo.database import Database
 
 from rollout.adapters.flags import FlagStore
+from rollout.adapters.kubernetes import Cluster, api_client
 from rollout.adapters.mongo import Document, connect
 from rollout.adapters.prometheus import PrometheusClient
 from rollout.adapters.run_state import COLLECTION as RUNS
-from rollout.adapters.run_state import RunStateStore
+from rollout.adapters.run_state import RELEASES, ReleaseStore, RunStateStore
 from rollout.adapters.s3 import Bucket, Encryption
 from rollout.adapters.s3 import connect as connect_s3
+from rollout.adapters.service import ServiceClient
 from rollout.errors import PermanentError
 from rollout.plan.model import Targets
 from rollout.plan.secrets import SecretResolver, env_resolver, resolve
@@ -62,6 +64,26 @@ class Clients:
         return RunStateStore(self.flag_db[RUNS])
 
     @cached_property
+    def releases(self) -> ReleaseStore:
+        """The plans' stable releases, beside the flags."""
+        return ReleaseStore(self.flag_db[RELEASES])
+
+    @cached_property
+    def cluster(self) -> Cluster | None:
+        """The Kubernetes namespace of the service, or None when the plan names no cluster."""
+        target = self.targets.kubernetes
+        if target is None:
+            return None
+        token = self.secret(target.token) if target.token else None
+        return Cluster(api_client(target, token), target.namespace)
+
+    @cached_property
+    def service(self) -> ServiceClient:
+        """The service, with the plan's headers resolved."""
+        target = self.targets.service
+        return ServiceClient(target, {name: self.secret(value) for name, value in target.headers.items()})
+
+    @cached_property
     def bucket(self) -> Bucket:
         """The backup bucket, with the plan's server-side encryption."""
         target = self.targets.s3
@@ -88,6 +110,8 @@ class Clients:
             self.mongo.close()
         if "prometheus" in self.__dict__:
             self.prometheus.close()
+        if "service" in self.__dict__:
+            self.service.close()
 
     def __enter__(self) -> Clients:
         return self

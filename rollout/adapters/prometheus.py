@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from rollout.breaker import guarded
 from rollout.errors import ServiceRejected, ServiceUnavailable
 
 SERVICE = "Prometheus"
@@ -48,6 +49,7 @@ class PrometheusClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {bearer_token}"} if bearer_token else {}
+        self.url = url.rstrip("/")
         self._http = httpx.Client(
             base_url=url.rstrip("/"), headers=headers, timeout=timeout, transport=transport
         )
@@ -91,6 +93,9 @@ class PrometheusClient:
             return False
 
     def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        return guarded(SERVICE, self.url, lambda: self._send(path, params))
+
+    def _send(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
         try:
             response = self._http.get(path, params=params)
         except httpx.TransportError as error:

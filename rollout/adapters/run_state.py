@@ -16,6 +16,7 @@ from rollout.adapters.flags import FlagState
 from rollout.adapters.mongo import Document, call
 
 COLLECTION = "rollout_runs"
+RELEASES = "rollout_releases"
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,9 @@ class RunRecord:
     undo: tuple[FlagState, ...]
     steps: tuple[dict[str, Any], ...]
     backup: str | None = None
+    router_before: dict[str, Any] | None = None
+    deployment_image: str | None = None
+    started_at: datetime | None = None
 
 
 class RunStateStore:
@@ -55,6 +59,8 @@ class RunStateStore:
             "steps": [],
             "started_at": now,
             "backup": backup,
+            "router_before": previous.router_before if previous and unfinished else None,
+            "deployment_image": previous.deployment_image if previous and unfinished else None,
         }
         call(f"begin run of {plan}", lambda: self._runs.replace_one({"_id": plan}, doc, upsert=True))
 
@@ -66,6 +72,20 @@ class RunStateStore:
             lambda: self._runs.update_one(
                 {"_id": plan, "undo.name": {"$ne": before.name}}, {"$push": {"undo": entry}}
             ),
+        )
+
+    def remember_router(self, plan: str, before: dict[str, Any]) -> None:
+        """Keep the router's split from before the rollout first changed it (the first one wins)."""
+        self._first(plan, "router_before", before)
+
+    def remember_deployment(self, plan: str, image: str) -> None:
+        """Keep the image the Deployment ran when the rollout began (the first one wins)."""
+        self._first(plan, "deployment_image", image)
+
+    def _first(self, plan: str, field: str, value: Any) -> None:
+        call(
+            f"record {field} of {plan}",
+            lambda: self._runs.update_one({"_id": plan, field: None}, {"$set": {field: value}}),
         )
 
     def step(self, plan: str, step: dict[str, Any]) -> None:
@@ -89,5 +109,34 @@ class RunStateStore:
             for u in doc.get("undo", [])
         )
         return RunRecord(
-            plan, doc["run_id"], doc["status"], undo, tuple(doc.get("steps", [])), doc.get("backup")
+            plan,
+            doc["run_id"],
+            doc["status"],
+            undo,
+            tuple(doc.get("steps", [])),
+            doc.get("backup"),
+            doc.get("router_before"),
+            doc.get("deployment_image"),
+            doc.get("started_at"),
+        )
+
+
+class ReleaseStore:
+    """The last stable release of each plan (the seeds' ``.last-stable-version``), in ``rollout_releases``."""
+
+    def __init__(self, collection: Collection[Document]) -> None:
+        self._releases = collection
+
+    def stable(self, plan: str) -> str | None:
+        """The plan's last release that reached 100 %, if one did."""
+        doc = call(f"read stable release of {plan}", lambda: self._releases.find_one({"_id": plan}))
+        return None if doc is None else str(doc["stable"])
+
+    def mark_stable(self, plan: str, version: str) -> None:
+        """Record ``version`` as the plan's stable release, keeping the one it replaces."""
+        previous = self.stable(plan)
+        update = {"$set": {"stable": version, "previous": previous, "updated_at": datetime.now(UTC)}}
+        call(
+            f"record stable release of {plan}",
+            lambda: self._releases.update_one({"_id": plan}, update, upsert=True),
         )

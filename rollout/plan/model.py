@@ -595,7 +595,10 @@ class CacheInvalidation(StrictModel):
 
     redis_url: ConnectionString | None = Field(default=None, description="Redis to clear keys in.")
     redis_keys: list[str] = Field(default_factory=list, description="Key patterns to delete.")
-    purge_url: str | None = Field(default=None, description="URL that purges a CDN or cache.")
+    purge_url: str | None = Field(
+        default=None,
+        description="URL that purges a CDN or cache (POST), or a path below `service.base_url`.",
+    )
 
 
 class Watch(StrictModel):
@@ -612,6 +615,10 @@ class RollbackSettings(StrictModel):
     restore: RestoreSettings = Field(default_factory=RestoreSettings, description="Data restore.")
     cache: CacheInvalidation = Field(default_factory=CacheInvalidation, description="Cache invalidation.")
     watch: Watch = Field(default_factory=Watch, description="Post-rollback health watch.")
+    balance: list[CustomCheck] = Field(
+        default_factory=list,
+        description="Checks whose figures must agree after a rollback (e.g. orders against settlements).",
+    )
     severity: Literal["SEV1", "SEV2", "SEV3"] = Field(
         default="SEV2", description="Default severity of an automatic rollback."
     )

@@ -54,14 +54,15 @@ class FlagCache:
 
     def start(self) -> None:
         """Read the flag once, then keep it fresh in the background."""
-        self._refresh_once()
+        self.refresh()
         self._thread.start()
 
     def stop(self) -> None:
         """Stop refreshing."""
         self._stop.set()
 
-    def _refresh_once(self) -> None:
+    def refresh(self) -> None:
+        """Read the flag now."""
         try:
             self.state = self._store.get(self._name)
             self.healthy = True
@@ -71,7 +72,7 @@ class FlagCache:
 
     def _run(self) -> None:
         while not self._stop.wait(self._refresh):
-            self._refresh_once()
+            self.refresh()
 
 
 class OrdersService:
@@ -80,6 +81,7 @@ class OrdersService:
     def __init__(self, flags: FlagCache, rng: random.Random | None = None) -> None:
         self.flags = flags
         self.faults = {variant: Fault() for variant in VARIANTS}
+        self.purges = 0
         self.rng = rng or random.Random()
         self.registry = CollectorRegistry()
         self.requests = Counter(
@@ -131,6 +133,13 @@ class OrdersService:
         self.flag_percentage.labels(state.name).set(state.percentage if state.enabled else 0)
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
+    async def cache(self, request: Request) -> Response:
+        """``POST /cache/purge`` reads the flag again at once; ``GET /cache`` counts purges."""
+        if request.method == "POST":
+            self.purges += 1
+            await asyncio.to_thread(self.flags.refresh)
+        return JSONResponse({"purges": self.purges})
+
     async def fault(self, request: Request) -> Response:
         """GET shows faults; PUT ``{variant, error_rate, latency_seconds}`` sets one; DELETE clears."""
         if request.method == "DELETE":
@@ -159,6 +168,8 @@ def build_app(service: OrdersService) -> Starlette:
             Route("/health", service.health),
             Route("/metrics", service.metrics),
             Route("/fault", service.fault, methods=["GET", "PUT", "DELETE"]),
+            Route("/cache", service.cache, methods=["GET"]),
+            Route("/cache/purge", service.cache, methods=["POST"]),
         ]
     )
 

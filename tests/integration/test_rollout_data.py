@@ -34,6 +34,7 @@ phases:
     window: {{interval: 1s, count: 2, initial_delay: 3s, decision_timeout: 5s, gates: [errors]}}
 rollback:
   restore: {{mode: selective, collections: [order_hub]}}
+  watch: {{interval: 1s, duration: 2s}}
 """
 
 

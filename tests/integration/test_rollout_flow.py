@@ -28,6 +28,8 @@ phases:
     {approval}
     ramp: [50, 100]
     window: {{interval: 1s, count: 3, gates: [errors]}}
+rollback:
+  watch: {{interval: 1s, duration: 2s}}
 """
 
 

@@ -42,9 +42,7 @@ def test_nginx_canary_weight_is_set_and_the_previous_weight_returned(api: k8s.Ap
     router = RouterSettings(kind="nginx-canary", name="orders-canary")
     assert cluster.set_weight(router, 25).canary_percent == 0
     assert cluster.set_weight(router, 50).canary_percent == 25
-    annotations = (
-        networking(api).read_namespaced_ingress("orders-canary", NAMESPACE).metadata.annotations
-    )
+    annotations = networking(api).read_namespaced_ingress("orders-canary", NAMESPACE).metadata.annotations
     assert annotations["nginx.ingress.kubernetes.io/canary-weight"] == "50"
     assert annotations["nginx.ingress.kubernetes.io/canary"] == "true"
 
@@ -153,9 +151,7 @@ def test_a_missing_object_is_named_with_its_namespace(api: k8s.ApiClient) -> Non
 
 
 def test_a_conflict_is_read_again_and_retried(api: k8s.ApiClient, emulator: EmulatorThread) -> None:
-    networking(api).create_namespaced_ingress(
-        NAMESPACE, {"metadata": {"name": "canary"}, "spec": {}}
-    )
+    networking(api).create_namespaced_ingress(NAMESPACE, {"metadata": {"name": "canary"}, "spec": {}})
 
     def conflict_once(handler: Any) -> None:
         handler["patch"][:1] << 409 << {"kind": "Status", "code": 409, "reason": "Conflict"}
