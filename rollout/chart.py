@@ -34,7 +34,7 @@ def metrics_chart(
             axis.text(0.5, 0.5, "no data", transform=axis.transAxes, ha="center", va="center", color="grey")
         if name in limits:
             axis.axhline(limits[name], color="tab:red", ls="--", lw=1, label=f"limit {limits[name]:g}")
-            axis.legend(loc="upper left", fontsize=8)
+            axis.legend(loc="best", fontsize=8)
         for at, label in marks:
             axis.axvline(at, color="grey", lw=0.8, alpha=0.7)
             axis.annotate(

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TextIO
 
 from rollout.errors import InputRejected, PlanInvalid, PortInUse, RolloutError
 
@@ -101,15 +102,15 @@ def cmd_sandbox_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _print_sandbox(info: object) -> None:
+def _print_sandbox(info: object, out: TextIO = sys.stdout) -> None:
     from rollout.sandbox.stack import SandboxInfo
 
     assert isinstance(info, SandboxInfo)
-    print(f"MongoDB     {info.mongodb_uri} (database {info.database})")
-    print(f"S3          {info.s3_endpoint} (bucket {info.bucket})")
-    print(f"service     {info.service_url}")
-    print(f"Prometheus  {info.prometheus_url or 'not installed (apt-get install prometheus)'}")
-    print(f"state       {info.state_dir}")
+    print(f"MongoDB     {info.mongodb_uri} (database {info.database})", file=out)
+    print(f"S3          {info.s3_endpoint} (bucket {info.bucket})", file=out)
+    print(f"service     {info.service_url}", file=out)
+    print(f"Prometheus  {info.prometheus_url or 'not installed (apt-get install prometheus)'}", file=out)
+    print(f"state       {info.state_dir}", file=out)
 
 
 def _exit_code(status: str) -> int:
@@ -123,25 +124,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _prefect_defaults()
     from flows.rollout import rollout_flow
     from rollout.plan import load_plan
-    from rollout.report import render_result
+    from rollout.report import render_result, result_json
     from rollout.sandbox.faults import FaultAtPercentage
     from rollout.sandbox.stack import Sandbox, SandboxOptions
 
     plan_path = str(args.plan)
     load_plan(plan_path)
-    print(f"starting the sandbox (MongoDB, S3, Prometheus, the orders service, load) for {plan_path}")
+    # With --json, stdout carries the JSON alone.
+    chatter = sys.stderr if args.json else sys.stdout
+    print(
+        f"starting the sandbox (MongoDB, S3, Prometheus, the orders service, load) for {plan_path}",
+        file=chatter,
+    )
     with Sandbox(SandboxOptions(prometheus=args.prometheus)) as info:
-        _print_sandbox(info)
+        _print_sandbox(info, chatter)
         watcher = FaultAtPercentage(info, args.fault_at) if args.fault_at is not None else None
         if watcher is not None:
-            print(f"the candidate will start failing once {args.fault_at:g}% of users get it")
+            print(f"the candidate will start failing once {args.fault_at:g}% of users get it", file=chatter)
             watcher.start()
         try:
             result = rollout_flow(plan_path=plan_path, targets=info.targets())
         finally:
             if watcher is not None:
                 watcher.stop()
-    print(render_result(result))
+    print(result_json(result) if args.json else render_result(result))
     return _exit_code(result.status)
 
 
@@ -150,11 +156,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     _prefect_defaults()
     from flows.rollout import rollout_flow
     from rollout.plan import load_plan
-    from rollout.report import render_result
+    from rollout.report import render_result, result_json
 
     load_plan(args.plan)
     result = rollout_flow(plan_path=str(args.plan))
-    print(render_result(result))
+    print(result_json(result) if args.json else render_result(result))
     return _exit_code(result.status)
 
 
@@ -292,10 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--fault-at", type=float, metavar="PCT", help="make the candidate fail once PCT%% of users get it"
     )
+    demo.add_argument("--json", action="store_true", help="print the result as JSON")
     demo.set_defaults(run=cmd_demo)
 
     run = sub.add_parser("run", help="run a plan")
     run.add_argument("plan", type=Path)
+    run.add_argument("--json", action="store_true", help="print the result as JSON")
     run.set_defaults(run=cmd_run)
 
     rollback = sub.add_parser("rollback", help="undo the plan's last rollout")

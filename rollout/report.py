@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -63,3 +64,16 @@ def render_result(result: Any) -> str:
                 " from the first failing sample to the flag at 0"
             )
     return "\n".join(lines)
+
+
+def result_json(result: Any) -> str:
+    """The result as JSON: checks, backup, steps, decisions, and each rollback step with its outcome."""
+    from pydantic import TypeAdapter
+
+    data: dict[str, Any] = TypeAdapter(type(result)).dump_python(result, mode="json")
+    data["time_to_safety_seconds"] = result.time_to_safety
+    if result.backup is not None:
+        data["backup"] = {"uri": result.backup.uri, "manifest": data["backup"]["manifest"]}
+    if result.rollback is not None:
+        data["rollback"]["ok"] = result.rollback.ok
+    return json.dumps(data, indent=2)

@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -7,7 +8,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "ROLLOUT_REPORTS_DIR": str(tmp_path / "reports"),
+    }
     return subprocess.run(
         [sys.executable, "-m", "rollout.cli", "demo", "--prometheus", "required", *args],
         capture_output=True,
@@ -32,13 +37,31 @@ def test_demo_promotes_the_unified_orders_plan_to_100_percent(tmp_path: Path) ->
     assert "internal-users" in steps and "internal-users" not in checks
 
 
-def test_demo_with_a_fault_at_25_percent_rolls_back_with_exit_3(tmp_path: Path) -> None:
-    done = demo(tmp_path, "--fault-at", "25")
+def test_demo_with_a_fault_at_50_percent_rolls_back_every_step_and_reports_as_json(tmp_path: Path) -> None:
+    done = demo(tmp_path, "--fault-at", "50", "--json")
     assert done.returncode == 3, done.stderr[-3000:]
-    out = done.stdout
-    assert "plan sandbox-demo: rolled back" in out
-    assert "rollback flag USE_UNIFIED_ORDERS: ok (traffic 0)" in out
-    assert "time to safety:" in out
-    assert "rollback emergency backup: ok (s3://rollout-backups/backups/emergency-backup-" in out
-    assert "order_hub 1200/1200 replaced" in out
-    assert "100%" not in out.split("plan sandbox-demo")[0]
+    result = json.loads(done.stdout)
+    assert result["status"] == "rolled_back"
+    assert [s["audience"].split(", ")[-1] for s in result["steps"]][-1] == "50%"
+    assert result["steps"][-1]["outcome"] == "failed"
+    assert result["time_to_safety_seconds"] < 5
+    rollback = result["rollback"]
+    assert rollback["ok"] is True
+    assert [s["name"] for s in rollback["steps"]] == [
+        "flag USE_UNIFIED_ORDERS",
+        "flag SHOW_SOURCE_INDICATOR",
+        "flag ENABLE_DUAL_WRITE",
+        "flag SHOW_UNIFIED_DASHBOARD",
+        "emergency backup",
+        "data restore",
+        "cache invalidation",
+        "health check",
+        "smoke test",
+        "health watch",
+    ]
+    assert all(s["ok"] for s in rollback["steps"])
+    report = Path(rollback["report"])
+    assert report.is_file() and (report.parent / "metrics.png").stat().st_size > 10_000
+    text = report.read_text()
+    assert "| severity | SEV2 (resolve within 1 h) |" in text
+    assert "| version restored | backend-v2026.11.14-0900 |" in text
