@@ -65,3 +65,17 @@ def bucket(sandbox: SandboxInfo, request: pytest.FixtureRequest) -> Iterator[Any
     yield store
     store.delete_prefix("")
     client.delete_bucket(Bucket=name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def reports_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Incident reports go to a temporary folder, not the working tree."""
+    import os
+
+    previous = os.environ.get("ROLLOUT_REPORTS_DIR")
+    os.environ["ROLLOUT_REPORTS_DIR"] = str(tmp_path_factory.mktemp("reports"))
+    yield
+    if previous is None:
+        os.environ.pop("ROLLOUT_REPORTS_DIR", None)
+    else:
+        os.environ["ROLLOUT_REPORTS_DIR"] = previous

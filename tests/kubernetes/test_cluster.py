@@ -6,8 +6,7 @@ from kubernetes import client as k8s
 from rollout.adapters.kubernetes import Cluster, KubernetesObjectMissing
 from rollout.errors import ServiceRejected
 from rollout.plan.model import RouterSettings
-
-from .conftest import NAMESPACE, EmulatorThread, deployment, pod_template, replica_set
+from tests.kmock_cluster import NAMESPACE, EmulatorThread, deployment, pod_template, replica_set
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,146 @@
+"""A rollout that moves a canary Ingress's weight, and a rollback that also puts the Deployment back."""
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from kubernetes import client as k8s
+from pymongo import MongoClient
+
+from flows.rollback import rollback_flow
+from flows.rollout import rollout_flow
+from rollout.adapters.flags import FlagChange, FlagStore
+from rollout.sandbox.stack import SandboxInfo
+from tests.kmock_cluster import NAMESPACE, EmulatorThread, deployment, replica_set
+
+pytestmark = pytest.mark.integration
+
+RELEASE, STABLE = "backend-v2026.11.22-1000", "backend-v2026.11.14-0900"
+CANARY_WEIGHT = "nginx.ingress.kubernetes.io/canary-weight"
+
+
+@pytest.fixture()
+def cluster() -> Iterator[tuple[EmulatorThread, Any, Any]]:
+    with EmulatorThread() as emulator:
+        configuration = k8s.Configuration()
+        configuration.host = emulator.url
+        with k8s.ApiClient(configuration) as api:
+            apps: Any = k8s.AppsV1Api(api)
+            networking: Any = k8s.NetworkingV1Api(api)
+            apps.create_namespaced_deployment(
+                NAMESPACE, deployment("orders", f"registry/orders:{RELEASE}", 2, "u1")
+            )
+            apps.create_namespaced_replica_set(
+                NAMESPACE, replica_set("orders", "u1", f"registry/orders:{STABLE}", 1)
+            )
+            apps.create_namespaced_replica_set(
+                NAMESPACE, replica_set("orders", "u1", f"registry/orders:{RELEASE}", 2)
+            )
+            canary = {"nginx.ingress.kubernetes.io/canary": "true", CANARY_WEIGHT: "0"}
+            networking.create_namespaced_ingress(
+                NAMESPACE, {"metadata": {"name": "orders-canary", "annotations": canary}, "spec": {}}
+            )
+            yield emulator, apps, networking
+
+
+@pytest.fixture()
+def main_flag(sandbox: SandboxInfo) -> Iterator[None]:
+    client: MongoClient[dict[str, Any]] = MongoClient(sandbox.mongodb_uri)
+    store = FlagStore(client.shop.feature_flags)
+    off = FlagChange(enabled=False, percentage=0, users=(), stores=())
+    store.set("USE_UNIFIED_ORDERS", off)
+    yield
+    httpx.delete(f"{sandbox.service_url}/fault")
+    store.set("USE_UNIFIED_ORDERS", off)
+    client.close()
+
+
+def write_plan(tmp_path: Path, sandbox: SandboxInfo, url: str, deployment_name: str = "orders") -> str:
+    targets = sandbox.targets().model_dump(mode="json", exclude_none=True, by_alias=True)
+    targets["kubernetes"] = {
+        "namespace": NAMESPACE,
+        "deployment": deployment_name,
+        "api_url": url,
+        "image_repository": "registry/orders",
+        "router": {"kind": "nginx-canary", "name": "orders-canary"},
+    }
+    plan = {
+        "name": "k8s-test",
+        "release": {"version": RELEASE, "stable_version": STABLE},
+        "flag": "USE_UNIFIED_ORDERS",
+        "targets": targets,
+        "backup": {"collections": ["shops"]},
+        "gates": {"errors": {"sli": "error_ratio", "max": 0.05, "rate_window": "5s"}},
+        "phases": [
+            {
+                "name": "ramp",
+                "ramp": [50, 100],
+                "window": {"interval": "1s", "count": 3, "initial_delay": "2s", "gates": ["errors"]},
+            }
+        ],
+        "rollback": {"watch": {"interval": "1s", "duration": "1s"}},
+    }
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    return str(path)
+
+
+def canary_weight(networking: Any) -> str:
+    return str(
+        networking.read_namespaced_ingress("orders-canary", NAMESPACE).metadata.annotations[CANARY_WEIGHT]
+    )
+
+
+def test_a_failing_canary_gets_weight_0_and_the_deployment_its_stable_image(
+    prefect_api: None, sandbox: SandboxInfo, main_flag: None, cluster: Any, tmp_path: Path
+) -> None:
+    emulator, apps, networking = cluster
+    httpx.put(f"{sandbox.service_url}/fault", json={"variant": "candidate", "error_rate": 1.0})
+    result = rollout_flow(plan_path=write_plan(tmp_path, sandbox, emulator.url))
+
+    assert result.status == "rolled_back"
+    weights = [
+        r.data["metadata"]["annotations"][CANARY_WEIGHT]
+        for r in emulator.handler
+        if r.method == "PATCH" and "ingresses" in str(r.url.path)
+    ]
+    assert weights == ["50", "0"]
+    assert canary_weight(networking) == "0"
+    assert result.rollback is not None and result.rollback.ok, result.rollback
+    steps = {s.name: s for s in result.rollback.steps}
+    assert steps["router weight"].detail == "nginx-canary orders-canary: canary 50% -> 0%"
+    assert steps["deployment"].detail == (
+        f"orders: registry/orders:{RELEASE} -> registry/orders:{STABLE} (stable release {STABLE})"
+    )
+    image = apps.read_namespaced_deployment("orders", NAMESPACE).spec.template.spec.containers[0].image
+    assert image == f"registry/orders:{STABLE}"
+
+    again = rollback_flow(plan_path=write_plan(tmp_path, sandbox, emulator.url), reason="repeat")
+    assert {s.name: s.detail for s in again.steps}[
+        "deployment"
+    ] == f"orders already runs registry/orders:{STABLE}"
+
+
+def test_a_deployment_that_does_not_exist_is_named_and_traffic_still_goes_to_stable(
+    prefect_api: None, sandbox: SandboxInfo, main_flag: None, cluster: Any, tmp_path: Path
+) -> None:
+    emulator, _, networking = cluster
+    plan = write_plan(tmp_path, sandbox, emulator.url, deployment_name="order")
+    networking.patch_namespaced_ingress(
+        "orders-canary", NAMESPACE, {"metadata": {"annotations": {CANARY_WEIGHT: "30"}}}
+    )
+    result = rollback_flow(plan_path=plan, reason="pager", severity="SEV1")
+
+    assert not result.ok
+    outcome = {s.name: (s.ok, s.detail) for s in result.steps}
+    assert outcome["flag USE_UNIFIED_ORDERS"] == (True, "traffic 0")
+    assert outcome["router weight"][0] is True
+    assert outcome["deployment"][0] is False
+    assert "Deployment 'order' does not exist in namespace 'shop'" in outcome["deployment"][1]
+    assert outcome["health check"][0] is True  # the steps after a failure still ran
+    assert canary_weight(networking) == "0"
+    assert result.severity == "SEV1"
+    assert result.report is not None and "**FAILED**" in Path(result.report).read_text()
