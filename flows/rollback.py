@@ -13,8 +13,8 @@ before anything is restored, so a restore can itself be undone. A failing step
 is recorded and the next one runs anyway; the result says what did not work.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Prefect builds the parameter schema from
+# the flow's signature, and string annotations (the Annotated reason) do not resolve there.
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime

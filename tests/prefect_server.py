@@ -1,0 +1,68 @@
+"""A real Prefect server (and a process serving a flow) for tests that go through Prefect's REST API."""
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from rollout.sandbox.processes import free_port, wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def prefect_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Settings for a quiet, self-contained Prefect under ``home``."""
+    home.mkdir(parents=True, exist_ok=True)
+    return {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db",
+        **(extra or {}),
+    }
+
+
+@contextmanager
+def running(argv: list[str], env: Mapping[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``argv`` in a session of its own; stop the whole group on the way out."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            argv, env=dict(env), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        yield process
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(process.pid, sig)
+                process.wait(timeout=10)
+                break
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                continue
+
+
+@contextmanager
+def prefect_server(workdir: Path, auth: str) -> Iterator[str]:
+    """A Prefect server with basic auth on; yields its API URL."""
+    port = free_port()
+    env = prefect_env(workdir / "server", {"PREFECT_SERVER_API_AUTH_STRING": auth})
+    argv = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with running([*argv, "--no-ui", "--analytics-off"], env, workdir / "server.log") as server:
+        api = f"http://127.0.0.1:{port}/api"
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{api}/health", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(
+            healthy, "Prefect server", timeout=180, interval=0.5, still_alive=lambda: server.poll() is None
+        )
+        yield api
