@@ -21,6 +21,7 @@ from prefect.flow_runs import pause_flow_run
 from pydantic import BaseModel, Field
 
 from flows.rollback import RollbackResult, rollback_flow
+from rollout import events
 from rollout.adapters.clients import Clients
 from rollout.data.backup import BackupResult
 from rollout.data.checks import CheckResult
@@ -35,7 +36,7 @@ from tasks.observe import check_gate_queries, observe_window
 from tasks.secrets import prefect_resolver
 from tasks.traffic import choose_pilot_stores, record_deployment, set_audience, set_companion_flags
 
-Status = Literal["promoted", "rolled_back", "held", "blocked"]
+Status = Literal["promoted", "rolled_back", "held", "blocked", "stopped"]
 
 
 class Decision(BaseModel):
@@ -118,21 +119,32 @@ def rollout_flow(plan_path: str, targets: Targets | None = None) -> RolloutResul
     with Clients(resolved, prefect_resolver) as clients:
         clients.runs.begin(plan.name, run_id, backup.uri if backup else None)
     record_deployment(resolved, plan.name)
+    events.emit(events.STARTED, plan.name, plan_path, run_id=run_id, version=plan.release.version)
     audience = Audience()
     steps: list[StepResult] = []
     decisions: list[str] = []
 
     def finish(status: Status, reason: str = "", first_bad: datetime | None = None) -> RolloutResult:
         rollback = None
-        if status == "rolled_back":
+        if status == "rolled_back" and not plan.rollback.automatic:
+            # The plan leaves the decision to a person or an automation: say so loudly, change nothing.
+            status = "stopped"
+            logger.error("stopped without rolling back (rollback.automatic is off): %s", reason)
+            events.emit(events.FAILED, plan.name, plan_path, reason=reason, run_id=run_id)
+            with Clients(resolved, prefect_resolver) as clients:
+                clients.runs.finish(plan.name, "stopped")
+        elif status == "rolled_back":
             rollback = rollback_flow(
                 plan_path=plan_path, reason=reason, targets=resolved, first_bad_at=first_bad
             )
+            events.emit(events.ROLLED_BACK, plan.name, plan_path, reason=reason, ok=rollback.ok)
         else:
             with Clients(resolved, prefect_resolver) as clients:
                 clients.runs.finish(plan.name, status)
                 if status == "promoted":
                     clients.releases.mark_stable(plan.name, plan.release.version)
+            if status == "promoted":
+                events.emit(events.PROMOTED, plan.name, plan_path, version=plan.release.version)
         return RolloutResult(
             plan.name,
             status,

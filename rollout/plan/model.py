@@ -611,7 +611,11 @@ class Watch(StrictModel):
 class RollbackSettings(StrictModel):
     """What the compensating rollback does, besides undoing every traffic change."""
 
-    automatic: bool = Field(default=True, description="Roll back by itself when a gate fails.")
+    automatic: bool = Field(
+        default=True,
+        description="Roll back by itself when a gate fails; when false, stop where traffic is and emit "
+        "`rollout.failed` for a person or an automation to act on.",
+    )
     restore: RestoreSettings = Field(default_factory=RestoreSettings, description="Data restore.")
     cache: CacheInvalidation = Field(default_factory=CacheInvalidation, description="Cache invalidation.")
     watch: Watch = Field(default_factory=Watch, description="Post-rollback health watch.")
