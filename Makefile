@@ -6,9 +6,9 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 
-.PHONY: setup prometheus demo test lint bench reference clean
+.PHONY: setup prometheus redis demo test lint bench reference clean
 
-setup: $(VENV)/.installed prometheus
+setup: $(VENV)/.installed prometheus redis
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,7 +22,14 @@ prometheus:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
-demo: setup
+# Redis is only a stand-in for the cache-invalidation tests; the sandbox does not need it.
+redis:
+	@command -v redis-server >/dev/null || { \
+	  echo "installing Redis from Debian"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
+
+demo: $(VENV)/.installed prometheus
 	$(VENV)/bin/rollout demo
 
 test: setup lint

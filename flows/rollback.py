@@ -182,7 +182,8 @@ def rollback_flow(
         steps.run("deployment", lambda: deployment_to_stable(resolved, plan, stable, image))
     if mode != "none":
         _data_steps(steps, plan, resolved, record.backup if record else None, mode, chosen_collections)
-    if plan.rollback.cache.purge_url:
+    cache = plan.rollback.cache
+    if cache.purge_url or (cache.redis_url and cache.redis_keys):
         steps.run("cache invalidation", lambda: invalidate_caches(resolved, plan))
     steps.run("health check", lambda: health_check(resolved))
     if resolved.service.smoke:

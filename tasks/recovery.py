@@ -10,6 +10,7 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from rollout.adapters.cache import delete_matching
 from rollout.adapters.clients import Clients
 from rollout.adapters.service import purge
 from rollout.clock import SystemClock
@@ -64,18 +65,23 @@ def deployment_to_stable(targets: Targets, plan: Plan, stable: str | None, image
 
 @task(name="invalidate-caches", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def invalidate_caches(targets: Targets, plan: Plan) -> str:
-    """Call the plan's purge URL."""
+    """Delete the plan's Redis keys and call its purge URL, whichever it names."""
     settings = plan.rollback.cache
-    assert settings.purge_url is not None
+    done = []
     with Clients(targets, prefect_resolver) as clients:
-        headers = {name: clients.secret(value) for name, value in targets.service.headers.items()}
-    url = settings.purge_url
-    if url.startswith("/"):
-        url = targets.service.base_url.rstrip("/") + url
-    probe = purge(url, headers)
-    if not probe.ok:
-        raise ServiceUnavailable("cache", probe.detail)
-    return probe.detail
+        if settings.redis_url and settings.redis_keys:
+            deleted = delete_matching(clients.secret(settings.redis_url), settings.redis_keys)
+            done.append("Redis: " + ", ".join(f"{n} keys {p}" for p, n in deleted.items()))
+        if settings.purge_url:
+            headers = {name: clients.secret(value) for name, value in targets.service.headers.items()}
+            url = settings.purge_url
+            if url.startswith("/"):
+                url = targets.service.base_url.rstrip("/") + url
+            probe = purge(url, headers)
+            if not probe.ok:
+                raise ServiceUnavailable("cache", probe.detail)
+            done.append(probe.detail)
+    return "; ".join(done)
 
 
 @task(name="health-check", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)

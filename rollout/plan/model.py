@@ -593,12 +593,25 @@ class RestoreSettings(StrictModel):
 class CacheInvalidation(StrictModel):
     """Caches to clear after a rollback."""
 
-    redis_url: ConnectionString | None = Field(default=None, description="Redis to clear keys in.")
-    redis_keys: list[str] = Field(default_factory=list, description="Key patterns to delete.")
+    redis_url: ConnectionString | None = Field(
+        default=None,
+        description="Redis to clear keys in, e.g. `redis://:${env:REDIS_PASSWORD}@cache:6379/0`.",
+    )
+    redis_keys: list[str] = Field(
+        default_factory=list, description="Key patterns (Redis glob) to delete, e.g. `orders:*`."
+    )
     purge_url: str | None = Field(
         default=None,
         description="URL that purges a CDN or cache (POST), or a path below `service.base_url`.",
     )
+
+    @model_validator(mode="after")
+    def _redis_pair(self) -> Self:
+        if self.redis_keys and not self.redis_url:
+            raise ValueError("redis_keys need redis_url: name the Redis to delete them in")
+        if self.redis_url and not self.redis_keys:
+            raise ValueError("redis_url without redis_keys deletes nothing: list the key patterns")
+        return self
 
 
 class Watch(StrictModel):
