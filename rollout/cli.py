@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from rollout.errors import InputRejected, PlanInvalid, PortInUse, RolloutError
 
@@ -113,10 +113,11 @@ def _print_sandbox(info: object, out: TextIO = sys.stdout) -> None:
     print(f"state       {info.state_dir}", file=out)
 
 
-def _exit_code(status: str) -> int:
-    return {"promoted": EXIT_OK, "rolled_back": EXIT_ROLLED_BACK, "blocked": EXIT_ROLLED_BACK}.get(
-        status, EXIT_FAILED
-    )
+def _exit_code(result: Any) -> int:
+    if result.rollback is not None and not result.rollback.ok:
+        return EXIT_FAILED  # a rollback that left something undone is not "rolled back as designed"
+    codes = {"promoted": EXIT_OK, "rolled_back": EXIT_ROLLED_BACK, "blocked": EXIT_ROLLED_BACK}
+    return codes.get(result.status, EXIT_FAILED)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -148,7 +149,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             if watcher is not None:
                 watcher.stop()
     print(result_json(result) if args.json else render_result(result))
-    return _exit_code(result.status)
+    return _exit_code(result)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -161,7 +162,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     load_plan(args.plan)
     result = rollout_flow(plan_path=str(args.plan))
     print(result_json(result) if args.json else render_result(result))
-    return _exit_code(result.status)
+    return _exit_code(result)
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:

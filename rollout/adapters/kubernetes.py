@@ -11,13 +11,14 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
+from rollout.breaker import guarded
 from rollout.errors import PermanentError, ServiceRejected, ServiceUnavailable
 from rollout.plan.model import KubernetesTarget, RouterSettings
 
@@ -29,6 +30,7 @@ CANARY_WEIGHT = "nginx.ingress.kubernetes.io/canary-weight"
 GATEWAY = ("gateway.networking.k8s.io", "v1", "httproutes")
 CONFLICT_ATTEMPTS = 5
 Object = dict[str, Any]
+T = TypeVar("T")
 
 
 class KubernetesObjectMissing(PermanentError):
@@ -120,6 +122,16 @@ class Cluster:
         self._apps = k8s.AppsV1Api(api)
         self._networking = k8s.NetworkingV1Api(api)
         self._custom = k8s.CustomObjectsApi(api)
+        self._endpoint = str(api.configuration.host)
+
+    def _guarded(self, action: str, kind: str, name: str, fn: Callable[[], T]) -> T:
+        """Call the API through this cluster's circuit breaker, errors translated."""
+
+        def call() -> T:
+            with kubernetes_errors(action, kind, name, self.namespace):
+                return fn()
+
+        return guarded(SERVICE, self._endpoint, call)
 
     def _plain(self, value: Any) -> Object:
         plain: Object = self._api.sanitize_for_serialization(value)  # type: ignore[no-untyped-call]
@@ -129,8 +141,10 @@ class Cluster:
 
     def deployment(self, name: str) -> Object:
         """The Deployment as a plain dict."""
-        with kubernetes_errors("read", "Deployment", name, self.namespace):
-            return self._plain(self._apps.read_namespaced_deployment(name, self.namespace))
+        read = self._guarded(
+            "read", "Deployment", name, lambda: self._apps.read_namespaced_deployment(name, self.namespace)
+        )
+        return self._plain(read)
 
     def _patch_deployment(self, name: str, body: Any) -> Object:
         # A list is a JSON patch (the client picks its content type); a dict is sent as a merge patch.
@@ -142,30 +156,50 @@ class Cluster:
             return self._plain(patched)
 
     def _ingress(self, name: str) -> Object:
-        with kubernetes_errors("read", "Ingress", name, self.namespace):
-            return self._plain(self._networking.read_namespaced_ingress(name, self.namespace))
+        read = self._guarded(
+            "read", "Ingress", name, lambda: self._networking.read_namespaced_ingress(name, self.namespace)
+        )
+        return self._plain(read)
 
     def _patch_ingress(self, name: str, body: Object) -> None:
-        with kubernetes_errors("patch", "Ingress", name, self.namespace):
-            self._networking.patch_namespaced_ingress(name, self.namespace, body, _content_type=MERGE_PATCH)
+        self._guarded(
+            "patch",
+            "Ingress",
+            name,
+            lambda: self._networking.patch_namespaced_ingress(
+                name, self.namespace, body, _content_type=MERGE_PATCH
+            ),
+        )
 
     def _route(self, name: str) -> Object:
-        with kubernetes_errors("read", "HTTPRoute", name, self.namespace):
-            route = self._custom.get_namespaced_custom_object(*GATEWAY[:2], self.namespace, GATEWAY[2], name)
-            return cast(Object, route)
+        route = self._guarded(
+            "read",
+            "HTTPRoute",
+            name,
+            lambda: self._custom.get_namespaced_custom_object(*GATEWAY[:2], self.namespace, GATEWAY[2], name),
+        )
+        return cast(Object, route)
 
     def _patch_route(self, name: str, body: Object) -> None:
-        with kubernetes_errors("patch", "HTTPRoute", name, self.namespace):
-            self._custom.patch_namespaced_custom_object(
+        self._guarded(
+            "patch",
+            "HTTPRoute",
+            name,
+            lambda: self._custom.patch_namespaced_custom_object(
                 *GATEWAY[:2], self.namespace, GATEWAY[2], name, body, _content_type=MERGE_PATCH
-            )
+            ),
+        )
 
     def _replica_sets(self, deployment: Object) -> list[Object]:
         name = deployment["metadata"]["name"]
         labels = deployment["spec"]["selector"].get("matchLabels", {})
         selector = ",".join(f"{k}={v}" for k, v in labels.items())
-        with kubernetes_errors("list ReplicaSets of", "Deployment", name, self.namespace):
-            found = self._apps.list_namespaced_replica_set(self.namespace, label_selector=selector)
+        found = self._guarded(
+            "list ReplicaSets of",
+            "Deployment",
+            name,
+            lambda: self._apps.list_namespaced_replica_set(self.namespace, label_selector=selector),
+        )
         uid = deployment["metadata"].get("uid")
         # As `kubectl rollout undo` does: only the ReplicaSets this Deployment controls.
         return [

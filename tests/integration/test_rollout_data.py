@@ -91,6 +91,7 @@ def test_the_rollout_takes_a_verified_backup_and_records_it_before_traffic_moves
     assert stored.collections["order_hub"].count == 1200
     record = clients.runs.get("data-test")
     assert record is not None and record.backup == result.backup.uri
+    assert clients.releases.stable("data-test") == "v3"  # promoted: now the release to roll back to
     artifacts = artifacts_of(record.run_id)
     assert {"data-test-data-checks", "data-test-pre-rollout-backup"} <= {a.key for a in artifacts}
     progress = [a for a in artifacts if a.type == "progress"]
