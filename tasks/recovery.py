@@ -101,8 +101,12 @@ def smoke_test(targets: Targets) -> str:
         probes = [clients.service.smoke(request) for request in targets.service.smoke]
     failed = [p for p in probes if not p.ok]
     summary = "; ".join(f"{p.name}: {p.detail}" for p in probes)
+    message = f"{len(failed)} of {len(probes)} smoke requests failed: {summary}"
+    if any(p.transient for p in failed):
+        # Instances may still hold the old flags for a moment: worth trying again.
+        raise ServiceUnavailable("service", message)
     if failed:
-        raise StepFailed(f"{len(failed)} of {len(probes)} smoke requests failed: {summary}")
+        raise StepFailed(message)
     return summary
 
 

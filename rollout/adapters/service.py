@@ -20,6 +20,8 @@ class Probe:
     name: str
     ok: bool
     detail: str
+    transient: bool = False
+    """Failed in a way that may pass if tried again: no answer, or a 5xx."""
 
 
 class ServiceClient:
@@ -53,7 +55,7 @@ class ServiceClient:
         try:
             response = self._send("GET", path)
         except ServiceUnavailable as error:
-            return Probe("health", False, error.detail)
+            return Probe("health", False, error.detail, transient=True)
         ok = response.is_success
         return Probe("health", ok, f"GET {path}: HTTP {response.status_code}")
 
@@ -62,7 +64,7 @@ class ServiceClient:
         try:
             response = self._send(request.method, request.path, request.json_body)
         except ServiceUnavailable as error:
-            return Probe(request.name, False, error.detail)
+            return Probe(request.name, False, error.detail, transient=True)
         ok = response.status_code == request.expect_status
         detail = f"{request.method} {request.path}: HTTP {response.status_code}"
         return Probe(request.name, ok, detail if ok else f"{detail}, expected {request.expect_status}")

@@ -135,7 +135,14 @@ def test_rollback_backs_up_the_current_state_then_restores_the_data(
         result = rollback_flow(plan_path=plan, reason="orders went missing", targets=sandbox.targets())
         assert result.ok, result.steps
         names = [s.name for s in result.steps]
-        assert names == ["flag USE_UNIFIED_ORDERS", "emergency backup", "data restore"]
+        assert names == [
+            "flag USE_UNIFIED_ORDERS",
+            "emergency backup",
+            "data restore",
+            "health check",
+            "smoke test",
+            "health watch",
+        ]
         emergency_uri = result.steps[1].detail
         emergency: Manifest = read_manifest(clients.bucket, parse_backup_uri(emergency_uri))
         assert emergency.kind == "emergency" and emergency.name.startswith("emergency-backup-")

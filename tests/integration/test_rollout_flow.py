@@ -144,7 +144,13 @@ def test_rollback_runs_on_its_own_from_the_persisted_undo_log(
     assert flag_store.get("ENABLE_DUAL_WRITE").enabled is True
     result = rollback_flow(plan_path=plan, reason="customer reports", targets=sandbox.targets())
     assert result.ok
-    assert [s.name for s in result.steps] == ["flag USE_UNIFIED_ORDERS", "flag ENABLE_DUAL_WRITE"]
+    assert [s.name for s in result.steps] == [
+        "flag USE_UNIFIED_ORDERS",
+        "flag ENABLE_DUAL_WRITE",
+        "health check",
+        "smoke test",
+        "health watch",
+    ]
     flag = flag_store.get("USE_UNIFIED_ORDERS")
     assert (flag.enabled, flag.percentage, flag.users) == (False, 0, ())
     assert flag_store.get("ENABLE_DUAL_WRITE").enabled is False
