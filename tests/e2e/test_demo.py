@@ -57,6 +57,7 @@ def test_demo_with_a_fault_at_50_percent_rolls_back_every_step_and_reports_as_js
         "cache invalidation",
         "health check",
         "smoke test",
+        "balance check",
         "health watch",
     ]
     assert all(s["ok"] for s in rollback["steps"])
