@@ -26,13 +26,14 @@ from rollout.adapters.clients import Clients
 from rollout.data.backup import BackupResult
 from rollout.data.checks import CheckResult
 from rollout.gates import Outcome
-from rollout.plan import load_plan
+from rollout.plan import Plan, load_plan
 from rollout.plan.model import Targets
 from rollout.targets import resolve_targets
 from rollout.traffic import Audience, phase_steps
 from rollout.window import WindowResult
 from tasks.data import backup_data, run_data_checks
 from tasks.observe import check_gate_queries, observe_window
+from tasks.record import RampProgress, StepRecordEntry, now, record_step
 from tasks.secrets import prefect_resolver
 from tasks.traffic import choose_pilot_stores, record_deployment, set_audience, set_companion_flags
 
@@ -81,6 +82,34 @@ class RolloutResult:
         return (self.rollback.traffic_off_at - self.first_bad_at).total_seconds()
 
 
+def _count_steps(plan: Plan) -> int:
+    """How many traffic steps the plan has (pilot stores count as one)."""
+    audience, count = Audience(), 0
+    for phase in plan.phases:
+        placeholder = ["pilot"] if phase.pilot_stores else []
+        for step in phase_steps(phase, audience, placeholder):
+            audience = step.audience
+            count += 1
+    return count
+
+
+def _record(
+    targets: Targets, plan: str, step: StepResult, audience: Audience, progress: RampProgress
+) -> None:
+    entry = StepRecordEntry(
+        step.phase,
+        step.step,
+        step.audience,
+        audience.percentage,
+        step.outcome,
+        step.reason,
+        step.values,
+        now(),
+    )
+    record_step(targets, plan, entry)
+    progress.advance()
+
+
 def _ask(what: str, timeout_seconds: float) -> Decision | None:
     """Pause the run for a :class:`Decision`; None when nobody answered in time."""
     logger = get_run_logger()
@@ -122,6 +151,7 @@ def rollout_flow(plan_path: str, targets: Targets | None = None) -> RolloutResul
     events.emit(events.STARTED, plan.name, plan_path, run_id=run_id, version=plan.release.version)
     audience = Audience()
     steps: list[StepResult] = []
+    progress = RampProgress(plan.name, _count_steps(plan))
     decisions: list[str] = []
 
     def finish(status: Status, reason: str = "", first_bad: datetime | None = None) -> RolloutResult:
@@ -180,6 +210,7 @@ def rollout_flow(plan_path: str, targets: Targets | None = None) -> RolloutResul
             audience = step.audience
             if step.window is None:
                 steps.append(StepResult(phase.name, step.label, audience.describe(), "set", "", {}))
+                _record(resolved, plan.name, steps[-1], audience, progress)
                 continue
             gates = {name: plan.gates[name] for name in step.window.gates}
             result: WindowResult = observe_window(resolved, step.window, gates)
@@ -194,6 +225,7 @@ def rollout_flow(plan_path: str, targets: Targets | None = None) -> RolloutResul
                     result.last_values(),
                 )
             )
+            _record(resolved, plan.name, steps[-1], audience, progress)
             if verdict.outcome.aborts:
                 return finish("rolled_back", f"{step.key}: {verdict.reason}", result.first_bad_at)
             if verdict.outcome is Outcome.INCONCLUSIVE:

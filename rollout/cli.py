@@ -262,6 +262,26 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print where the plan's last rollout stands, from its persisted record."""
+    from rollout.adapters.clients import Clients
+    from rollout.plan import load_plan
+    from rollout.status import describe_run
+    from rollout.targets import resolve_targets
+
+    plan = load_plan(args.plan)
+    with Clients(resolve_targets(plan, None)) as clients:
+        record = clients.runs.get(plan.name)
+        stable = clients.releases.stable(plan.name)
+    if args.run_id and (record is None or record.run_id != args.run_id):
+        print(
+            f"run {args.run_id} is not the last rollout of {plan.name}; its record is not kept", file=sys.stderr
+        )
+        return EXIT_BAD_INPUT
+    print(describe_run(record, plan.name, stable))
+    return EXIT_OK
+
+
 def cmd_promote(args: argparse.Namespace) -> int:
     """Answer a paused rollout: approve (or, with --reject, refuse) and resume it."""
     _prefect_defaults()
@@ -333,6 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--verify", action="store_true", help="restore into a scratch database and compare digests only"
     )
     restore.set_defaults(run=cmd_restore)
+
+    where = sub.add_parser("status", help="where the plan's last rollout stands")
+    where.add_argument("plan", type=Path)
+    where.add_argument("--run", dest="run_id", metavar="RUN_ID", help="fail unless this is the run on record")
+    where.set_defaults(run=cmd_status)
 
     promote = sub.add_parser("promote", help="approve a paused rollout")
     promote.add_argument("run_id")

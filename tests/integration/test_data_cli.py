@@ -1,5 +1,6 @@
 """`rollout checks`, `backup` and `restore` against the sandbox, as a user runs them."""
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,48 @@ def test_backup_prints_its_uri_and_restore_refuses_one_without_a_manifest(
 
     assert main(["restore", plan, "--backup", uri, "--collections", "shops", "--filter", "{oops"]) == 2
     assert "--filter: not JSON" in capsys.readouterr().err
+
+
+def test_status_tells_where_the_last_rollout_stands(
+    prefect_api: None, sandbox: SandboxInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = write_plan(
+        tmp_path,
+        sandbox,
+        gates={"errors": {"sli": "error_ratio", "max": 0.5, "rate_window": "5s"}},
+        phases=[
+            {
+                "name": "all",
+                "ramp": [30],
+                "window": {
+                    "interval": "1s",
+                    "count": 2,
+                    "initial_delay": "3s",
+                    "decision_timeout": "5s",
+                    "gates": ["errors"],
+                },
+            }
+        ],
+        rollback={"watch": {"interval": "1s", "duration": "1s"}},
+    )
+    try:
+        assert main(["run", plan, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["status"] == "promoted"
+        assert main(["status", plan]) == 0
+        out = capsys.readouterr().out
+        assert "status    promoted" in out
+        assert "phase     all (30% of users)" in out
+        assert "traffic   30%" in out
+        assert "gates     errors " in out and "-> successful" in out
+        assert "stable    v9" in out
+        assert main(["status", plan, "--run", "not-this-one"]) == 2
+    finally:
+        from pymongo import MongoClient
+
+        from rollout.adapters.flags import FlagChange, FlagStore
+
+        client: MongoClient[dict[str, Any]] = MongoClient(sandbox.mongodb_uri)
+        FlagStore(client.shop.feature_flags).set(
+            "USE_UNIFIED_ORDERS", FlagChange(enabled=False, percentage=0, users=(), stores=())
+        )
+        client.close()
