@@ -6,7 +6,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 
-.PHONY: setup prometheus redis demo test lint bench reference clean
+.PHONY: setup prometheus redis demo test lint bench reference monitoring clean
 
 setup: $(VENV)/.installed prometheus redis
 
@@ -50,6 +50,11 @@ reference: $(VENV)/.installed
 	p = pathlib.Path('README.md'); s = p.read_text(); \
 	p.write_text(re.sub(r'(<!-- plan-reference:start -->\n).*(<!-- plan-reference:end -->)', \
 	lambda m: m.group(1) + r() + m.group(2), s, flags=re.S))"
+
+# Regenerate the shipped alert rules and dashboard from the Unified Orders plan.
+monitoring: $(VENV)/.installed
+	$(VENV)/bin/rollout alerts deployments/plans/unified-orders.yaml > deployments/monitoring/unified-orders.rules.yml
+	$(VENV)/bin/rollout dashboard deployments/plans/unified-orders.yaml > deployments/monitoring/unified-orders.dashboard.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

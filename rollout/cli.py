@@ -275,10 +275,33 @@ def cmd_status(args: argparse.Namespace) -> int:
         stable = clients.releases.stable(plan.name)
     if args.run_id and (record is None or record.run_id != args.run_id):
         print(
-            f"run {args.run_id} is not the last rollout of {plan.name}; its record is not kept", file=sys.stderr
+            f"run {args.run_id} is not the last rollout of {plan.name}; its record is not kept",
+            file=sys.stderr,
         )
         return EXIT_BAD_INPUT
     print(describe_run(record, plan.name, stable))
+    return EXIT_OK
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """Print Prometheus alert rules for the plan (YAML)."""
+    import yaml
+
+    from rollout.monitoring import alert_rules
+    from rollout.plan import load_plan
+
+    print(yaml.safe_dump(alert_rules(load_plan(args.plan)), sort_keys=False, width=1000), end="")
+    return EXIT_OK
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """Print a Grafana dashboard for the plan (JSON)."""
+    import json
+
+    from rollout.monitoring import dashboard
+    from rollout.plan import load_plan
+
+    print(json.dumps(dashboard(load_plan(args.plan)), indent=2))
     return EXIT_OK
 
 
@@ -358,6 +381,13 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("plan", type=Path)
     where.add_argument("--run", dest="run_id", metavar="RUN_ID", help="fail unless this is the run on record")
     where.set_defaults(run=cmd_status)
+
+    alerts = sub.add_parser("alerts", help="print Prometheus alert rules for a plan")
+    alerts.add_argument("plan", type=Path)
+    alerts.set_defaults(run=cmd_alerts)
+    board = sub.add_parser("dashboard", help="print a Grafana dashboard for a plan")
+    board.add_argument("plan", type=Path)
+    board.set_defaults(run=cmd_dashboard)
 
     promote = sub.add_parser("promote", help="approve a paused rollout")
     promote.add_argument("run_id")

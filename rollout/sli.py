@@ -24,8 +24,8 @@ def matchers(settings: SliSettings, variant: str | None, extra: str = "") -> str
     return "{" + ", ".join(parts) + "}"
 
 
-def builtin_query(sli: BuiltinSli, settings: SliSettings, variant: str, window: timedelta) -> str:
-    """The PromQL of a built-in SLI for ``variant`` over ``window``.
+def builtin_query(sli: BuiltinSli, settings: SliSettings, variant: str | None, window: timedelta) -> str:
+    """The PromQL of a built-in SLI for ``variant`` (None: the whole service) over ``window``.
 
     A numerator that may have no series yet (no 5xx so far) falls back to 0 with
     ``or vector(0)``; a denominator never does, so "no traffic" stays "no data".
