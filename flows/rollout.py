@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Literal
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_table_artifact
 from prefect.context import get_run_context
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
@@ -32,12 +33,13 @@ from rollout.targets import resolve_targets
 from rollout.traffic import Audience, phase_steps
 from rollout.window import WindowResult
 from tasks.data import backup_data, run_data_checks
+from tasks.dry_run import check_bucket, count_audiences
 from tasks.observe import check_gate_queries, observe_window
 from tasks.record import RampProgress, StepRecordEntry, now, record_step
 from tasks.secrets import prefect_resolver
 from tasks.traffic import choose_pilot_stores, record_deployment, set_audience, set_companion_flags
 
-Status = Literal["promoted", "rolled_back", "held", "blocked", "stopped"]
+Status = Literal["promoted", "rolled_back", "held", "blocked", "stopped", "dry_run"]
 
 
 class Decision(BaseModel):
@@ -127,14 +129,44 @@ def _ask(what: str, timeout_seconds: float) -> Decision | None:
         return None
 
 
+def _dry_run(plan: Plan, targets: Targets, checks: tuple[CheckResult, ...]) -> RolloutResult:
+    """Everything a run would read, nothing it would write: audiences, pilot stores, user counts."""
+    logger = get_run_logger()
+    if plan.backup.enabled:
+        logger.info("backup bucket: %s", check_bucket(targets))
+    audience, planned = Audience(), []
+    for phase in plan.phases:
+        pilot = choose_pilot_stores(targets, phase.pilot_stores) if phase.pilot_stores else []
+        for step in phase_steps(phase, audience, pilot):
+            audience = step.audience
+            planned.append((phase.name, step.label, audience))
+    counted = count_audiences(targets, plan, [a for _, _, a in planned])
+    steps = []
+    for i, (phase_name, label, step_audience) in enumerate(planned):
+        users = f"{counted[0][i]} of {counted[1]} users" if counted else "no population in the plan"
+        steps.append(StepResult(phase_name, label, step_audience.describe(), "planned", users, {}))
+    create_table_artifact(
+        [{"phase": s.phase, "step": s.step, "traffic": s.audience, "users": s.reason} for s in steps],
+        key=f"{plan.name}-dry-run",
+        description=f"Dry run of {plan.name}: nothing was changed",
+    )
+    return RolloutResult(plan.name, "dry_run", tuple(steps), audience.describe(), checks=checks)
+
+
 @flow(name="rollout")
-def rollout_flow(plan_path: str, targets: Targets | None = None) -> RolloutResult:
-    """Run the plan at ``plan_path`` and roll it back by itself if the service is not healthy."""
+def rollout_flow(plan_path: str, targets: Targets | None = None, dry_run: bool = False) -> RolloutResult:
+    """Run the plan at ``plan_path`` and roll it back by itself if the service is not healthy.
+
+    With ``dry_run``, check everything (gate queries, data checks, the bucket, pilot stores, who
+    each step would admit) and change nothing.
+    """
     logger = get_run_logger()
     plan = load_plan(plan_path)
     resolved = resolve_targets(plan, targets)
     check_gate_queries(resolved, dict(plan.gates))
     checks = tuple(run_data_checks(resolved, plan.name, plan.preflight))
+    if dry_run:
+        return _dry_run(plan, resolved, checks)
     failed = [c.name for c in checks if not c.passed]
     if failed:
         logger.error("data checks failed (%s): nothing was changed", ", ".join(failed))

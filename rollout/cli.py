@@ -116,6 +116,8 @@ def _print_sandbox(info: object, out: TextIO = sys.stdout) -> None:
 def _exit_code(result: Any) -> int:
     if result.rollback is not None and not result.rollback.ok:
         return EXIT_FAILED  # a rollback that left something undone is not "rolled back as designed"
+    if result.status == "dry_run":
+        return EXIT_OK if all(c.passed for c in result.checks) else EXIT_ROLLED_BACK
     codes = {"promoted": EXIT_OK, "rolled_back": EXIT_ROLLED_BACK, "blocked": EXIT_ROLLED_BACK}
     return codes.get(result.status, EXIT_FAILED)
 
@@ -160,7 +162,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rollout.report import render_result, result_json
 
     load_plan(args.plan)
-    result = rollout_flow(plan_path=str(args.plan))
+    result = rollout_flow(plan_path=str(args.plan), dry_run=args.dry_run)
     print(result_json(result) if args.json else render_result(result))
     return _exit_code(result)
 
@@ -348,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a plan")
     run.add_argument("plan", type=Path)
     run.add_argument("--json", action="store_true", help="print the result as JSON")
+    run.add_argument("--dry-run", action="store_true", help="check and count everything, change nothing")
     run.set_defaults(run=cmd_run)
 
     rollback = sub.add_parser("rollback", help="undo the plan's last rollout")

@@ -19,7 +19,7 @@ def result_table(result: Any) -> pd.DataFrame:
         {
             "phase": step.phase,
             "traffic": step.audience,
-            "gate values": "; ".join(f"{k} {_value(v)}" for k, v in step.values.items()),
+            "gate values": "; ".join(f"{k} {_value(v)}" for k, v in step.values.items()) or step.reason,
             "decision": step.outcome,
         }
         for step in result.steps
@@ -45,7 +45,9 @@ def render_result(result: Any) -> str:
     if result.steps:
         lines += [result_table(result).to_string(index=False), ""]
     lines += [f"decision: {d}" for d in result.decisions]
-    if result.status == "blocked":
+    if result.status == "dry_run":
+        lines.append(f"plan {result.plan}: dry run, nothing was changed; the steps above would run")
+    elif result.status == "blocked":
         failed = ", ".join(c.name for c in result.checks if not c.passed)
         lines.append(f"plan {result.plan}: blocked by failing data checks ({failed}); nothing was changed")
     elif result.status == "promoted":

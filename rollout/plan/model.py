@@ -641,6 +641,14 @@ class RollbackSettings(StrictModel):
     )
 
 
+class UserPopulation(StrictModel):
+    """Where the service's user ids live, so a dry run can count whom each step admits."""
+
+    collection: str = Field(description="Collection of users, e.g. `users`.")
+    id_field: str = Field(default="_id", description="Field holding the id the service buckets on.")
+    filter: dict[str, Any] = Field(default_factory=dict, description="Which users count, e.g. active ones.")
+
+
 class Release(StrictModel):
     """The versions involved."""
 
@@ -669,6 +677,9 @@ class Plan(StrictModel):
     gates: dict[str, Gate] = Field(default_factory=dict, description="Named health gates.")
     phases: list[Phase] = Field(min_length=1, description="Phases, run in order.")
     rollback: RollbackSettings = Field(default_factory=RollbackSettings, description="Rollback options.")
+    users: UserPopulation | None = Field(
+        default=None, description="The user population, for the dry run's per-step counts."
+    )
 
     @property
     def uses_sandbox(self) -> bool:

@@ -152,3 +152,34 @@ def test_rollback_backs_up_the_current_state_then_restores_the_data(
     finally:
         if clients.db.order_hub.count_documents({"source": "web"}) == 0:
             clients.db.order_hub.insert_many(removed)
+
+
+def test_a_dry_run_counts_who_each_step_would_admit_and_changes_nothing(
+    prefect_api: None, sandbox: SandboxInfo, clients: Clients, main_flag: FlagStore, tmp_path: Path
+) -> None:
+    from rollout.bucketing import admitted
+
+    text = (
+        Path(write_plan(tmp_path))
+        .read_text()
+        .replace("flag: USE_UNIFIED_ORDERS", "flag: USE_UNIFIED_ORDERS\nusers: {collection: users}")
+        .replace("ramp: [100]", "ramp: [10, 50]")
+    )
+    plan = tmp_path / "dry.yaml"
+    plan.write_text(text)
+    before_flag, before_backups = main_flag.get("USE_UNIFIED_ORDERS"), backups(clients)
+    before_run = clients.runs.get("data-test")
+
+    result = rollout_flow(plan_path=str(plan), targets=sandbox.targets(), dry_run=True)
+
+    assert result.status == "dry_run"
+    ids = [str(u["_id"]) for u in clients.db.users.find({}, {"_id": 1})]
+    at = {pct: sum(admitted("USE_UNIFIED_ORDERS", user, pct) for user in ids) for pct in (10, 50)}
+    assert 0 < at[10] < at[50] < len(ids)
+    assert [(s.step, s.outcome, s.reason) for s in result.steps] == [
+        ("10% of users", "planned", f"{at[10]} of {len(ids)} users"),
+        ("50% of users", "planned", f"{at[50]} of {len(ids)} users"),
+    ]
+    assert main_flag.get("USE_UNIFIED_ORDERS").version == before_flag.version
+    assert backups(clients) == before_backups
+    assert clients.runs.get("data-test") == before_run

@@ -1,0 +1,23 @@
+"""How many users each audience admits, counted over the real population with the service's bucketing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from rollout.bucketing import bucket
+from rollout.traffic import Audience
+
+
+def count_admitted(
+    flag: str, user_ids: Iterable[str], audiences: Sequence[Audience]
+) -> tuple[list[int], int]:
+    """Per audience, how many of ``user_ids`` it admits by allowlist or percentage; and the total."""
+    counts = [0] * len(audiences)
+    total = 0
+    for user in user_ids:
+        total += 1
+        slot = bucket(flag, user)
+        for i, audience in enumerate(audiences):
+            if user in audience.users or (audience.percentage > 0 and slot <= audience.percentage):
+                counts[i] += 1
+    return counts, total
