@@ -6,7 +6,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 
-.PHONY: setup prometheus redis demo test lint bench reference monitoring clean
+.PHONY: setup prometheus redis demo test lint bench deploy reference monitoring clean
 
 setup: $(VENV)/.installed prometheus redis
 
@@ -39,6 +39,17 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+# Register every deployment of prefect.yaml on the server in PREFECT_API_URL, after checking them
+# all: a bad schedule or a missing plan stops here, before anything is registered.
+# (`prefect deploy --all` of Prefect 3.8.8 registers the first deployment, then stops on a 422
+# from its own check for online workers, so `rollout deploy` registers them through the
+# Python API instead.)
+deploy: $(VENV)/.installed
+	$(VENV)/bin/rollout deployments prefect.yaml
+	$(VENV)/bin/prefect work-pool inspect rollout-local >/dev/null 2>&1 || \
+	  $(VENV)/bin/prefect work-pool create rollout-local --type process
+	$(VENV)/bin/rollout deploy prefect.yaml
 
 # Benchmarks print their figures; the last line of each is name=value pairs.
 bench: setup

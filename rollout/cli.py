@@ -307,6 +307,28 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_deployments(args: argparse.Namespace) -> int:
+    """Check prefect.yaml: ``OK`` or one ``deployments[name].field: message`` line per problem."""
+    from rollout.deployments import check_deployments
+
+    problems = check_deployments(args.config)
+    for problem in problems:
+        print(problem)
+    if not problems:
+        print("OK")
+    return EXIT_BAD_INPUT if problems else EXIT_OK
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    """Check prefect.yaml whole, then register every deployment on the server in PREFECT_API_URL."""
+    _prefect_defaults()
+    from rollout.deployments import register_deployments
+
+    for name in register_deployments(args.config):
+        print(f"registered {name}")
+    return EXIT_OK
+
+
 def cmd_promote(args: argparse.Namespace) -> int:
     """Answer a paused rollout: approve (or, with --reject, refuse) and resume it."""
     _prefect_defaults()
@@ -391,6 +413,14 @@ def build_parser() -> argparse.ArgumentParser:
     board = sub.add_parser("dashboard", help="print a Grafana dashboard for a plan")
     board.add_argument("plan", type=Path)
     board.set_defaults(run=cmd_dashboard)
+
+    deployments = sub.add_parser("deployments", help="check prefect.yaml before registering it")
+    deployments.add_argument("config", type=Path, nargs="?", default=Path("prefect.yaml"))
+    deployments.set_defaults(run=cmd_deployments)
+
+    deploy = sub.add_parser("deploy", help="check prefect.yaml, then register its deployments")
+    deploy.add_argument("config", type=Path, nargs="?", default=Path("prefect.yaml"))
+    deploy.set_defaults(run=cmd_deploy)
 
     promote = sub.add_parser("promote", help="approve a paused rollout")
     promote.add_argument("run_id")

@@ -1,0 +1,57 @@
+"""`make deploy` on a self-hosted Prefect server: every deployment, its schedules and its triggers."""
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.prefect_server import ROOT, prefect_env, prefect_server
+
+pytestmark = pytest.mark.integration
+
+AUTH = ("deployer", "pa55")
+
+
+def api_list(api: str, what: str) -> list[dict[str, Any]]:
+    response = httpx.post(f"{api}/{what}/filter", json={}, auth=AUTH)
+    response.raise_for_status()
+    found: list[dict[str, Any]] = response.json()
+    return found
+
+
+def test_make_deploy_registers_every_deployment_with_its_schedules_and_triggers(tmp_path: Path) -> None:
+    with prefect_server(tmp_path, ":".join(AUTH)) as api:
+        env = prefect_env(
+            tmp_path / "cli", {"PREFECT_API_URL": api, "PREFECT_API_AUTH_STRING": ":".join(AUTH)}
+        )
+        done = subprocess.run(
+            ["make", "--no-print-directory", "deploy"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+        deployments = {d["name"]: d for d in api_list(api, "deployments")}
+        assert set(deployments) == {
+            "rollout-manual",
+            "rollout-scheduled",
+            "pilot-promotion",
+            "data-checks-nightly",
+            "backup-on-demand",
+            "restore",
+            "emergency-rollback",
+        }
+        nightly = deployments["data-checks-nightly"]["schedules"]
+        assert [(s["schedule"]["cron"], s["active"]) for s in nightly] == [("0 2 * * *", True)]
+        scheduled = deployments["rollout-scheduled"]["schedules"]
+        assert [(s["schedule"]["cron"], s["active"]) for s in scheduled] == [("0 9 * * 1-5", False)]
+        assert all(d["work_pool_name"] == "rollout-local" for d in deployments.values())
+        schema = deployments["emergency-rollback"]["parameter_openapi_schema"]
+        assert "reason" in schema["required"]
+        automations = {a["name"] for a in api_list(api, "automations")}
+        assert {"rollout-failed-event", "rollout-run-failed"} <= automations
