@@ -329,6 +329,27 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_exporter(args: argparse.Namespace) -> int:
+    """Serve rollout progress as Prometheus metrics until interrupted."""
+    import time
+
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from rollout.adapters.clients import Clients
+    from rollout.exporter import RolloutCollector
+    from rollout.plan import load_plan
+    from rollout.targets import resolve_targets
+
+    plan = load_plan(args.plan)
+    with Clients(resolve_targets(plan, None)) as clients:
+        registry = CollectorRegistry()
+        registry.register(RolloutCollector(clients.runs_collection))
+        start_http_server(args.port, addr=args.host, registry=registry)
+        print(f"serving rollout metrics on http://{args.host}:{args.port}/metrics", file=sys.stderr)
+        while True:
+            time.sleep(3600)
+
+
 def cmd_promote(args: argparse.Namespace) -> int:
     """Answer a paused rollout: approve (or, with --reject, refuse) and resume it."""
     _prefect_defaults()
@@ -421,6 +442,12 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = sub.add_parser("deploy", help="check prefect.yaml, then register its deployments")
     deploy.add_argument("config", type=Path, nargs="?", default=Path("prefect.yaml"))
     deploy.set_defaults(run=cmd_deploy)
+
+    exporter = sub.add_parser("exporter", help="serve rollout progress as Prometheus metrics")
+    exporter.add_argument("plan", type=Path, help="any plan whose targets hold the run records")
+    exporter.add_argument("--host", default="127.0.0.1")
+    exporter.add_argument("--port", type=int, default=9464)
+    exporter.set_defaults(run=cmd_exporter)
 
     promote = sub.add_parser("promote", help="approve a paused rollout")
     promote.add_argument("run_id")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from pymongo import MongoClient, uri_parser
+from pymongo.collection import Collection
 from pymongo.database import Database
 
 from rollout.adapters.flags import FlagStore
@@ -57,6 +58,11 @@ class Clients:
     def flags(self) -> FlagStore:
         """The flag store."""
         return FlagStore(self.flag_db[self.targets.flag_store.collection])
+
+    @property
+    def runs_collection(self) -> Collection[Document]:
+        """The collection of run records, for readers such as the metrics exporter."""
+        return self.flag_db[RUNS]
 
     @cached_property
     def runs(self) -> RunStateStore:
