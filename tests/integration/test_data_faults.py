@@ -17,6 +17,7 @@ from rollout.data.backup import BackupRequest, take_backup
 from rollout.errors import ServiceUnavailable, is_transient
 from rollout.sandbox.processes import ProcessRecord, free_port, spawn, wait_until
 from rollout.sandbox.seed import ShopSize, seed_shop
+from tests.tcp_proxy import CuttableProxy
 
 pytestmark = pytest.mark.integration
 
@@ -94,41 +95,43 @@ def test_mongodb_killed_mid_backup_fails_transiently_and_stores_nothing(
     assert uploads.get("Uploads", []) == []  # aborted, not left to accrue storage
 
 
-def test_s3_stopped_mid_upload_is_retried_then_fails_cleanly(shop_db: Any) -> None:
+def test_s3_lost_mid_upload_is_retried_then_fails_cleanly(shop_db: Any) -> None:
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    s3 = connect_s3(
-        region="us-east-1", endpoint_url=f"http://127.0.0.1:{port}", access_key_id="t", secret_access_key="t"
-    )
-    s3.create_bucket(Bucket="faults")
-    bucket = Bucket(s3, "faults", Encryption("AES256"))
+    proxy = CuttableProxy(port)
+
+    def client(through: int) -> Any:
+        return connect_s3(
+            region="us-east-1",
+            endpoint_url=f"http://127.0.0.1:{through}",
+            access_key_id="t",
+            secret_access_key="t",
+        )
+
+    direct = Bucket(client(port), "faults", Encryption("AES256"))
+    direct.client.create_bucket(Bucket="faults")
+    s3 = client(proxy.port)
     attempts: list[str] = []
     s3.meta.events.register("before-send.s3.*", lambda request, **_: attempts.append(request.method))
-    stopped = False
 
-    def stop_s3_after_the_first_batch(done: int, total: int) -> None:
-        nonlocal stopped
-        if done > 0 and not stopped:
-            server.stop()
-            stopped = True
+    def lose_s3_after_the_first_batch(done: int, total: int) -> None:
+        if done > 0:
+            proxy.cut()
 
     try:
-        with pytest.raises(ServiceUnavailable, match="S3 unavailable"):
+        with pytest.raises(ServiceUnavailable, match="S3 unavailable") as failure:
             take_backup(
                 shop_db.client,
-                bucket,
+                Bucket(s3, "faults", Encryption("AES256")),
                 request(shop_db.name),
                 now=lambda: datetime.now(UTC),
-                progress=stop_s3_after_the_first_batch,
+                progress=lose_s3_after_the_first_batch,
             )
-        sent_after_stop = attempts[attempts.index("POST") + 1 :]
-        assert len(sent_after_stop) >= 4  # boto3's standard mode tried the failing request again
-    finally:
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        server.start()
-    try:
-        assert nothing_stored(bucket)
+        assert is_transient(failure.value)
+        sent_after_loss = attempts[attempts.index("POST") + 1 :]
+        assert len(sent_after_loss) >= 4  # boto3's standard mode tried the failing request again
+        assert nothing_stored(direct)  # the upload never completed: no archive, no manifest
     finally:
         server.stop()
 
