@@ -45,6 +45,7 @@ from rollout.data.archive import iter_documents  # noqa: E402
 from rollout.data.backup import BackupRequest, take_backup  # noqa: E402
 from rollout.data.mongo_io import build_indexes, collection_metadata, raw_batches, read_raw  # noqa: E402
 from rollout.data.restore import restore_backup  # noqa: E402
+from rollout.sandbox.mongodb import start_mongodb  # noqa: E402
 from rollout.sandbox.processes import ProcessRecord, free_port, spawn, wait_until  # noqa: E402
 
 BUCKET = "bench-backups"
@@ -81,25 +82,7 @@ def seed(client: MongoClient[dict[str, Any]], database: str, count: int) -> None
 
 def start_servers(workdir: Path) -> tuple[list[ProcessRecord], str, str]:
     """SecantusDB and moto, each in a process of its own."""
-    mongo_port, s3_port = free_port(), free_port()
-    marker = f"--storage-path={workdir / 'db'}"
-    mongo = spawn(
-        "mongodb",
-        [
-            sys.executable,
-            "-m",
-            "secantus",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(mongo_port),
-            marker,
-            "--log-level",
-            "WARNING",
-        ],
-        workdir,
-        marker=marker,
-    )
+    s3_port = free_port()
     s3 = spawn(
         "s3",
         [
@@ -114,19 +97,8 @@ def start_servers(workdir: Path) -> tuple[list[ProcessRecord], str, str]:
         workdir,
         marker=str(workdir),
     )
-    uri = f"mongodb://127.0.0.1:{mongo_port}/?directConnection=true"
+    mongo, uri = start_mongodb(free_port(), workdir)
     endpoint = f"http://127.0.0.1:{s3_port}"
-    probe: MongoClient[dict[str, Any]] = MongoClient(uri, serverSelectionTimeoutMS=500)
-
-    def mongo_up() -> bool:
-        try:
-            probe.admin.command("ping")
-        except Exception:
-            return False
-        return True
-
-    wait_until(mongo_up, "SecantusDB", timeout=60, still_alive=mongo.alive)
-    probe.close()
     client = s3_client(endpoint)
 
     def s3_up() -> bool:

@@ -27,6 +27,7 @@ from rollout.plan.model import (
     SmokeRequest,
     Targets,
 )
+from rollout.sandbox.mongodb import answers, secantus_argv
 from rollout.sandbox.processes import (
     HOST,
     ProcessRecord,
@@ -179,22 +180,7 @@ class Sandbox:
 
     def _start(self, info: SandboxInfo, ports: dict[str, int], prometheus_bin: str | None) -> None:
         opts, state, py = self.options, Path(info.state_dir), sys.executable
-        mongo = self._spawn(
-            "mongodb",
-            [
-                py,
-                "-m",
-                "secantus",
-                "--host",
-                HOST,
-                "--port",
-                str(ports["mongodb"]),
-                "--storage-path",
-                str(state / "mongodb"),
-                "--log-level",
-                "WARNING",
-            ],
-        )
+        mongo = self._spawn("mongodb", secantus_argv(ports["mongodb"], state / "mongodb"))
         s3 = self._spawn(
             "s3",
             [
@@ -210,7 +196,7 @@ class Sandbox:
         client = connect(info.mongodb_uri, timeout_ms=1000)
         try:
             wait_until(
-                _answers(client),
+                answers(client),
                 "MongoDB (SecantusDB)",
                 timeout=opts.startup_timeout,
                 still_alive=mongo.alive,
@@ -346,17 +332,6 @@ def _s3_client(info: SandboxInfo) -> Any:
         aws_access_key_id=os.environ[KEY_ENV],
         aws_secret_access_key=os.environ[SECRET_ENV],
     )
-
-
-def _answers(client: Any) -> Any:
-    def check() -> bool:
-        try:
-            client.admin.command("ping")
-            return True
-        except Exception:
-            return False
-
-    return check
 
 
 def _http_ok(url: str) -> Any:

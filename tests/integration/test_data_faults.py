@@ -1,6 +1,5 @@
 """A backup whose source or destination dies half-way fails cleanly: no manifest, no archive."""
 
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -8,14 +7,14 @@ from typing import Any
 
 import pytest
 from moto.server import ThreadedMotoServer
-from pymongo import MongoClient
 
 from rollout.adapters.mongo import connect as connect_mongo
 from rollout.adapters.s3 import Bucket, Encryption
 from rollout.adapters.s3 import connect as connect_s3
 from rollout.data.backup import BackupRequest, take_backup
 from rollout.errors import ServiceUnavailable, is_transient
-from rollout.sandbox.processes import ProcessRecord, free_port, spawn, wait_until
+from rollout.sandbox.mongodb import start_mongodb
+from rollout.sandbox.processes import ProcessRecord, free_port
 from rollout.sandbox.seed import ShopSize, seed_shop
 from tests.tcp_proxy import CuttableProxy
 
@@ -35,37 +34,7 @@ def nothing_stored(bucket: Bucket) -> bool:
 @pytest.fixture()
 def own_mongodb(tmp_path: Path) -> Iterator[tuple[ProcessRecord, str]]:
     """A SecantusDB of this test's own, so it can be killed."""
-    port = free_port()
-    marker = f"--storage-path={tmp_path / 'db'}"
-    record = spawn(
-        "mongodb",
-        [
-            sys.executable,
-            "-m",
-            "secantus",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            marker,
-            "--log-level",
-            "WARNING",
-        ],
-        tmp_path,
-        marker=marker,
-    )
-    uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
-    client: MongoClient[dict[str, Any]] = MongoClient(uri, serverSelectionTimeoutMS=500)
-
-    def answers() -> bool:
-        try:
-            client.admin.command("ping")
-        except Exception:
-            return False
-        return True
-
-    wait_until(answers, "SecantusDB", timeout=60, still_alive=record.alive)
-    client.close()
+    record, uri = start_mongodb(free_port(), tmp_path)
     yield record, uri
     record.stop()
 
