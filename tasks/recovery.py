@@ -73,7 +73,7 @@ def invalidate_caches(targets: Targets, plan: Plan) -> str:
             deleted = delete_matching(clients.secret(settings.redis_url), settings.redis_keys)
             done.append("Redis: " + ", ".join(f"{n} keys {p}" for p, n in deleted.items()))
         if settings.purge_url:
-            headers = {name: clients.secret(value) for name, value in targets.service.headers.items()}
+            headers = clients.service_headers
             url = settings.purge_url
             if url.startswith("/"):
                 url = targets.service.base_url.rstrip("/") + url

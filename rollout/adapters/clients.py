@@ -86,8 +86,12 @@ class Clients:
     @cached_property
     def service(self) -> ServiceClient:
         """The service, with the plan's headers resolved."""
-        target = self.targets.service
-        return ServiceClient(target, {name: self.secret(value) for name, value in target.headers.items()})
+        return ServiceClient(self.targets.service, self.service_headers)
+
+    @property
+    def service_headers(self) -> dict[str, str]:
+        """The plan's service headers with their secrets resolved."""
+        return {name: self.secret(value) for name, value in self.targets.service.headers.items()}
 
     @cached_property
     def bucket(self) -> Bucket:
