@@ -110,7 +110,8 @@ def test_an_approval_resumes_the_paused_rollout_and_is_recorded(
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
     from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import FlowRunSort
-    from prefect.flow_runs import resume_flow_run
+
+    from flows.promote import promote_flow
 
     plan = write_plan(tmp_path, approval="approval: {timeout: 2m, on_timeout: rollback}")
     results: list[Any] = []
@@ -128,7 +129,8 @@ def test_an_approval_resumes_the_paused_rollout_and_is_recorded(
         time.sleep(0.5)
     assert run_id is not None, "the rollout never paused for approval"
     assert flag_store.get("USE_UNIFIED_ORDERS").percentage == 0
-    resume_flow_run(run_id, run_input={"approved": True, "approver": "maria", "note": "pilot clean"})
+    # As the pilot-promotion deployment does it.
+    assert promote_flow(run_id=str(run_id), approver="maria", note="pilot clean") == "approved by maria"
     runner.join(timeout=120)
     assert results and results[0].status == "promoted"
     assert results[0].decisions == ("ramp: approved by maria: pilot clean",)
