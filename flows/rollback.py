@@ -30,6 +30,7 @@ from rollout.adapters.run_state import RunRecord
 from rollout.incident import Incident, StepRecord
 from rollout.plan import Plan, load_plan
 from rollout.plan.model import Targets
+from rollout.plan.source import plan_source
 from rollout.targets import resolve_targets
 from tasks.data import backup_data, restore_data
 from tasks.recovery import (
@@ -153,15 +154,23 @@ def rollback_flow(
     collections: list[str] | None = None,
     targets: Targets | None = None,
     first_bad_at: datetime | None = None,
+    plan_yaml: str = "",
 ) -> RollbackResult:
     """Undo the plan's last rollout from its persisted state, every step in order, none skipped on failure.
 
-    ``severity``, ``restore`` and ``collections`` override the plan's rollback
-    settings (for an emergency rollback started by a person).
+    Args:
+        plan_path: The plan whose rollout is undone (or leave empty and paste it as plan_yaml).
+        reason: Why: shown in the report and the logs.
+        severity: The incident's severity, instead of the plan's.
+        restore: How much data to restore, instead of the plan's.
+        collections: Which collections to restore, instead of the plan's.
+        targets: The systems to act on, instead of the plan's (or the local sandbox's).
+        first_bad_at: When the first bad measurement was taken, for the report's time to safety.
+        plan_yaml: The whole plan as YAML, instead of plan_path.
     """
     logger = get_run_logger()
     started = datetime.now(UTC)
-    plan = load_plan(plan_path)
+    plan = load_plan(plan_source(plan_path, plan_yaml))
     resolved = resolve_targets(plan, targets)
     chosen_severity = severity or plan.rollback.severity
     mode = restore or plan.rollback.restore.mode

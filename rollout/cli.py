@@ -125,7 +125,7 @@ def _exit_code(result: Any) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Start the sandbox and run the demo plan against it; optionally break the candidate midway."""
     _prefect_defaults()
-    from flows.rollout import rollout_flow
+    from flows.rollout_flow import rollout_flow
     from rollout.plan import load_plan
     from rollout.report import render_result, result_json
     from rollout.sandbox.faults import FaultAtPercentage
@@ -157,7 +157,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a plan (its own targets, or the running sandbox)."""
     _prefect_defaults()
-    from flows.rollout import rollout_flow
+    from flows.rollout_flow import rollout_flow
     from rollout.plan import load_plan
     from rollout.report import render_result, result_json
 

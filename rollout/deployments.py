@@ -5,10 +5,12 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import yaml
 from prefect import Flow
-from prefect.client.schemas.actions import DeploymentScheduleCreate
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import DeploymentScheduleCreate, DeploymentUpdate
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRuleSchedule
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentEventTrigger, DeploymentTriggerTypes, TriggerTypes
@@ -16,7 +18,7 @@ from prefect.utilities.callables import parameter_schema
 from pydantic import ValidationError
 
 from rollout.errors import PlanInvalid, Problem
-from rollout.plan import load_plan
+from rollout.plan import load_plan, parse_plan
 
 
 class DeploymentsInvalid(PlanInvalid):
@@ -89,10 +91,19 @@ def check_deployments(config: Path) -> list[Problem]:
                     problems += [
                         Problem(f"{where}.parameters.plan_path", f"{plan_path}: {p}") for p in error.problems
                     ]
+        plan_yaml = parameters.get("plan_yaml")
+        if plan_yaml:
+            try:
+                parse_plan(str(plan_yaml))
+            except PlanInvalid as error:
+                problems += [Problem(f"{where}.parameters.plan_yaml", str(p)) for p in error.problems]
         for s, schedule in enumerate(deployment.get("schedules") or []):
             problems += _schedule_problems(f"{where}.schedules[{s}]", schedule)
     if not data.get("deployments"):
         problems.append(Problem(str(config), "declares no deployments"))
+    if not data.get("pull"):
+        fix = "add a pull step such as prefect.deployments.steps.set_working_directory"
+        problems.append(Problem(f"{config}.pull", f"a worker would not find the flows' code: {fix}"))
     return problems
 
 
@@ -117,6 +128,7 @@ def register_deployments(config: Path) -> list[str]:
     if problems:
         raise DeploymentsInvalid(problems)
     data = yaml.safe_load(config.read_text())
+    pull = data.get("pull") or []
     registered = []
     for deployment in data["deployments"]:
         flow = _flow(deployment["entrypoint"], config.resolve().parent)
@@ -137,6 +149,10 @@ def register_deployments(config: Path) -> list[str]:
         )
         # Called from synchronous code, Prefect's sync-compatible method returns the deployment itself.
         assert isinstance(runner, RunnerDeployment)
-        runner.apply(work_pool_name=pool.get("name"))
+        deployment_id = runner.apply(work_pool_name=pool.get("name"))
+        assert isinstance(deployment_id, UUID)
+        # A worker runs each flow in a fresh directory: the file's pull steps take it to the code.
+        with get_client(sync_client=True) as client:
+            client.update_deployment(deployment_id, DeploymentUpdate(pull_steps=pull))
         registered.append(deployment["name"])
     return registered

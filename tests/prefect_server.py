@@ -48,10 +48,10 @@ def running(argv: list[str], env: Mapping[str, str], log: Path) -> Iterator[subp
 
 
 @contextmanager
-def prefect_server(workdir: Path, auth: str) -> Iterator[str]:
-    """A Prefect server with basic auth on; yields its API URL."""
+def prefect_server(workdir: Path, auth: str, settings: Mapping[str, str] | None = None) -> Iterator[str]:
+    """A Prefect server with basic auth on (and any other ``settings``); yields its API URL."""
     port = free_port()
-    env = prefect_env(workdir / "server", {"PREFECT_SERVER_API_AUTH_STRING": auth})
+    env = prefect_env(workdir / "server", {"PREFECT_SERVER_API_AUTH_STRING": auth, **(settings or {})})
     argv = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     with running([*argv, "--no-ui", "--analytics-off"], env, workdir / "server.log") as server:
         api = f"http://127.0.0.1:{port}/api"

@@ -11,7 +11,7 @@ from kubernetes import client as k8s
 from pymongo import MongoClient
 
 from flows.rollback import rollback_flow
-from flows.rollout import rollout_flow
+from flows.rollout_flow import rollout_flow
 from rollout.adapters.flags import FlagChange, FlagStore
 from rollout.sandbox.stack import SandboxInfo
 from tests.kmock_cluster import NAMESPACE, EmulatorThread, deployment, replica_set

@@ -31,7 +31,7 @@ events.emit(events.FAILED, "trigger-test", sys.argv[1], reason="p99 over 2 s for
 """
 FAILING_ROLLOUT = """
 import sys
-from flows.rollout import rollout_flow
+from flows.rollout_flow import rollout_flow
 rollout_flow(plan_path=sys.argv[1])
 """
 

@@ -7,7 +7,7 @@ import pytest
 from pymongo import MongoClient
 
 from flows.rollback import rollback_flow
-from flows.rollout import rollout_flow
+from flows.rollout_flow import rollout_flow
 from rollout.adapters.clients import Clients
 from rollout.adapters.flags import FlagChange, FlagStore
 from rollout.data.manifest import Manifest

@@ -5,7 +5,7 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
-from flows.rollout import rollout_flow
+from flows.rollout_flow import rollout_flow
 from rollout.adapters.flags import FlagChange, FlagStore
 from rollout.errors import GateQueryInvalid
 from rollout.sandbox.stack import SandboxInfo
@@ -98,6 +98,23 @@ def test_an_unanswered_approval_holds_traffic_where_it_was(
     assert "no decision in time" in result.decisions[0]
     flag = flag_store.get("USE_UNIFIED_ORDERS")
     assert (flag.enabled, flag.percentage, flag.users) == (True, 0, ("dev@example.com",))
+
+
+def test_a_plan_pasted_into_the_form_runs_with_the_approval_timeout_overridden(
+    prefect_api: None,
+    sandbox: SandboxInfo,
+    flag_store: FlagStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ROLLOUT_PLANS_DIR", str(tmp_path / "kept"))
+    text = PLAN.format(extra_gate="", approval="approval: {timeout: 24h, on_timeout: hold}")
+    result = rollout_flow(plan_yaml=text, approval_timeout="1s", targets=sandbox.targets())
+    assert result.status == "held"
+    assert "no decision in time" in result.decisions[0]
+    kept = list((tmp_path / "kept").iterdir())
+    assert [k.name.split("-")[:2] for k in kept] == [["flow", "test"]]
+    assert kept[0].read_text() == text
 
 
 def test_an_approval_resumes_the_paused_rollout_and_is_recorded(

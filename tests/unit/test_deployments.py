@@ -51,3 +51,19 @@ def test_a_missing_plan_an_unknown_parameter_and_a_missing_flow_are_each_reporte
         "deployments[pilot-promotion].entrypoint: flows/promote.py has no flow named 'approve_flow'"
         in problems
     )
+
+
+def test_a_pasted_plan_in_a_deployment_is_validated_like_a_file(tmp_path: Path) -> None:
+    config = broken_copy(
+        tmp_path,
+        (
+            "    parameters: *demo_plan\n    work_pool: *local_pool\n\n  - name: rollout-scheduled",
+            '    parameters: {plan_yaml: "name: x\\nflag: F\\n"}\n    work_pool: *local_pool\n\n'
+            "  - name: rollout-scheduled",
+        ),
+    )
+    problems = [str(p) for p in check_deployments(config)]
+    assert problems and all(
+        p.startswith("deployments[rollout-manual].parameters.plan_yaml: ") for p in problems
+    )
+    assert any("release" in p for p in problems)

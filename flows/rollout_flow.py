@@ -7,12 +7,10 @@ back at once; an inconclusive one waits for a person (or rolls back, as the
 plan says); a phase with ``approval`` waits for one before it starts.
 """
 
-from __future__ import annotations
-
 import math
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Literal
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
@@ -26,9 +24,12 @@ from rollout import events
 from rollout.adapters.clients import Clients
 from rollout.data.backup import BackupResult
 from rollout.data.checks import CheckResult
+from rollout.durations import parse_duration
+from rollout.errors import PlanInvalid, Problem
 from rollout.gates import Outcome
 from rollout.plan import Plan, load_plan
 from rollout.plan.model import Targets
+from rollout.plan.source import plan_source
 from rollout.targets import resolve_targets
 from rollout.traffic import Audience, phase_steps
 from rollout.window import WindowResult
@@ -153,14 +154,47 @@ def _dry_run(plan: Plan, targets: Targets, checks: tuple[CheckResult, ...]) -> R
     return RolloutResult(plan.name, "dry_run", tuple(steps), audience.describe(), checks=checks)
 
 
-@flow(name="rollout")
-def rollout_flow(plan_path: str, targets: Targets | None = None, dry_run: bool = False) -> RolloutResult:
-    """Run the plan at ``plan_path`` and roll it back by itself if the service is not healthy.
+PlanYaml = Annotated[str, Field(json_schema_extra={"format": "textarea"})]
+"""Pasted YAML: a multi-line box in the UI's form."""
 
-    With ``dry_run``, check everything (gate queries, data checks, the bucket, pilot stores, who
-    each step would admit) and change nothing.
+
+def _approval_timeout(value: str | None) -> timedelta | None:
+    """The override as a duration; a clear error naming the parameter when it does not parse."""
+    if value is None or not value.strip():
+        return None
+    try:
+        parsed = parse_duration(value)
+    except ValueError as error:
+        raise PlanInvalid([Problem("approval_timeout", str(error))]) from None
+    if parsed <= timedelta(0):
+        raise PlanInvalid([Problem("approval_timeout", "must be positive, e.g. '30m'")])
+    return parsed
+
+
+@flow(name="rollout")
+def rollout_flow(
+    plan_path: str = "",
+    targets: Targets | None = None,
+    dry_run: bool = False,
+    plan_yaml: PlanYaml = "",
+    approval_timeout: str | None = None,
+) -> RolloutResult:
+    """Run a plan and roll it back by itself if the service is not healthy.
+
+    Args:
+        plan_path: The plan file, relative to the project (e.g. deployments/plans/unified-orders.yaml).
+            Leave empty to paste the plan as plan_yaml instead.
+        targets: The systems to act on, instead of the plan's (or the local sandbox's).
+        dry_run: Check everything (gate queries, data checks, the bucket, pilot stores, who each step
+            would admit) and change nothing.
+        plan_yaml: The whole plan as YAML, instead of plan_path. It is validated, then kept as a file
+            so the rollback can find it.
+        approval_timeout: How long every approval waits for a decision in this run, instead of the
+            plan's (e.g. '30m', '2h').
     """
     logger = get_run_logger()
+    plan_path = plan_source(plan_path, plan_yaml)
+    timeout_override = _approval_timeout(approval_timeout)
     plan = load_plan(plan_path)
     resolved = resolve_targets(plan, targets)
     check_gate_queries(resolved, dict(plan.gates))
@@ -222,7 +256,8 @@ def rollout_flow(plan_path: str, targets: Targets | None = None, dry_run: bool =
     for phase in plan.phases:
         logger.info("phase %s", phase.name)
         if phase.approval is not None:
-            decision = _ask(f"starting phase {phase.name}", phase.approval.timeout.total_seconds())
+            wait = timeout_override or phase.approval.timeout
+            decision = _ask(f"starting phase {phase.name}", wait.total_seconds())
             if decision is None:
                 decisions.append(f"{phase.name}: no decision in time ({phase.approval.on_timeout})")
                 if phase.approval.on_timeout == "hold":

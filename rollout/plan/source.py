@@ -1,0 +1,57 @@
+"""Where a run's plan comes from: a file, or YAML pasted into the UI's parameter form.
+
+A pasted plan is validated and then kept as a file named by its content, so that
+everything after the run's start (the rollback, the events that trigger one, the
+report) can name it by path like any other plan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from rollout.errors import PlanInvalid, Problem
+from rollout.plan.loader import parse_plan
+
+PLANS_DIR = "ROLLOUT_PLANS_DIR"
+"""Environment variable naming where pasted plans are kept (default: ``~/.rollout/plans``)."""
+
+
+def plans_dir() -> Path:
+    """The directory pasted plans are kept in."""
+    configured = os.environ.get(PLANS_DIR)
+    return Path(configured) if configured else Path.home() / ".rollout" / "plans"
+
+
+def keep_inline_plan(text: str) -> Path:
+    """Validate ``text`` as a plan and keep it as ``<name>-<digest>.yaml``; returns the path.
+
+    The same text always lands in the same file, so a retried run does not pile up copies.
+    """
+    plan = parse_plan(text)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    folder = plans_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{plan.name}-{digest}.yaml"
+    if not path.exists():
+        partial = path.with_suffix(".yaml.partial")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(path)
+    return path
+
+
+def plan_source(plan_path: str, plan_yaml: str) -> str:
+    """The path of the plan to run: ``plan_path``, or ``plan_yaml`` kept as a file; exactly one is given."""
+    path, text = plan_path.strip(), plan_yaml.strip()
+    if path and text:
+        raise PlanInvalid([Problem("plan_yaml", "give plan_path or plan_yaml, not both; clear one of them")])
+    if not path and not text:
+        raise PlanInvalid(
+            [
+                Problem(
+                    "plan_path", "no plan given: set plan_path to a plan file, or paste the plan as plan_yaml"
+                )
+            ]
+        )
+    return path or str(keep_inline_plan(plan_yaml))

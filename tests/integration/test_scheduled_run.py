@@ -1,0 +1,106 @@
+"""A scheduled rollout on a self-hosted Prefect server, picked up by a process worker, runs the demo plan."""
+
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from pymongo import MongoClient
+
+from rollout.adapters.flags import FlagChange, FlagStore
+from rollout.sandbox.stack import SandboxInfo, save
+from tests.prefect_server import ROOT, prefect_env, prefect_server, running
+
+pytestmark = pytest.mark.integration
+
+AUTH = ("scheduler", "s3cret-enough")
+DEMO = ROOT / "deployments" / "plans" / "sandbox-demo.yaml"
+
+
+def scheduled_config(tmp_path: Path, first_run: datetime) -> Path:
+    """The shipped rollout-scheduled deployment, its cron replaced by a schedule that fires soon."""
+    shipped = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    [deployment] = [d for d in shipped["deployments"] if d["name"] == "rollout-scheduled"]
+    deployment["parameters"] = {"plan_path": str(DEMO)}
+    deployment["schedules"] = [{"interval": 3600, "anchor_date": first_run.isoformat(), "active": True}]
+    (tmp_path / "flows").symlink_to(ROOT / "flows")
+    config = tmp_path / "prefect.yaml"
+    config.write_text(yaml.safe_dump({**shipped, "deployments": [deployment]}))
+    return config
+
+
+def api(base: str, what: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    response = httpx.post(f"{base}/{what}/filter", json=body, auth=AUTH)
+    response.raise_for_status()
+    found: list[dict[str, Any]] = response.json()
+    return found
+
+
+def test_a_scheduled_run_executes_the_demo_plan_through_a_worker(
+    sandbox: SandboxInfo, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    save(sandbox, home / ".rollout" / "sandbox.json")
+    config = scheduled_config(tmp_path, datetime.now(UTC) + timedelta(seconds=20))
+    with prefect_server(
+        tmp_path, ":".join(AUTH), {"PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2"}
+    ) as base:
+        env = prefect_env(
+            tmp_path / "client",
+            {
+                "PREFECT_API_URL": base,
+                "PREFECT_API_AUTH_STRING": ":".join(AUTH),
+                "HOME": str(home),
+                "ROLLOUT_HOME": str(ROOT),
+                "ROLLOUT_REPORTS_DIR": str(tmp_path / "reports"),
+            },
+        )
+        prefect = [sys.executable, "-m", "prefect"]
+        for argv in (
+            [*prefect, "work-pool", "create", "rollout-local", "--type", "process"],
+            [str(Path(sys.executable).parent / "rollout"), "deploy", str(config)],
+        ):
+            done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+        log = tmp_path / "worker.log"
+        worker = [*prefect, "worker", "start", "--pool", "rollout-local", "--prefetch-seconds", "5"]
+        with running(worker, env, log):
+            run: dict[str, Any] | None = None
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                runs = api(base, "flow_runs", {"limit": 1, "sort": "EXPECTED_START_TIME_ASC"})
+                run = runs[0] if runs else None
+                if run is not None and run["state_type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
+                    break
+                time.sleep(2)
+            assert run is not None, "the scheduler made no run: " + log.read_text()[-3000:]
+            assert run["state_type"] == "COMPLETED", log.read_text()[-4000:]
+            artifacts = api(base, "artifacts", {"flow_runs": {"id": {"any_": [run["id"]]}}})
+
+    kinds = {(a["key"], a["type"]) for a in artifacts}
+    assert {("sandbox-demo-data-checks", "table"), ("sandbox-demo-gates", "table")} <= kinds, kinds
+    assert (None, "progress") in kinds, kinds
+
+    assert run["parameters"] == {"plan_path": str(DEMO)}
+    assert run["expected_start_time"] is not None and run["auto_scheduled"] is True
+    client: MongoClient[dict[str, Any]] = MongoClient(sandbox.mongodb_uri)
+    try:
+        record = client[sandbox.database]["rollout_runs"].find_one({"_id": "sandbox-demo"})
+        assert record is not None and record["run_id"] == run["id"] and record["status"] == "promoted"
+        flags = FlagStore(client[sandbox.database]["feature_flags"])
+        assert flags.get("USE_UNIFIED_ORDERS").percentage == 100
+    finally:
+        for name in (
+            "USE_UNIFIED_ORDERS",
+            "SHOW_UNIFIED_DASHBOARD",
+            "ENABLE_DUAL_WRITE",
+            "SHOW_SOURCE_INDICATOR",
+        ):
+            flags.set(name, FlagChange(enabled=False, percentage=0, users=(), stores=()))
+        client.close()
