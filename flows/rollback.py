@@ -22,6 +22,7 @@ from functools import partial
 from typing import Annotated, Literal
 
 from prefect import flow, get_run_logger
+from prefect.context import get_run_context
 from pydantic import Field
 
 from rollout.adapters.clients import Clients
@@ -178,6 +179,9 @@ def rollback_flow(
     logger.warning("rolling back %s (%s): %s", plan.name, chosen_severity, reason)
     with Clients(resolved, prefect_resolver) as clients:
         record = clients.runs.get(plan.name)
+        if record is not None:
+            # A rollout still running sees this at its next step and stops instead of raising traffic again.
+            clients.runs.take_over(plan.name, str(get_run_context().flow_run.id))  # type: ignore[union-attr]
         undo = list(record.undo) if record else []
         # The main flag goes first, whatever the log's order: traffic off is what makes it safe.
         undo.sort(key=lambda s: s.name != plan.flag)

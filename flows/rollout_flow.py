@@ -8,7 +8,7 @@ plan says); a phase with ``approval`` waits for one before it starts.
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
@@ -25,7 +25,7 @@ from rollout.adapters.clients import Clients
 from rollout.data.backup import BackupResult
 from rollout.data.checks import CheckResult
 from rollout.durations import parse_duration
-from rollout.errors import PlanInvalid, Problem
+from rollout.errors import LeaseLost, PlanInvalid, Problem
 from rollout.gates import Outcome
 from rollout.plan import Plan, load_plan
 from rollout.plan.model import Targets
@@ -35,6 +35,7 @@ from rollout.traffic import Audience, phase_steps
 from rollout.window import WindowResult
 from tasks.data import backup_data, run_data_checks
 from tasks.dry_run import check_bucket, count_audiences
+from tasks.lease import claim_plan, renew_lease
 from tasks.observe import check_gate_queries, observe_window
 from tasks.record import RampProgress, StepRecordEntry, now, record_step
 from tasks.secrets import prefect_resolver
@@ -96,10 +97,9 @@ def _count_steps(plan: Plan) -> int:
     return count
 
 
-def _record(
-    targets: Targets, plan: str, step: StepResult, audience: Audience, progress: RampProgress
-) -> None:
-    entry = StepRecordEntry(
+def _entry(key: str, step: StepResult, audience: Audience) -> StepRecordEntry:
+    return StepRecordEntry(
+        key,
         step.phase,
         step.step,
         step.audience,
@@ -108,8 +108,14 @@ def _record(
         step.reason,
         step.values,
         now(),
+        {"users": list(audience.users), "stores": list(audience.stores), "percentage": audience.percentage},
     )
-    record_step(targets, plan, entry)
+
+
+def _record(
+    targets: Targets, plan: str, key: str, step: StepResult, audience: Audience, progress: RampProgress
+) -> None:
+    record_step(targets, plan, _entry(key, step, audience))
     progress.advance()
 
 
@@ -178,6 +184,7 @@ def rollout_flow(
     dry_run: bool = False,
     plan_yaml: PlanYaml = "",
     approval_timeout: str | None = None,
+    rollout_id: str = "",
 ) -> RolloutResult:
     """Run a plan and roll it back by itself if the service is not healthy.
 
@@ -191,6 +198,9 @@ def rollout_flow(
             so the rollback can find it.
         approval_timeout: How long every approval waits for a decision in this run, instead of the
             plan's (e.g. '30m', '2h').
+        rollout_id: Which rollout this run is (default: the plan's release version). A run of the same
+            rollout after one stopped half-way resumes it after its last completed step (or rolls it
+            back, as the plan's rollback.on_restart says); a different rollout is refused meanwhile.
     """
     logger = get_run_logger()
     plan_path = plan_source(plan_path, plan_yaml)
@@ -198,21 +208,34 @@ def rollout_flow(
     plan = load_plan(plan_path)
     resolved = resolve_targets(plan, targets)
     check_gate_queries(resolved, dict(plan.gates))
-    checks = tuple(run_data_checks(resolved, plan.name, plan.preflight))
     if dry_run:
-        return _dry_run(plan, resolved, checks)
+        return _dry_run(plan, resolved, tuple(run_data_checks(resolved, plan.name, plan.preflight)))
+    run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
+    claim = claim_plan(resolved, plan, run_id, rollout_id or plan.release.version)
+    previous = claim.previous if claim.resumed else None
+    if previous is not None:
+        logger.warning(
+            "resuming rollout %s after %s (run %s stopped without finishing)",
+            previous.rollout_id,
+            previous.last_committed() or "no completed step",
+            previous.run_id,
+        )
+    checks = tuple(run_data_checks(resolved, plan.name, plan.preflight))
     failed = [c.name for c in checks if not c.passed]
     if failed:
         logger.error("data checks failed (%s): nothing was changed", ", ".join(failed))
+        with Clients(resolved, prefect_resolver) as clients:
+            clients.runs.finish(plan.name, "blocked")
         return RolloutResult(plan.name, "blocked", (), Audience().describe(), checks=checks)
     backup = None
-    if plan.backup.enabled:
+    if previous is not None and previous.backup:
+        logger.info("keeping the backup taken before the rollout began: %s", previous.backup)
+    elif plan.backup.enabled:
         backup = backup_data(resolved, plan)
+        with Clients(resolved, prefect_resolver) as clients:
+            clients.runs.keep_backup(plan.name, backup.uri)
     else:
         logger.warning("no backup: waived by %s", plan.backup.waived_by)
-    run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
-    with Clients(resolved, prefect_resolver) as clients:
-        clients.runs.begin(plan.name, run_id, backup.uri if backup else None)
     record_deployment(resolved, plan.name)
     events.emit(events.STARTED, plan.name, plan_path, run_id=run_id, version=plan.release.version)
     audience = Audience()
@@ -253,59 +276,97 @@ def rollout_flow(
             backup,
         )
 
-    for phase in plan.phases:
-        logger.info("phase %s", phase.name)
-        if phase.approval is not None:
-            wait = timeout_override or phase.approval.timeout
-            decision = _ask(f"starting phase {phase.name}", wait.total_seconds())
-            if decision is None:
-                decisions.append(f"{phase.name}: no decision in time ({phase.approval.on_timeout})")
-                if phase.approval.on_timeout == "hold":
-                    return finish("held")
-                return finish("rolled_back", f"approval for {phase.name} timed out")
-            decisions.append(
-                f"{phase.name}: {'approved' if decision.approved else 'rejected'} by "
-                f"{decision.approver}{': ' + decision.note if decision.note else ''}"
-            )
-            if not decision.approved:
-                return finish("rolled_back", f"{decision.approver} rejected {phase.name}")
-        if phase.flags:
-            set_companion_flags(resolved, plan.name, phase.flags)
-        pilot = choose_pilot_stores(resolved, phase.pilot_stores) if phase.pilot_stores else []
-        for step in phase_steps(phase, audience, pilot):
-            set_audience(resolved, plan.name, plan.flag, step.audience)
-            audience = step.audience
-            if step.window is None:
-                steps.append(StepResult(phase.name, step.label, audience.describe(), "set", "", {}))
-                _record(resolved, plan.name, steps[-1], audience, progress)
-                continue
-            gates = {name: plan.gates[name] for name in step.window.gates}
-            result: WindowResult = observe_window(resolved, step.window, gates)
-            verdict = result.verdict
-            steps.append(
-                StepResult(
-                    phase.name,
-                    step.label,
-                    audience.describe(),
-                    verdict.outcome.value,
-                    verdict.reason,
-                    result.last_values(),
+    committed = previous.committed if previous is not None else frozenset()
+    if previous is not None and plan.rollback.on_restart == "rollback":
+        where = previous.last_committed() or "its first step"
+        return finish(
+            "rolled_back",
+            f"rollout {previous.rollout_id} stopped after {where}; the plan rolls back on restart",
+        )
+
+    try:
+        for phase in plan.phases:
+            logger.info("phase %s", phase.name)
+            begun = any(key.startswith(f"{phase.name}/") for key in committed)
+            if phase.approval is not None and not begun:
+                wait = timeout_override or phase.approval.timeout
+                renew_lease(resolved, plan, run_id, extra=wait)
+                decision = _ask(f"starting phase {phase.name}", wait.total_seconds())
+                if decision is None:
+                    decisions.append(f"{phase.name}: no decision in time ({phase.approval.on_timeout})")
+                    if phase.approval.on_timeout == "hold":
+                        return finish("held")
+                    return finish("rolled_back", f"approval for {phase.name} timed out")
+                decisions.append(
+                    f"{phase.name}: {'approved' if decision.approved else 'rejected'} by "
+                    f"{decision.approver}{': ' + decision.note if decision.note else ''}"
                 )
+                if not decision.approved:
+                    return finish("rolled_back", f"{decision.approver} rejected {phase.name}")
+            renew_lease(resolved, plan, run_id)
+            if phase.flags:
+                set_companion_flags(resolved, plan.name, phase.flags)
+            pilot = (
+                choose_pilot_stores(resolved, phase.pilot_stores, plan.name, phase.name)
+                if phase.pilot_stores
+                else []
             )
-            _record(resolved, plan.name, steps[-1], audience, progress)
-            if verdict.outcome.aborts:
-                return finish("rolled_back", f"{step.key}: {verdict.reason}", result.first_bad_at)
-            if verdict.outcome is Outcome.INCONCLUSIVE:
-                if step.window.on_inconclusive == "rollback":
-                    return finish(
-                        "rolled_back", f"{step.key} inconclusive: {verdict.reason}", result.first_bad_at
+            for step in phase_steps(phase, audience, pilot):
+                audience = step.audience
+                if step.key in committed:
+                    steps.append(
+                        StepResult(phase.name, step.label, audience.describe(), "done before", "", {})
                     )
-                decision = _ask(f"inconclusive {step.key}", step.window.decision_timeout.total_seconds())
-                if decision is None or not decision.approved:
-                    who = decision.approver if decision else "nobody in time"
-                    decisions.append(f"{step.key}: inconclusive, rolled back ({who})")
-                    return finish(
-                        "rolled_back", f"{step.key} inconclusive: {verdict.reason}", result.first_bad_at
+                    progress.advance()
+                    continue
+                renew_lease(resolved, plan, run_id)
+                set_audience(resolved, plan.name, plan.flag, step.audience)
+                if step.window is None:
+                    steps.append(StepResult(phase.name, step.label, audience.describe(), "set", "", {}))
+                    _record(resolved, plan.name, step.key, steps[-1], audience, progress)
+                    continue
+                gates = {name: plan.gates[name] for name in step.window.gates}
+                result: WindowResult = observe_window(resolved, step.window, gates)
+                verdict = result.verdict
+                steps.append(
+                    StepResult(
+                        phase.name,
+                        step.label,
+                        audience.describe(),
+                        verdict.outcome.value,
+                        verdict.reason,
+                        result.last_values(),
                     )
-                decisions.append(f"{step.key}: inconclusive, continued by {decision.approver}")
+                )
+                _record(resolved, plan.name, step.key, steps[-1], audience, progress)
+                if verdict.outcome.aborts:
+                    return finish("rolled_back", f"{step.key}: {verdict.reason}", result.first_bad_at)
+                if verdict.outcome is Outcome.INCONCLUSIVE:
+                    if step.window.on_inconclusive == "rollback":
+                        return finish(
+                            "rolled_back", f"{step.key} inconclusive: {verdict.reason}", result.first_bad_at
+                        )
+                    wait = step.window.decision_timeout
+                    renew_lease(resolved, plan, run_id, extra=wait)
+                    decision = _ask(f"inconclusive {step.key}", wait.total_seconds())
+                    if decision is None or not decision.approved:
+                        who = decision.approver if decision else "nobody in time"
+                        decisions.append(f"{step.key}: inconclusive, rolled back ({who})")
+                        return finish(
+                            "rolled_back", f"{step.key} inconclusive: {verdict.reason}", result.first_bad_at
+                        )
+                    decisions.append(f"{step.key}: inconclusive, continued by {decision.approver}")
+                    continued = replace(steps[-1], outcome="continued", reason=decisions[-1])
+                    record_step(resolved, plan.name, _entry(step.key, continued, audience))
+    except LeaseLost as error:
+        logger.error("%s", error)
+        return RolloutResult(
+            plan.name,
+            "stopped",
+            tuple(steps),
+            audience.describe(),
+            tuple(decisions),
+            checks=checks,
+            backup=backup,
+        )
     return finish("promoted")

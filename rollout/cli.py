@@ -162,7 +162,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rollout.report import render_result, result_json
 
     load_plan(args.plan)
-    result = rollout_flow(plan_path=str(args.plan), dry_run=args.dry_run)
+    result = rollout_flow(
+        plan_path=str(args.plan),
+        dry_run=args.dry_run,
+        approval_timeout=args.approval_timeout,
+        rollout_id=args.rollout_id or "",
+    )
     print(result_json(result) if args.json else render_result(result))
     return _exit_code(result)
 
@@ -394,6 +399,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("plan", type=Path)
     run.add_argument("--json", action="store_true", help="print the result as JSON")
     run.add_argument("--dry-run", action="store_true", help="check and count everything, change nothing")
+    run.add_argument(
+        "--rollout-id",
+        help="which rollout this is (default: the release version); the same id resumes one that stopped",
+    )
+    run.add_argument("--approval-timeout", metavar="DURATION", help="e.g. 30m; default: the plan's")
     run.set_defaults(run=cmd_run)
 
     rollback = sub.add_parser("rollback", help="undo the plan's last rollout")

@@ -83,3 +83,11 @@ class PortInUse(SandboxError):
 def is_transient(error: BaseException) -> bool:
     """Tell whether ``error`` is worth retrying."""
     return isinstance(error, TransientError)
+
+
+class RolloutBusy(PermanentError):
+    """Another run holds the plan: only one rollout of a plan runs at a time."""
+
+
+class LeaseLost(PermanentError):
+    """The run no longer holds its plan (a rollback or another run took it over): it must stop."""

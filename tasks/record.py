@@ -18,6 +18,7 @@ from tasks.secrets import prefect_resolver
 class StepRecordEntry:
     """What is persisted of one step."""
 
+    key: str
     phase: str
     step: str
     audience: str
@@ -26,6 +27,7 @@ class StepRecordEntry:
     reason: str
     values: dict[str, float | None]
     at: datetime
+    admitted: dict[str, Any]
 
 
 class RampProgress:

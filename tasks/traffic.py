@@ -17,10 +17,18 @@ from tasks.secrets import prefect_resolver
 
 
 @task(name="pick-pilot-stores", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
-def choose_pilot_stores(targets: Targets, spec: PilotStores) -> list[str]:
-    """Run the plan's pilot query on the server and return the store ids."""
+def choose_pilot_stores(
+    targets: Targets, spec: PilotStores, plan: str | None = None, phase: str | None = None
+) -> list[str]:
+    """Run the plan's pilot query on the server and return the store ids.
+
+    Given ``plan`` and ``phase``, the choice is kept with the run: a resumed run gets the
+    stores the first one chose, not whatever the query matches now.
+    """
     with Clients(targets, prefect_resolver) as clients:
         stores = pick_pilot_stores(clients.db, spec)
+        if plan is not None and phase is not None:
+            stores = clients.runs.remember_pilots(plan, phase, stores)
     get_run_logger().info("pilot stores: %s", ", ".join(stores) or "none matched")
     return stores
 
@@ -28,8 +36,20 @@ def choose_pilot_stores(targets: Targets, spec: PilotStores) -> list[str]:
 def _write(clients: Clients, plan: str, flag: str, change: FlagChange) -> FlagState:
     # The undo entry is written before the change, so a crash in between leaves
     # an entry for a change that never happened, never a change without an entry.
-    clients.runs.remember(plan, clients.flags.get(flag))
-    return clients.flags.set(flag, change)
+    current = clients.flags.get(flag)
+    clients.runs.remember(plan, current)
+    if _already(current, change):
+        # A retried or resumed step finds its change made: it takes effect once, not twice.
+        return current
+    return clients.flags.set(flag, change, expected_version=current.version)
+
+
+def _already(state: FlagState, change: FlagChange) -> bool:
+    wanted: dict[str, object] = {"enabled": change.enabled, "percentage": change.percentage}
+    wanted |= {"users": change.users, "stores": change.stores}
+    return not change.extra and all(
+        value is None or getattr(state, name) == value for name, value in wanted.items()
+    )
 
 
 @task(name="set-audience", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)

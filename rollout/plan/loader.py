@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from rollout.durations import format_duration
 from rollout.errors import PlanInvalid, Problem
 from rollout.plan.model import NAME_PATTERN, Plan
 
@@ -129,6 +130,13 @@ def cross_field_problems(plan: Plan) -> Iterator[Problem]:
             "targets.s3",
             "the backup needs a bucket: add targets.s3, or waive the backup with "
             "backup.enabled: false and backup.waived_by",
+        )
+    if plan.lease_ttl is not None and plan.lease_ttl <= plan.longest_window:
+        yield Problem(
+            "lease_ttl",
+            f"{format_duration(plan.lease_ttl)} is not longer than the longest window "
+            f"({format_duration(plan.longest_window)}), so a healthy run would lose the plan mid-window: "
+            "raise it or leave it out",
         )
     restore = plan.rollback.restore
     if restore.mode != "none" and not plan.backup.enabled:

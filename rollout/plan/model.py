@@ -460,6 +460,11 @@ class Window(StrictModel):
         assert self.duration is not None
         return max(1, int(self.duration / self.interval))
 
+    @property
+    def length(self) -> timedelta:
+        """How long the window lasts when every measurement is taken."""
+        return self.initial_delay + self.interval * self.measurements
+
 
 class Allowlist(StrictModel):
     """Users and stores that get the new code regardless of percentage."""
@@ -639,6 +644,11 @@ class RollbackSettings(StrictModel):
     severity: Literal["SEV1", "SEV2", "SEV3"] = Field(
         default="SEV2", description="Default severity of an automatic rollback."
     )
+    on_restart: Literal["resume", "rollback"] = Field(
+        default="resume",
+        description="A run of the same rollout that stopped half-way (a crash, a lost worker) is "
+        "started again: carry on after its last completed step, or roll it back.",
+    )
 
 
 class UserPopulation(StrictModel):
@@ -680,6 +690,25 @@ class Plan(StrictModel):
     users: UserPopulation | None = Field(
         default=None, description="The user population, for the dry run's per-step counts."
     )
+    lease_ttl: Duration | None = Field(
+        default=None,
+        description="How long a run keeps the plan to itself after its last sign of life; another run "
+        "of the plan is refused until then. Default: the longest window plus 5m.",
+    )
+
+    @property
+    def lease(self) -> timedelta:
+        """The lease a run takes on the plan, renewed before every step."""
+        if self.lease_ttl is not None:
+            return self.lease_ttl
+        return self.longest_window + timedelta(minutes=5)
+
+    @property
+    def longest_window(self) -> timedelta:
+        """The longest observation window of any step."""
+        windows = [phase.window for phase in self.phases]
+        windows += [step.window for phase in self.phases for step in phase.ramp or []]
+        return max((w.length for w in windows if w is not None), default=timedelta(0))
 
     @property
     def uses_sandbox(self) -> bool:

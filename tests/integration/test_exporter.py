@@ -1,6 +1,6 @@
 """Rollout progress as metrics, scraped over HTTP from records in MongoDB."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 def test_the_exporter_serves_percentage_status_gates_and_outcomes(shop_db: Any) -> None:
     runs = RunStateStore(shop_db.rollout_runs)
-    runs.begin("orders", "run-1")
+    runs.claim("orders", "run-1", "v2", timedelta(minutes=5))
     for pct, outcome, errors in ((10, "successful", 0.001), (25, "failed", 0.12)):
         runs.step(
             "orders",
@@ -32,7 +32,7 @@ def test_the_exporter_serves_percentage_status_gates_and_outcomes(shop_db: Any) 
                 "at": datetime.now(UTC),
             },
         )
-    runs.begin("checkout", "run-2")
+    runs.claim("checkout", "run-2", "v7", timedelta(minutes=5))
     runs.finish("checkout", "promoted")
     registry = CollectorRegistry()
     registry.register(RolloutCollector(shop_db.rollout_runs))
