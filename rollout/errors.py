@@ -12,7 +12,12 @@ from dataclasses import dataclass
 
 
 class RolloutError(Exception):
-    """Base of every error this project raises on purpose."""
+    """Base of every error this project raises on purpose; its message never shows a secret."""
+
+    def __str__(self) -> str:
+        from rollout.redact import redact
+
+        return redact(super().__str__())
 
 
 class TransientError(RolloutError):

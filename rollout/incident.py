@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from rollout.redact import redact
+
 SEVERITY_TARGETS = {"SEV1": "15 min", "SEV2": "1 h", "SEV3": "4 h"}
 
 
@@ -82,7 +84,7 @@ def incident_markdown(incident: Incident, chart: str | None = None) -> str:
         "- _What went wrong, why the gates caught it (or not), what changes._",
         "",
     ]
-    return "\n".join(lines)
+    return redact("\n".join(lines))
 
 
 def failed_steps(steps: Sequence[StepRecord]) -> list[str]:

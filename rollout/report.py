@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from rollout.redact import redact
+
 
 def _value(value: float | None) -> str:
     return "no data" if value is None or math.isnan(value) else f"{value:.4g}"
@@ -65,7 +67,7 @@ def render_result(result: Any) -> str:
                 f"  time to safety: {result.time_to_safety:.1f} s"
                 " from the first failing sample to the flag at 0"
             )
-    return "\n".join(lines)
+    return redact("\n".join(lines))
 
 
 def result_json(result: Any) -> str:
@@ -78,4 +80,4 @@ def result_json(result: Any) -> str:
         data["backup"] = {"uri": result.backup.uri, "manifest": data["backup"]["manifest"]}
     if result.rollback is not None:
         data["rollback"]["ok"] = result.rollback.ok
-    return json.dumps(data, indent=2)
+    return redact(json.dumps(data, indent=2))

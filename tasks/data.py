@@ -25,6 +25,7 @@ from rollout.data.restore import (
 from rollout.errors import PermanentError
 from rollout.plan import Plan
 from rollout.plan.model import Preflight, Targets
+from rollout.redact import redact
 from tasks.progress import RunProgress
 from tasks.retries import TRANSIENT_RETRIES
 from tasks.secrets import prefect_resolver
@@ -79,7 +80,7 @@ def _backup_markdown(result: BackupResult, verification: VerificationResult | No
             f"- {c.name}: {'matches' if c.matches_manifest else 'DIFFERS from'} the manifest"
             for c in verification.collections
         ]
-    return "\n".join(lines)
+    return redact("\n".join(lines))
 
 
 @task(name="backup", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)

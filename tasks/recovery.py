@@ -74,9 +74,9 @@ def invalidate_caches(targets: Targets, plan: Plan) -> str:
             done.append("Redis: " + ", ".join(f"{n} keys {p}" for p, n in deleted.items()))
         if settings.purge_url:
             headers = clients.service_headers
-            url = settings.purge_url
+            url = clients.secret(settings.purge_url)
             if url.startswith("/"):
-                url = targets.service.base_url.rstrip("/") + url
+                url = clients.secret(targets.service.base_url).rstrip("/") + url
             probe = purge(url, headers)
             if not probe.ok:
                 raise ServiceUnavailable("cache", probe.detail)

@@ -86,7 +86,8 @@ class Clients:
     @cached_property
     def service(self) -> ServiceClient:
         """The service, with the plan's headers resolved."""
-        return ServiceClient(self.targets.service, self.service_headers)
+        target = self.targets.service
+        return ServiceClient(target, self.service_headers, base_url=self.secret(target.base_url))
 
     @property
     def service_headers(self) -> dict[str, str]:
@@ -112,7 +113,8 @@ class Clients:
         """The Prometheus client."""
         target = self.targets.prometheus
         token = self.secret(target.bearer_token) if target.bearer_token else None
-        return PrometheusClient(target.url, bearer_token=token, timeout=target.timeout.total_seconds())
+        url = self.secret(target.url)
+        return PrometheusClient(url, bearer_token=token, timeout=target.timeout.total_seconds())
 
     def close(self) -> None:
         """Close whatever was opened."""

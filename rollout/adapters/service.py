@@ -27,9 +27,18 @@ class Probe:
 class ServiceClient:
     """Requests to the service's base URL with the plan's headers (secrets already resolved)."""
 
-    def __init__(self, target: ServiceTarget, headers: dict[str, str], *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        target: ServiceTarget,
+        headers: dict[str, str],
+        *,
+        base_url: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        """``base_url`` is the target's with its secrets resolved (default: the target's as written)."""
         self.target = target
-        self._http = httpx.Client(base_url=target.base_url.rstrip("/"), headers=headers, timeout=timeout)
+        url = (base_url or target.base_url).rstrip("/")
+        self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout)
 
     def close(self) -> None:
         """Release the connection pool."""

@@ -108,7 +108,7 @@ class SliSettings(StrictModel):
 class PrometheusTarget(StrictModel):
     """The Prometheus server the gates query."""
 
-    url: str = Field(description="Base URL, e.g. `http://prometheus:9090`.")
+    url: ConnectionString = Field(description="Base URL, e.g. `http://prometheus:9090`.")
     bearer_token: SecretValue | None = Field(
         default=None, description="Reference to a bearer token, when the server requires one."
     )
@@ -194,7 +194,7 @@ class SmokeRequest(StrictModel):
 class ServiceTarget(StrictModel):
     """The service being rolled out, reached over HTTP."""
 
-    base_url: str = Field(description="Base URL, e.g. `https://orders.internal`.")
+    base_url: ConnectionString = Field(description="Base URL, e.g. `https://orders.internal`.")
     health_path: str = Field(default="/health", pattern=r"^/", description="Health endpoint.")
     headers: dict[str, SecretValue] = Field(
         default_factory=dict, description="Headers sent with every request, as references."
@@ -605,7 +605,7 @@ class CacheInvalidation(StrictModel):
     redis_keys: list[str] = Field(
         default_factory=list, description="Key patterns (Redis glob) to delete, e.g. `orders:*`."
     )
-    purge_url: str | None = Field(
+    purge_url: ConnectionString | None = Field(
         default=None,
         description="URL that purges a CDN or cache (POST), or a path below `service.base_url`.",
     )

@@ -13,11 +13,12 @@ import os
 import re
 from collections.abc import Callable
 from typing import Annotated, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from pydantic import AfterValidator
 
 from rollout.errors import SecretUnavailable
+from rollout.redact import register
 
 REFERENCE = re.compile(r"\$\{(env|secret):([A-Za-z0-9_.\-/]+)\}")
 _ANY_REFERENCE = re.compile(r"\$\{[^}]*\}")
@@ -52,7 +53,14 @@ def references(template: str) -> list[tuple[str, str]]:
 
 def resolve(template: str, resolver: SecretResolver = env_resolver) -> str:
     """Replace every reference in ``template`` with its value."""
-    return REFERENCE.sub(lambda m: resolver(m.group(1), m.group(2)), template)
+
+    def value(match: re.Match[str]) -> str:
+        secret = resolver(match.group(1), match.group(2))
+        register(secret)
+        register(quote(secret, safe=""))  # as it appears inside a URL
+        return secret
+
+    return REFERENCE.sub(value, template)
 
 
 def _check_references(value: str) -> str:
