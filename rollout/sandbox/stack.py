@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -115,9 +116,14 @@ class SandboxInfo:
 
 
 def provide_sandbox_credentials() -> None:
-    """Put moto's dummy credentials where sandbox targets look for them."""
-    os.environ.setdefault(KEY_ENV, "sandbox")
-    os.environ.setdefault(SECRET_ENV, "sandbox")
+    """Put moto's dummy credentials where sandbox targets look for them.
+
+    moto takes any credentials. Resolved secrets are masked in every output, so they are
+    random rather than a word that appears in ordinary text (``sandbox`` would mask the
+    plan name ``sandbox-demo``).
+    """
+    os.environ.setdefault(KEY_ENV, f"sbx-key-{secrets.token_hex(8)}")
+    os.environ.setdefault(SECRET_ENV, f"sbx-secret-{secrets.token_hex(8)}")
 
 
 class Sandbox:

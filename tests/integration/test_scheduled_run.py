@@ -46,7 +46,6 @@ def test_a_scheduled_run_executes_the_demo_plan_through_a_worker(
 ) -> None:
     home = tmp_path / "home"
     save(sandbox, home / ".rollout" / "sandbox.json")
-    config = scheduled_config(tmp_path, datetime.now(UTC) + timedelta(seconds=20))
     with prefect_server(
         tmp_path, ":".join(AUTH), {"PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2"}
     ) as base:
@@ -60,6 +59,9 @@ def test_a_scheduled_run_executes_the_demo_plan_through_a_worker(
                 "ROLLOUT_REPORTS_DIR": str(tmp_path / "reports"),
             },
         )
+        # Due once registration is surely done; an interval schedule whose first slot has passed
+        # would next be due an hour later.
+        config = scheduled_config(tmp_path, datetime.now(UTC) + timedelta(seconds=30))
         prefect = [sys.executable, "-m", "prefect"]
         for argv in (
             [*prefect, "work-pool", "create", "rollout-local", "--type", "process"],
