@@ -65,6 +65,9 @@ class CheckSpec:
     queries: tuple[Query, ...]
     judge: Callable[[list[list[Document]]], Finding]
     user_pipeline: bool = False
+    followup: Query | None = None
+    """Run only when the check fails, its rows passed to ``judge`` after the others: the details of
+    a failure (which fields, which ids) cost nothing when everything passes."""
 
     @property
     def collection(self) -> str:
@@ -114,28 +117,43 @@ def _samples(facet: Document, field: str = "_id") -> tuple[str, ...]:
 
 
 def required_fields_check(check: RequiredFieldsCheck, path: str, sample_size: int) -> CheckSpec:
-    """Every document has each field with one of its allowed BSON types."""
+    """Every document has each field with one of its allowed BSON types.
+
+    One pass counts the documents and the failing ones; only when some fail does a second
+    query, over the failing documents alone, count them per field and fetch a few ids.
+    """
     wrong = {
         field: {field: {"$not": {"$type": types if isinstance(types, list) else [types]}}}
         for field, types in check.fields.items()
     }
-    facet = _counting_facet({"$or": list(wrong.values())}, sample_size)
-    for i, condition in enumerate(wrong.values()):
-        facet["$facet"][f"field{i}"] = [{"$match": condition}, {"$count": "n"}]
+    any_wrong = {"$or": list(wrong.values())}
+    counts = {"$facet": {"checked": [{"$count": "n"}], "failing": [{"$match": any_wrong}, {"$count": "n"}]}}
+    details: dict[str, Pipeline] = {
+        f"field{i}": [{"$match": condition}, {"$count": "n"}] for i, condition in enumerate(wrong.values())
+    }
+    if sample_size:
+        details["sample"] = [{"$limit": sample_size}, {"$project": {"_id": 1}}]
 
     def judge(results: list[list[Document]]) -> Finding:
         row = results[0][0]
-        failing = _count(row, "failing")
-        per_field = [f"{field} {_count(row, f'field{i}')}" for i, field in enumerate(wrong)]
-        detail = (
-            f"{failing} document(s) missing a field or of the wrong type ({', '.join(per_field)})"
-            if failing
-            else f"all {_count(row, 'checked')} documents have {', '.join(wrong)} with the right types"
-        )
-        return Finding(failing == 0, failing, _count(row, "checked"), detail, _samples(row))
+        failing, checked = _count(row, "failing"), _count(row, "checked")
+        if not failing:
+            detail = f"all {checked} documents have {', '.join(wrong)} with the right types"
+            return Finding(True, 0, checked, detail)
+        found = results[1][0] if len(results) > 1 and results[1] else {}
+        per_field = [f"{field} {_count(found, f'field{i}')}" for i, field in enumerate(wrong)]
+        detail = f"{failing} document(s) missing a field or of the wrong type ({', '.join(per_field)})"
+        return Finding(False, failing, checked, detail, _samples(found))
 
     name = check.name or f"{check.collection} required fields"
-    return CheckSpec(name, "required fields", path, (Query(check.collection, [facet]),), judge)
+    return CheckSpec(
+        name,
+        "required fields",
+        path,
+        (Query(check.collection, [counts]),),
+        judge,
+        followup=Query(check.collection, [{"$match": any_wrong}, {"$facet": details}]),
+    )
 
 
 def duplicates_check(check: DuplicatesCheck, path: str, sample_size: int) -> CheckSpec:
@@ -373,6 +391,8 @@ def run_check(db: Database[Document], spec: CheckSpec) -> CheckResult:
     """Run one check's queries on the server and judge them."""
     results = [_server(spec, partial(_aggregate, db, query)) for query in spec.queries]
     finding = spec.judge(results)
+    if not finding.passed and spec.followup is not None:
+        finding = spec.judge([*results, _server(spec, partial(_aggregate, db, spec.followup))])
     return CheckResult(
         spec.name,
         spec.kind,

@@ -119,3 +119,15 @@ def test_a_custom_check_with_no_result_fails_unless_it_counts(shop_db: Any) -> N
     result = run(shop_db, custom=no_row)["max total"]
     assert not result.passed
     assert result.detail == "the pipeline returned no document, not a number"
+
+
+def test_missing_and_mistyped_fields_are_counted_per_field_with_sample_ids(shop_db: Any) -> None:
+    unset = shop_db.order_hub.find_one({"source": "web"}, sort=[("_id", 1)])
+    retyped = shop_db.order_hub.find_one({"source": "pos"}, sort=[("_id", 1)])
+    shop_db.order_hub.update_one({"_id": unset["_id"]}, {"$unset": {"total": ""}})
+    shop_db.order_hub.update_one({"_id": retyped["_id"]}, {"$set": {"total": 12.5, "source_id": "x"}})
+    check = run(shop_db)["order_hub required fields"]
+    assert not check.passed
+    assert (check.failing, check.checked) == (2, 450)
+    assert check.detail == "2 document(s) missing a field or of the wrong type (source 0, source_id 1, total 2)"
+    assert set(check.samples) == {str(unset["_id"]), str(retyped["_id"])}
