@@ -129,5 +129,6 @@ def test_missing_and_mistyped_fields_are_counted_per_field_with_sample_ids(shop_
     check = run(shop_db)["order_hub required fields"]
     assert not check.passed
     assert (check.failing, check.checked) == (2, 450)
-    assert check.detail == "2 document(s) missing a field or of the wrong type (source 0, source_id 1, total 2)"
+    expected = "2 document(s) missing a field or of the wrong type (source 0, source_id 1, total 2)"
+    assert check.detail == expected
     assert set(check.samples) == {str(unset["_id"]), str(retyped["_id"])}
