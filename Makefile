@@ -51,9 +51,13 @@ deploy: $(VENV)/.installed
 	  $(VENV)/bin/prefect work-pool create rollout-local --type process
 	$(VENV)/bin/rollout deploy prefect.yaml
 
-# Benchmarks print their figures; the last line of each is name=value pairs.
+# Benchmarks print their figures; the last line of each is name=value pairs. See docs/benchmarks.md.
 bench: setup
+	$(PY) bench/time_to_safety.py
 	$(PY) bench/backup.py
+	$(PY) bench/preflight.py
+	$(PY) bench/overhead.py
+	$(PY) bench/bucketing.py
 
 # Regenerate the README's plan reference from the plan model.
 reference: $(VENV)/.installed
