@@ -1,5 +1,7 @@
-"""A backup whose source or destination dies half-way fails cleanly: no manifest, no archive."""
+"""A backup or a check whose server dies half-way fails cleanly: no manifest, no archive, no pass."""
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +14,9 @@ from rollout.adapters.mongo import connect as connect_mongo
 from rollout.adapters.s3 import Bucket, Encryption
 from rollout.adapters.s3 import connect as connect_s3
 from rollout.data.backup import BackupRequest, take_backup
+from rollout.data.checks import plan_checks, run_check, validate_checks
 from rollout.errors import ServiceUnavailable, is_transient
+from rollout.plan.model import Preflight
 from rollout.sandbox.mongodb import start_mongodb
 from rollout.sandbox.processes import ProcessRecord, free_port
 from rollout.sandbox.seed import ShopSize, seed_shop
@@ -110,3 +114,32 @@ def test_a_dead_mongodb_is_reported_as_unavailable_not_as_an_empty_backup(bucket
     with pytest.raises(ServiceUnavailable, match="MongoDB unavailable"):
         take_backup(client, bucket, request("shop"), now=lambda: datetime.now(UTC))
     assert nothing_stored(bucket)
+
+
+def test_mongodb_killed_inside_a_check_is_a_transient_failure_never_a_pass(
+    own_mongodb: tuple[ProcessRecord, str],
+) -> None:
+    record, uri = own_mongodb
+    client = connect_mongo(uri, timeout_ms=1000)
+    seed_shop(client.shop, ShopSize(shops=20, users=50, orders_per_source=5000, returns=30))
+    preflight = Preflight.model_validate(
+        {
+            "backfill": [
+                {"hub": "order_hub", "sources": {"web": "orders_web", "pos": "orders_pos"}},
+            ]
+        }
+    )
+    specs = plan_checks(preflight)
+    validate_checks(client.shop, specs)
+    first = run_check(client.shop, specs[0])
+    assert first.passed  # the server answers; the next check is where it dies
+    # 5,000 lookups take SecantusDB about a second: the kill lands while the aggregation runs.
+    killer = threading.Timer(0.3, record.stop, kwargs={"grace": 0})
+    killer.start()
+    began = time.monotonic()
+    with pytest.raises(ServiceUnavailable) as failure:
+        run_check(client.shop, specs[1])
+    killer.join()
+    assert time.monotonic() - began >= 0.3  # it failed because the server died, not before asking
+    assert is_transient(failure.value)
+    assert "order_hub backfill from orders_pos" in str(failure.value)
