@@ -45,7 +45,7 @@ from tasks.recovery import (
 )
 from tasks.report import write_incident_report
 from tasks.secrets import prefect_resolver
-from tasks.traffic import restore_flag
+from tasks.traffic import keep_traffic_off, restore_flag
 
 Severity = Literal["SEV1", "SEV2", "SEV3"]
 RestoreMode = Literal["none", "selective", "full"]
@@ -205,6 +205,8 @@ def rollback_flow(
         steps.run("balance check", lambda: balance_check(resolved, plan))
     if plan.rollback.watch.duration.total_seconds() > 0:
         steps.run("health watch", lambda: watch_health(resolved, plan))
+    if traffic_off_at is not None:
+        steps.run("traffic still off", lambda: keep_traffic_off(resolved, undo[0]))
     result = RollbackResult(plan.name, reason, tuple(steps.records), traffic_off_at, chosen_severity)
     with Clients(resolved, prefect_resolver) as clients:
         clients.runs.finish(plan.name, "rolled_back" if result.ok else "rollback_incomplete")

@@ -103,3 +103,21 @@ def restore_flag(targets: Targets, before: FlagState, traffic_off: bool) -> Flag
         state = clients.flags.set(before.name, change)
     get_run_logger().info("%s restored (enabled=%s, %g%%)", state.name, state.enabled, state.percentage)
     return state
+
+
+@task(name="keep-traffic-off", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def keep_traffic_off(targets: Targets, before: FlagState) -> str:
+    """Check, at the end of a rollback, that the main flag still admits no one; close it again if not.
+
+    A rollout step already past its lease check when the rollback took over can still land
+    its write after the rollback's; this is where that is caught and undone.
+    """
+    with Clients(targets, prefect_resolver) as clients:
+        state = clients.flags.get(before.name)
+        if not state.enabled:
+            return "still off"
+        change = FlagChange(enabled=False, percentage=0, users=before.users, stores=before.stores)
+        clients.flags.set(before.name, change)
+    get_run_logger().warning("%s admitted traffic again after the rollback began: closed again", before.name)
+    landed = f"{state.percentage:g}%, version {state.version}"
+    return f"closed again: a write landed after the rollback began ({landed})"

@@ -59,6 +59,7 @@ def test_demo_with_a_fault_at_50_percent_rolls_back_every_step_and_reports_as_js
         "smoke test",
         "balance check",
         "health watch",
+        "traffic still off",
     ]
     assert all(s["ok"] for s in rollback["steps"])
     report = Path(rollback["report"])

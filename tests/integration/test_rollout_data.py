@@ -142,6 +142,7 @@ def test_rollback_backs_up_the_current_state_then_restores_the_data(
             "health check",
             "smoke test",
             "health watch",
+            "traffic still off",
         ]
         emergency_uri = result.steps[1].detail
         emergency: Manifest = read_manifest(clients.bucket, parse_backup_uri(emergency_uri))

@@ -1,3 +1,5 @@
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -5,6 +7,7 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
+from flows.rollback import rollback_flow
 from flows.rollout_flow import rollout_flow
 from rollout.adapters.flags import FlagChange, FlagStore
 from rollout.errors import GateQueryInvalid
@@ -169,7 +172,31 @@ def test_rollback_runs_on_its_own_from_the_persisted_undo_log(
         "health check",
         "smoke test",
         "health watch",
+        "traffic still off",
     ]
     flag = flag_store.get("USE_UNIFIED_ORDERS")
     assert (flag.enabled, flag.percentage, flag.users) == (False, 0, ())
     assert flag_store.get("ENABLE_DUAL_WRITE").enabled is False
+
+
+def test_a_rollout_write_landing_after_the_rollback_began_is_closed_again(
+    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path
+) -> None:
+    plan = write_plan(tmp_path)
+    assert rollout_flow(plan_path=plan, targets=sandbox.targets()).status == "promoted"
+
+    def late_step() -> None:
+        deadline = time.monotonic() + 60
+        while flag_store.get("USE_UNIFIED_ORDERS").enabled and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # A step that passed its lease check before the rollback took over writes after it.
+        flag_store.set("USE_UNIFIED_ORDERS", FlagChange(enabled=True, percentage=50))
+
+    writer = threading.Thread(target=late_step)
+    writer.start()
+    result = rollback_flow(plan_path=plan, reason="late write", targets=sandbox.targets())
+    writer.join()
+    last = result.steps[-1]
+    assert (last.name, last.ok) == ("traffic still off", True)
+    assert last.detail.startswith("closed again: a write landed after the rollback began (50%")
+    assert flag_store.get("USE_UNIFIED_ORDERS").enabled is False
