@@ -43,7 +43,9 @@ class RolloutCollector(Collector):
         for doc in call("read rollout runs", lambda: list(self._runs.find({}))):
             plan, records = str(doc["_id"]), doc.get("steps", [])
             last = records[-1] if records else {}
-            on_new_path = 0.0 if doc.get("status") == "rolled_back" else float(last.get("percentage", 0.0))
+            # A rollback puts traffic at 0 first: from its start the new path takes no one.
+            rolled_back = doc.get("status") in {"rolled_back", "rolling_back"}
+            on_new_path = 0.0 if rolled_back else float(last.get("percentage", 0.0))
             percentage.add_metric([plan], on_new_path)
             steps.add_metric([plan], float(len(records)))
             status.add_metric([plan, str(doc.get("status")), str(last.get("phase", ""))], 1.0)

@@ -34,6 +34,9 @@ def test_the_exporter_serves_percentage_status_gates_and_outcomes(shop_db: Any) 
         )
     runs.claim("checkout", "run-2", "v7", timedelta(minutes=5))
     runs.finish("checkout", "promoted")
+    runs.claim("payments", "run-3", "v4", timedelta(minutes=5))
+    runs.step("payments", {"phase": "ramp", "percentage": 50, "outcome": "successful", "values": {}})
+    runs.take_over("payments", "rollback-1")
     registry = CollectorRegistry()
     registry.register(RolloutCollector(shop_db.rollout_runs))
     port = free_port()
@@ -58,3 +61,5 @@ def test_the_exporter_serves_percentage_status_gates_and_outcomes(shop_db: Any) 
     assert ("rollout_gate_value", (("gate", "p95"), ("plan", "orders"))) not in samples  # no data is not 0
     assert samples[("rollout_step_outcomes", (("outcome", "failed"), ("plan", "orders")))] == 1
     assert samples[("rollout_status", (("phase", ""), ("plan", "checkout"), ("status", "promoted")))] == 1
+    # A rollback in progress has already put traffic at 0: the last step's 50 % is history.
+    assert samples[("rollout_traffic_percentage", (("plan", "payments"),))] == 0
