@@ -18,7 +18,6 @@ def _lease(record: RunRecord, now: datetime) -> str:
     until = record.lease_until
     if until is None:
         return "lease     none recorded"
-    until = until if until.tzinfo else until.replace(tzinfo=UTC)
     if until > now:
         return f"lease     held until {until:%Y-%m-%d %H:%M:%S} UTC (another run of the plan is refused)"
     return (

@@ -64,8 +64,12 @@ class Claim:
 
 
 def _aware(moment: datetime | None) -> datetime | None:
-    # MongoDB hands datetimes back without a zone; they were written in UTC.
+    # A client without tz_aware hands datetimes back without a zone; they were written in UTC.
     return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+def _taken_meanwhile(plan: str) -> RolloutBusy:
+    return RolloutBusy(f"plan {plan} was taken by another run while this one was starting")
 
 
 class RunStateStore:
@@ -87,7 +91,7 @@ class RunStateStore:
         now = now or datetime.now(UTC)
         previous = self.get(plan)
         if previous is not None and previous.status == "running":
-            lease_until = _aware(previous.lease_until)
+            lease_until = previous.lease_until
             if previous.run_id != run_id and lease_until is not None and lease_until > now:
                 raise RolloutBusy(
                     f"plan {plan} is being rolled out by run {previous.run_id} (rollout "
@@ -109,7 +113,7 @@ class RunStateStore:
                 ),
             )
             if taken.modified_count != 1:
-                raise RolloutBusy(f"plan {plan} was taken by another run while this one was starting")
+                raise _taken_meanwhile(plan)
             return Claim("resumed", previous)
         doc = {
             "run_id": run_id,
@@ -129,13 +133,11 @@ class RunStateStore:
             try:
                 call(f"begin run of {plan}", lambda: self._runs.insert_one({"_id": plan, **doc}))
             except DuplicateKey:
-                raise RolloutBusy(
-                    f"plan {plan} was taken by another run while this one was starting"
-                ) from None
+                raise _taken_meanwhile(plan) from None
         else:
             replaced = call(f"begin run of {plan}", lambda: self._runs.replace_one(unchanged, doc))
             if replaced.modified_count != 1:
-                raise RolloutBusy(f"plan {plan} was taken by another run while this one was starting")
+                raise _taken_meanwhile(plan)
         return Claim("fresh", previous)
 
     def renew(self, plan: str, run_id: str, lease: timedelta, now: datetime | None = None) -> None:
@@ -174,8 +176,8 @@ class RunStateStore:
             f"record pilot stores of {plan}",
             lambda: self._runs.update_one({"_id": plan, key: {"$exists": False}}, {"$set": {key: stores}}),
         )
-        record = self.get(plan)
-        return list(record.pilots.get(phase, stores)) if record else stores
+        kept = call(f"read pilot stores of {plan}", lambda: self._runs.find_one({"_id": plan}, {key: 1}))
+        return list((kept or {}).get("pilots", {}).get(phase, stores))
 
     def remember(self, plan: str, before: FlagState) -> None:
         """Add ``before`` to the undo log unless the flag is there already (the first state wins)."""
@@ -230,9 +232,9 @@ class RunStateStore:
             doc.get("backup"),
             doc.get("router_before"),
             doc.get("deployment_image"),
-            doc.get("started_at"),
+            _aware(doc.get("started_at")),
             doc.get("rollout_id"),
-            doc.get("lease_until"),
+            _aware(doc.get("lease_until")),
             dict(doc.get("pilots") or {}),
         )
 
