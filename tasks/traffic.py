@@ -90,17 +90,21 @@ def set_companion_flags(targets: Targets, plan: str, flags: dict[str, bool]) -> 
         ]
 
 
-@task(name="restore-flag", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
-def restore_flag(targets: Targets, before: FlagState, traffic_off: bool) -> FlagState:
-    """Put a flag back as it was before the rollout; with ``traffic_off`` admit no one at all."""
-    change = FlagChange(
+def _as_before(before: FlagState, traffic_off: bool) -> FlagChange:
+    """The write that puts a flag back as it was; with ``traffic_off``, disabled at 0 %."""
+    return FlagChange(
         enabled=False if traffic_off else before.enabled,
         percentage=0 if traffic_off else before.percentage,
         users=before.users,
         stores=before.stores,
     )
+
+
+@task(name="restore-flag", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def restore_flag(targets: Targets, before: FlagState, traffic_off: bool) -> FlagState:
+    """Put a flag back as it was before the rollout; with ``traffic_off`` admit no one at all."""
     with Clients(targets, prefect_resolver) as clients:
-        state = clients.flags.set(before.name, change)
+        state = clients.flags.set(before.name, _as_before(before, traffic_off))
     get_run_logger().info("%s restored (enabled=%s, %g%%)", state.name, state.enabled, state.percentage)
     return state
 
@@ -116,8 +120,7 @@ def keep_traffic_off(targets: Targets, before: FlagState) -> str:
         state = clients.flags.get(before.name)
         if not state.enabled:
             return "still off"
-        change = FlagChange(enabled=False, percentage=0, users=before.users, stores=before.stores)
-        clients.flags.set(before.name, change)
+        clients.flags.set(before.name, _as_before(before, traffic_off=True))
     get_run_logger().warning("%s admitted traffic again after the rollback began: closed again", before.name)
     landed = f"{state.percentage:g}%, version {state.version}"
     return f"closed again: a write landed after the rollback began ({landed})"
