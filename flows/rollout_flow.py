@@ -303,8 +303,8 @@ def rollout_flow(
                 )
                 if not decision.approved:
                     return finish("rolled_back", f"{decision.approver} rejected {phase.name}")
-            renew_lease(resolved, plan, run_id)
             if phase.flags:
+                renew_lease(resolved, plan, run_id)
                 set_companion_flags(resolved, plan.name, phase.flags)
             pilot = (
                 choose_pilot_stores(resolved, phase.pilot_stores, plan.name, phase.name)
