@@ -20,7 +20,7 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_ROLLED_BACK = 0, 1, 2, 3
 DEMO_PLAN = Path(__file__).resolve().parent.parent / "deployments" / "plans" / "sandbox-demo.yaml"
 
 
-def _prefect_defaults() -> None:
+def prefect_defaults() -> None:
     """Settings for a self-contained Prefect: no telemetry, time for first-start migrations."""
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -124,7 +124,7 @@ def _exit_code(result: Any) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Start the sandbox and run the demo plan against it; optionally break the candidate midway."""
-    _prefect_defaults()
+    prefect_defaults()
     from flows.rollout_flow import rollout_flow
     from rollout.plan import load_plan
     from rollout.report import render_result, result_json
@@ -156,7 +156,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a plan (its own targets, or the running sandbox)."""
-    _prefect_defaults()
+    prefect_defaults()
     from flows.rollout_flow import rollout_flow
     from rollout.plan import load_plan
     from rollout.report import render_result, result_json
@@ -174,7 +174,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     """Undo the plan's last rollout from its persisted state."""
-    _prefect_defaults()
+    prefect_defaults()
     from flows.rollback import rollback_flow
     from rollout.plan import load_plan
 
@@ -196,7 +196,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_checks(args: argparse.Namespace) -> int:
     """Run the plan's data checks and print their table; exit 3 if any failed."""
-    _prefect_defaults()
+    prefect_defaults()
     from flows.data import checks_flow
     from rollout.data.checks import checks_table
     from rollout.plan import load_plan
@@ -209,7 +209,7 @@ def cmd_checks(args: argparse.Namespace) -> int:
 
 def cmd_backup(args: argparse.Namespace) -> int:
     """Take the plan's backup; print a summary on stderr and the backup's URI on stdout."""
-    _prefect_defaults()
+    prefect_defaults()
     from flows.data import backup_flow
     from rollout.plan import load_plan
 
@@ -239,7 +239,7 @@ def _filter(text: str | None) -> dict[str, object] | None:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     """Restore a backup (all, some collections, or some documents); --verify only proves it restores."""
-    _prefect_defaults()
+    prefect_defaults()
     from flows.data import restore_flow, verify_flow
     from rollout.plan import load_plan
 
@@ -326,7 +326,7 @@ def cmd_deployments(args: argparse.Namespace) -> int:
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     """Check prefect.yaml whole, then register every deployment on the server in PREFECT_API_URL."""
-    _prefect_defaults()
+    prefect_defaults()
     from rollout.deployments import register_deployments
 
     for name in register_deployments(args.config):
@@ -357,7 +357,7 @@ def cmd_exporter(args: argparse.Namespace) -> int:
 
 def cmd_promote(args: argparse.Namespace) -> int:
     """Answer a paused rollout: approve (or, with --reject, refuse) and resume it."""
-    _prefect_defaults()
+    prefect_defaults()
     from uuid import UUID
 
     from prefect.flow_runs import resume_flow_run

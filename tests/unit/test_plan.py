@@ -87,7 +87,7 @@ def test_running_a_bad_plan_exits_2_with_path_message_lines_before_touching_anyt
     from rollout import cli
 
     # Nothing may be reached: any attempt to run a flow would fail this test loudly.
-    monkeypatch.setattr(cli, "_prefect_defaults", lambda: None)
+    monkeypatch.setattr(cli, "prefect_defaults", lambda: None)
     monkeypatch.setattr("flows.rollout_flow.rollout_flow", None)
     assert cli.main(["run", str(path)]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
