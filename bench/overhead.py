@@ -37,11 +37,12 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 from prefect import flow  # noqa: E402
 
-from flows.rollout_flow import rollout_flow  # noqa: E402
+from flows.rollout_flow import run_rollout  # noqa: E402
+from rollout.lifecycle import Status  # noqa: E402
 from rollout.plan import load_plan  # noqa: E402
 from rollout.sandbox.stack import Sandbox, SandboxOptions  # noqa: E402
 from rollout.traffic import Audience  # noqa: E402
-from tasks.lease import claim_plan, renew_lease  # noqa: E402
+from tasks.lease import claim_plan, enter  # noqa: E402
 from tasks.observe import observe_window  # noqa: E402
 from tasks.record import StepRecordEntry, now, record_step  # noqa: E402
 from tasks.traffic import set_audience  # noqa: E402
@@ -80,7 +81,7 @@ def direct_steps(plan_path: str, targets: Any, steps: int) -> float:
     start = time.perf_counter()
     for i in range(steps):
         audience = Audience(percentage=100 * (i + 1) / steps)
-        renew_lease.fn(targets, plan, run_id)
+        enter.fn(targets, plan, run_id, Status.STEPPING, f"step {i}")
         set_audience.fn(targets, plan.name, plan.flag, audience)
         result = observe_window.fn(targets, window, {})
         entry = StepRecordEntry(
@@ -102,7 +103,7 @@ def direct_steps(plan_path: str, targets: Any, steps: int) -> float:
 def timed_rollout(plan: Path, targets: Any) -> float:
     """Seconds for one whole rollout of ``plan``."""
     start = time.perf_counter()
-    result = rollout_flow(plan_path=str(plan), targets=targets)
+    result = run_rollout(plan_path=str(plan), targets=targets)
     assert result.status == "promoted", result
     return time.perf_counter() - start
 

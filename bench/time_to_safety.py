@@ -41,7 +41,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 from kubernetes import client as k8s  # noqa: E402
 
-from flows.rollout_flow import rollout_flow  # noqa: E402
+from flows.rollout_flow import run_rollout  # noqa: E402
 from rollout.adapters.prometheus import PrometheusClient  # noqa: E402
 from rollout.plan import load_plan  # noqa: E402
 from rollout.sandbox.faults import FaultAtPercentage  # noqa: E402
@@ -96,7 +96,7 @@ def trial(
     watcher.start()
     started = datetime.now(UTC)
     try:
-        result = rollout_flow(plan_path=str(path), targets=plan.targets)
+        result = run_rollout(plan_path=str(path), targets=plan.targets)
     finally:
         watcher.stop()
         httpx.delete(f"{info.service_url}/fault")

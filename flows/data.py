@@ -12,7 +12,7 @@ from rollout.data.restore import RestoreResult, VerificationResult
 from rollout.plan import load_plan
 from rollout.plan.model import Targets
 from rollout.targets import resolve_targets
-from tasks.data import backup_data, restore_data, run_data_checks, verify_restore
+from tasks.data import backup_data, database_lock, restore_data, run_data_checks, verify_restore
 
 
 @flow(name="data-checks")
@@ -40,13 +40,11 @@ def restore_flow(
 ) -> RestoreResult:
     """Restore a backup of the plan's database, all of it or some collections, in place or into ``into``."""
     plan = load_plan(plan_path)
-    return restore_data(
-        resolve_targets(plan, targets),
-        backup_uri,
-        into=into,
-        collections=collections,
-        document_filter=document_filter,
-    )
+    resolved = resolve_targets(plan, targets)
+    with database_lock(resolved, f"restore of {backup_uri}", into):
+        return restore_data(
+            resolved, backup_uri, into=into, collections=collections, document_filter=document_filter
+        )
 
 
 @flow(name="verify-backup")

@@ -19,21 +19,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from prefect import flow, get_run_logger
+from prefect import State, flow, get_run_logger
 from prefect.context import get_run_context
 from pydantic import Field
 
+from flows.outcomes import RollbackRefused, completed, failed, refusal, result_of
 from rollout.adapters.clients import Clients
 from rollout.adapters.flags import FlagState
-from rollout.adapters.run_state import RunRecord
-from rollout.incident import Incident, StepRecord
+from rollout.adapters.run_state import RestoreRecord, RunRecord
+from rollout.errors import InputRejected, RolloutBusy
+from rollout.incident import Incident, StepRecord, failed_steps
+from rollout.lifecycle import MoveRefused, Status
 from rollout.plan import Plan, load_plan
 from rollout.plan.model import Targets
 from rollout.plan.source import plan_source
+from rollout.rollback_guard import GuardVerdict, RollbackAsk, judge
 from rollout.targets import resolve_targets
-from tasks.data import backup_data, restore_data
+from tasks.data import backup_data, database_lock, restore_data
 from tasks.recovery import (
     balance_check,
     deployment_to_stable,
@@ -53,6 +57,9 @@ RollbackStep = StepRecord
 """One rollback step as it went (name, ok, detail, start and end)."""
 
 
+Outcome = Literal["rolled-back", "incomplete", "nothing-to-do"]
+
+
 @dataclass(frozen=True)
 class RollbackResult:
     """What the rollback did; ``traffic_off_at`` is when the main flag stopped admitting anyone."""
@@ -63,6 +70,8 @@ class RollbackResult:
     traffic_off_at: datetime | None
     severity: str = "SEV2"
     report: str | None = None
+    outcome: Outcome = "rolled-back"
+    note: str = ""
 
     @property
     def ok(self) -> bool:
@@ -106,12 +115,38 @@ def _restore(targets: Targets, before: FlagState, traffic_off: bool) -> str:
     return "traffic 0" if traffic_off else "restored"
 
 
-def _data_steps(
-    steps: _Steps, plan: Plan, targets: Targets, backup: str | None, mode: str, collections: list[str]
-) -> None:
-    """Emergency backup of the current state, then the restore."""
+@dataclass(frozen=True)
+class _Context:
+    """What the rollback acts on: the rollout as taken over, and the choices made for it."""
+
+    record: RunRecord
+    run_id: str
+    force: bool
+    mode: str
+    collections: list[str]
+    stable: str | None
+
+
+def _data_steps(steps: _Steps, plan: Plan, targets: Targets, ctx: _Context) -> None:
+    """Emergency backup of the current state, then the restore, under the database's lock.
+
+    The same backup is not restored twice for one rollout unless forced: a restore
+    puts back the data as it was before the rollout, and a second one would discard
+    every write made since the first.
+    """
+    record, backup = ctx.record, ctx.record.backup
     if backup is None:
         steps.run("data restore", _no_backup)
+        return
+    done = record.restored(backup)
+    if done is not None and not ctx.force:
+        steps.run(
+            "data restore",
+            lambda: (
+                f"not restored again: {backup} was restored at {done.at:%Y-%m-%d %H:%M:%S} UTC by "
+                f"{done.by} (force to restore it again)"
+            ),
+        )
         return
     emergency: list[str] = []
 
@@ -119,23 +154,39 @@ def _data_steps(
         emergency.append(backup_data(targets, plan, "emergency").uri)
         return emergency[0]
 
-    if not steps.run("emergency backup", take):
-        steps.run("data restore", _not_attempted)
-        return
-
     def restore() -> str:
         restored = restore_data(
             targets,
             backup,
-            collections=collections if mode == "selective" else None,
-            document_filter=plan.rollback.restore.filter if mode == "selective" else None,
+            collections=ctx.collections if ctx.mode == "selective" else None,
+            document_filter=plan.rollback.restore.filter if ctx.mode == "selective" else None,
         )
         counts = ", ".join(f"{c.name} {c.restored}/{c.archived} {c.how}" for c in restored.collections)
         if not restored.ok:
             raise RuntimeError(f"incomplete restore from {backup}: {counts}")
-        return f"{mode} from {backup}: {counts}"
+        return f"{ctx.mode} from {backup}: {counts}{_age(record)}"
 
-    steps.run("data restore", restore)
+    with database_lock(targets, f"rollback of {plan.name} by run {ctx.run_id}"):
+        if not steps.run("emergency backup", take):
+            steps.run("data restore", _not_attempted)
+            return
+        ok = steps.run("data restore", restore)
+    with Clients(targets, prefect_resolver) as clients:
+        clients.runs.record_restore(
+            plan.name, RestoreRecord(backup, datetime.now(UTC), f"rollback run {ctx.run_id}", ok)
+        )
+
+
+def _age(record: RunRecord) -> str:
+    """How old the restored backup is, and what that costs."""
+    if record.backup_at is None:
+        return "; the backup's age is not recorded: writes made since it was taken are lost"
+    age = datetime.now(UTC) - record.backup_at
+    hours, rest = divmod(int(age.total_seconds()), 3600)
+    return (
+        f"; the backup was taken {record.backup_at:%Y-%m-%d %H:%M:%S} UTC ({hours} h {rest // 60} min "
+        "before this restore): writes to these collections since then are lost"
+    )
 
 
 def _no_backup() -> str:
@@ -144,6 +195,40 @@ def _no_backup() -> str:
 
 def _not_attempted() -> str:
     raise RuntimeError("not attempted: the current state could not be backed up first")
+
+
+def _take_over(
+    plan: Plan, targets: Targets, run_id: str, ask: RollbackAsk, reason: str
+) -> tuple[GuardVerdict, RunRecord | None]:
+    """Judge the rollout on record and, when it is to be rolled back, take it over in one compare-and-set.
+
+    Judged again if the record moved between the read and the take-over (another
+    rollback, or the rollout's own next step), so the verdict is about what is taken.
+    """
+    with Clients(targets, prefect_resolver) as clients:
+        for _ in range(5):
+            record = clients.runs.get(plan.name)
+            verdict = judge(record, plan.name, ask, plan.rollback.restore.mode)
+            if verdict.action != "roll-back" or record is None:
+                return verdict, record
+            try:
+                taken = clients.runs.take_over(plan.name, run_id, why=reason, revision=record.revision)
+            except MoveRefused:
+                continue
+            return verdict, taken
+    raise MoveRefused(f"the rollout of {plan.name} kept changing while the rollback tried to take it over")
+
+
+def _stable(targets: Targets, plan: Plan, record: RunRecord) -> str | None:
+    """The release stable before this rollout: what the Deployment goes back to (None if unknown)."""
+    release = record.version or plan.release.version
+    if record.stable_before not in (None, release):
+        return record.stable_before
+    with Clients(targets, prefect_resolver) as clients:
+        earlier = clients.releases.stable_before(plan.name, release)
+    if earlier is None and plan.release.stable_version not in (None, release):
+        earlier = plan.release.stable_version
+    return earlier
 
 
 @flow(name="rollback")
@@ -156,8 +241,14 @@ def rollback_flow(
     targets: Targets | None = None,
     first_bad_at: datetime | None = None,
     plan_yaml: str = "",
-) -> RollbackResult:
+    force: bool = False,
+    on_behalf_of: str = "",
+) -> State[RollbackResult]:
     """Undo the plan's last rollout from its persisted state, every step in order, none skipped on failure.
+
+    A rollout already rolled back, or blocked before it changed anything, is left alone
+    (NothingToDo); a promoted one is refused unless forced, and even then no data is
+    restored unless a restore is named.
 
     Args:
         plan_path: The plan whose rollout is undone (or leave empty and paste it as plan_yaml).
@@ -168,33 +259,73 @@ def rollback_flow(
         targets: The systems to act on, instead of the plan's (or the local sandbox's).
         first_bad_at: When the first bad measurement was taken, for the report's time to safety.
         plan_yaml: The whole plan as YAML, instead of plan_path.
+        force: Roll back a promoted (or already rolled-back) rollout too, and restore a backup again.
+        on_behalf_of: The rollout run this rollback was asked for (automations pass it): the rollback
+            acts only while that run still holds the rollout and the rollout is not finished.
     """
+    try:
+        source = plan_source(plan_path, plan_yaml)
+        result = _rollback(
+            source, reason, severity, restore, collections, targets, first_bad_at, force, on_behalf_of
+        )
+    except (InputRejected, RolloutBusy) as error:
+        get_run_logger().error("%s", error)
+        return refusal(error)
+    if result.outcome == "nothing-to-do":
+        return completed("NothingToDo", result.note, result)
+    if result.outcome == "incomplete":
+        return failed(
+            "RollbackIncomplete", f"failed: {', '.join(failed_steps(result.steps))}; {result.reason}", result
+        )
+    return completed("RolledBack", f"{result.note}: {result.reason}", result)
+
+
+def _rollback(
+    plan_path: str,
+    reason: str,
+    severity: str | None,
+    restore: str | None,
+    collections: list[str] | None,
+    targets: Targets | None,
+    first_bad_at: datetime | None,
+    force: bool,
+    on_behalf_of: str,
+) -> RollbackResult:
     logger = get_run_logger()
     started = datetime.now(UTC)
-    plan = load_plan(plan_source(plan_path, plan_yaml))
+    plan = load_plan(plan_path)
     resolved = resolve_targets(plan, targets)
     chosen_severity = severity or plan.rollback.severity
-    mode = restore or plan.rollback.restore.mode
-    chosen_collections = collections or plan.rollback.restore.collections
-    logger.warning("rolling back %s (%s): %s", plan.name, chosen_severity, reason)
-    with Clients(resolved, prefect_resolver) as clients:
-        record = clients.runs.get(plan.name)
-        if record is not None:
-            # A rollout still running sees this at its next step and stops instead of raising traffic again.
-            clients.runs.take_over(plan.name, str(get_run_context().flow_run.id))  # type: ignore[union-attr]
-        undo = list(record.undo) if record else []
-        # The main flag goes first, whatever the log's order: traffic off is what makes it safe.
-        undo.sort(key=lambda s: s.name != plan.flag)
-        if not any(s.name == plan.flag for s in undo):
-            undo.insert(0, clients.flags.get(plan.flag))
-        stable = clients.releases.stable(plan.name) or plan.release.stable_version
+    run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
+    ask = RollbackAsk(force=force, on_behalf_of=on_behalf_of.strip() or None, restore=restore)
+    verdict, record = _take_over(plan, resolved, run_id, ask, reason)
+    if verdict.action == "refused":
+        raise RollbackRefused(verdict.message)
+    if verdict.action == "nothing-to-do" or record is None:
+        logger.warning("nothing to do: %s", verdict.message)
+        return RollbackResult(
+            plan.name, reason, (), None, chosen_severity, outcome="nothing-to-do", note=verdict.message
+        )
+    logger.warning("rolling back %s (%s): %s; %s", plan.name, chosen_severity, reason, verdict.message)
+    ctx = _Context(
+        record,
+        run_id,
+        force,
+        verdict.restore,
+        collections or plan.rollback.restore.collections,
+        _stable(resolved, plan, record),
+    )
+    # The main flag goes first, whatever the log's order: traffic off is what makes it safe.
+    undo = sorted(record.undo, key=lambda s: s.name != plan.flag)
     steps = _Steps()
-    traffic_off_at = _flag_steps(steps, plan, resolved, undo)
+    traffic_off_at = _flag_steps(steps, plan, resolved, undo) if undo else None
+    if not undo:
+        logger.info("this rollout changed no flag: traffic is left as it is")
     if resolved.kubernetes is not None:
-        image = record.deployment_image if record else None
-        steps.run("deployment", lambda: deployment_to_stable(resolved, plan, stable, image))
-    if mode != "none":
-        _data_steps(steps, plan, resolved, record.backup if record else None, mode, chosen_collections)
+        image = record.deployment_image
+        steps.run("deployment", lambda: deployment_to_stable(resolved, plan, ctx.stable, image))
+    if ctx.mode != "none":
+        _data_steps(steps, plan, resolved, ctx)
     cache = plan.rollback.cache
     if cache.purge_url or (cache.redis_url and cache.redis_keys):
         steps.run("cache invalidation", lambda: invalidate_caches(resolved, plan))
@@ -205,25 +336,61 @@ def rollback_flow(
         steps.run("balance check", lambda: balance_check(resolved, plan))
     if plan.rollback.watch.duration.total_seconds() > 0:
         steps.run("health watch", lambda: watch_health(resolved, plan))
-    if traffic_off_at is not None:
-        steps.run("traffic still off", lambda: keep_traffic_off(resolved, undo[0]))
-    result = RollbackResult(plan.name, reason, tuple(steps.records), traffic_off_at, chosen_severity)
-    with Clients(resolved, prefect_resolver) as clients:
-        clients.runs.finish(plan.name, "rolled_back" if result.ok else "rollback_incomplete")
+    main_flag = _main_flag_undo(resolved, plan)
+    if main_flag is not None:
+        steps.run("traffic still off", lambda: keep_traffic_off(resolved, main_flag))
+    ok = all(step.ok for step in steps.records)
+    _finish(resolved, plan, ctx, reason, ok)
+    release = record.version or plan.release.version
     incident = Incident(
         plan=plan.name,
-        release=plan.release.version,
-        version_restored=stable or "the Deployment's previous revision",
+        release=release,
+        version_restored=_restored_text(ctx.stable, resolved),
         severity=chosen_severity,
         cause=reason,
         started_at=started,
         finished_at=datetime.now(UTC),
-        steps=result.steps,
+        steps=tuple(steps.records),
         first_bad_at=first_bad_at,
         traffic_off_at=traffic_off_at,
     )
     report = _report(resolved, plan, incident, record)
-    return RollbackResult(plan.name, reason, result.steps, traffic_off_at, chosen_severity, report)
+    return RollbackResult(
+        plan.name,
+        reason,
+        tuple(steps.records),
+        traffic_off_at,
+        chosen_severity,
+        report,
+        "rolled-back" if ok else "incomplete",
+        verdict.message,
+    )
+
+
+def _restored_text(stable: str | None, targets: Targets) -> str:
+    """The release the report names as restored; never the one rolled back, and honest when unknown."""
+    if stable is not None:
+        return stable
+    if targets.kubernetes is not None:
+        return "no earlier stable release is on record: the Deployment's previous revision (rollout undo)"
+    return "no earlier stable release is on record"
+
+
+def _main_flag_undo(targets: Targets, plan: Plan) -> FlagState | None:
+    """The main flag's undo entry as the record holds it now: a step that landed late is in it too."""
+    with Clients(targets, prefect_resolver) as clients:
+        record = clients.runs.get(plan.name)
+    return next((s for s in record.undo if s.name == plan.flag), None) if record else None
+
+
+def _finish(targets: Targets, plan: Plan, ctx: _Context, reason: str, ok: bool) -> None:
+    """Record how the rollback ended; a promoted release taken back gives the stable release back."""
+    to = Status.ROLLED_BACK if ok else Status.ROLLBACK_INCOMPLETE
+    with Clients(targets, prefect_resolver) as clients:
+        clients.runs.move(plan.name, to, by=f"rollback run {ctx.run_id}", why=reason)
+        if ok and ctx.record.status is Status.PROMOTED:
+            release = ctx.record.version or plan.release.version
+            clients.releases.put_back(plan.name, ctx.stable, release, by=f"rollback run {ctx.run_id}")
 
 
 def _report(targets: Targets, plan: Plan, incident: Incident, record: RunRecord | None) -> str | None:
@@ -235,3 +402,8 @@ def _report(targets: Targets, plan: Plan, incident: Incident, record: RunRecord 
             "the incident report could not be written: %s: %s", type(error).__name__, error
         )
         return None
+
+
+def run_rollback(**parameters: Any) -> RollbackResult:
+    """Run the rollback flow here, in this process, and return its result whatever its final state."""
+    return result_of(rollback_flow(**parameters, return_state=True), RollbackResult)

@@ -10,23 +10,26 @@ plan says); a phase with ``approval`` waits for one before it starts.
 import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from prefect import flow, get_run_logger
+from prefect import State, flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.context import get_run_context
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from pydantic import BaseModel, Field
 
+from flows.outcomes import completed, failed, refusal, result_of
 from flows.rollback import RollbackResult, rollback_flow
 from rollout import events
 from rollout.adapters.clients import Clients
 from rollout.data.backup import BackupResult
 from rollout.data.checks import CheckResult
 from rollout.durations import parse_duration
-from rollout.errors import LeaseLost, PlanInvalid, Problem
+from rollout.errors import InputRejected, LeaseLost, PlanInvalid, Problem, RolloutBusy
 from rollout.gates import Outcome
+from rollout.incident import failed_steps
+from rollout.lifecycle import Status
 from rollout.plan import Plan, load_plan
 from rollout.plan.model import Targets
 from rollout.plan.source import plan_source
@@ -35,13 +38,14 @@ from rollout.traffic import Audience, phase_steps
 from rollout.window import WindowResult
 from tasks.data import backup_data, run_data_checks
 from tasks.dry_run import check_bucket, count_audiences
-from tasks.lease import claim_plan, renew_lease
+from tasks.lease import claim_plan, enter, finish
 from tasks.observe import check_gate_queries, observe_window
 from tasks.record import RampProgress, StepRecordEntry, now, record_step
 from tasks.secrets import prefect_resolver
 from tasks.traffic import choose_pilot_stores, record_deployment, set_audience, set_companion_flags
 
-Status = Literal["promoted", "rolled_back", "held", "blocked", "stopped", "dry_run"]
+Ending = Literal["promoted", "rolled_back", "held", "blocked", "stopped", "dry_run"]
+"""How a run of the rollout ended (the rollout's own status is in :mod:`rollout.lifecycle`)."""
 
 
 class Decision(BaseModel):
@@ -69,7 +73,7 @@ class RolloutResult:
     """What the rollout did and how it ended."""
 
     plan: str
-    status: Status
+    status: Ending
     steps: tuple[StepResult, ...]
     final_audience: str
     decisions: tuple[str, ...] = ()
@@ -77,6 +81,7 @@ class RolloutResult:
     first_bad_at: datetime | None = None
     checks: tuple[CheckResult, ...] = ()
     backup: BackupResult | None = None
+    reason: str = ""
 
     @property
     def time_to_safety(self) -> float | None:
@@ -185,8 +190,12 @@ def rollout_flow(
     plan_yaml: PlanYaml = "",
     approval_timeout: str | None = None,
     rollout_id: str = "",
-) -> RolloutResult:
+) -> State[RolloutResult]:
     """Run a plan and roll it back by itself if the service is not healthy.
+
+    The run ends Promoted (Completed), or RolledBack, Held, Stopped, Blocked (Failed, with the
+    reason); a plan or parameter that cannot be used ends InvalidInput, a start refused because
+    another run holds the plan ends Refused: neither changes anything.
 
     Args:
         plan_path: The plan file, relative to the project (e.g. deployments/plans/unified-orders.yaml).
@@ -202,6 +211,42 @@ def rollout_flow(
             rollout after one stopped half-way resumes it after its last completed step (or rolls it
             back, as the plan's rollback.on_restart says); a different rollout is refused meanwhile.
     """
+    try:
+        result = _rollout(plan_path, targets, dry_run, plan_yaml, approval_timeout, rollout_id)
+    except (InputRejected, RolloutBusy) as error:
+        get_run_logger().error("nothing was changed: %s", error)
+        return refusal(error)
+    return _final_state(result)
+
+
+def _final_state(result: RolloutResult) -> State[RolloutResult]:
+    """The run's Prefect state: the outcome by name, the reason as its message."""
+    if result.status == "promoted":
+        return completed("Promoted", f"{result.plan}: {result.final_audience}", result)
+    if result.status == "dry_run":
+        return completed("DryRun", f"{result.plan}: nothing was changed", result)
+    rollback = result.rollback
+    if result.status == "rolled_back" and rollback is not None:
+        if rollback.outcome == "incomplete":
+            broken = ", ".join(failed_steps(rollback.steps))
+            return failed("RollbackIncomplete", f"{result.reason}; rollback steps failed: {broken}", result)
+        if rollback.outcome == "nothing-to-do":
+            return failed("Stopped", f"{result.reason}; {rollback.note}", result)
+        safety = result.time_to_safety
+        took = f"; traffic 0 in {safety:.1f} s" if safety is not None else ""
+        return failed("RolledBack", f"{result.reason}{took}", result)
+    name = {"held": "Held", "stopped": "Stopped", "blocked": "Blocked"}.get(result.status, "Failed")
+    return failed(name, result.reason or result.status, result)
+
+
+def _rollout(
+    plan_path: str,
+    targets: Targets | None,
+    dry_run: bool,
+    plan_yaml: str,
+    approval_timeout: str | None,
+    rollout_id: str,
+) -> RolloutResult:
     logger = get_run_logger()
     plan_path = plan_source(plan_path, plan_yaml)
     timeout_override = _approval_timeout(approval_timeout)
@@ -221,16 +266,17 @@ def rollout_flow(
             previous.run_id,
         )
     checks = tuple(run_data_checks(resolved, plan.name, plan.preflight))
-    failed = [c.name for c in checks if not c.passed]
-    if failed:
-        logger.error("data checks failed (%s): nothing was changed", ", ".join(failed))
-        with Clients(resolved, prefect_resolver) as clients:
-            clients.runs.finish(plan.name, "blocked")
-        return RolloutResult(plan.name, "blocked", (), Audience().describe(), checks=checks)
+    failed_checks = [c.name for c in checks if not c.passed]
+    if failed_checks:
+        why = f"data checks failed ({', '.join(failed_checks)}): nothing was changed"
+        logger.error("%s", why)
+        finish(resolved, plan, run_id, Status.BLOCKED, why)
+        return RolloutResult(plan.name, "blocked", (), Audience().describe(), checks=checks, reason=why)
     backup = None
     if previous is not None and previous.backup:
         logger.info("keeping the backup taken before the rollout began: %s", previous.backup)
     elif plan.backup.enabled:
+        enter(resolved, plan, run_id, Status.BACKING_UP, "pre-rollout backup")
         backup = backup_data(resolved, plan)
         with Clients(resolved, prefect_resolver) as clients:
             clients.runs.keep_backup(plan.name, backup.uri)
@@ -243,30 +289,52 @@ def rollout_flow(
     progress = RampProgress(plan.name, _count_steps(plan))
     decisions: list[str] = []
 
-    def finish(status: Status, reason: str = "", first_bad: datetime | None = None) -> RolloutResult:
+    def finish_as(
+        status: Status, reason: str = "", first_bad: datetime | None = None, judged: bool = False
+    ) -> RolloutResult:
+        """End the rollout; ``judged`` when its gates or a person found the release bad."""
         rollback = None
-        if status == "rolled_back" and not plan.rollback.automatic:
+        outcome: Ending
+        if status is Status.ROLLED_BACK and not plan.rollback.automatic:
             # The plan leaves the decision to a person or an automation: say so loudly, change nothing.
-            status = "stopped"
+            outcome = "stopped"
             logger.error("stopped without rolling back (rollback.automatic is off): %s", reason)
-            events.emit(events.FAILED, plan.name, plan_path, reason=reason, run_id=run_id)
-            with Clients(resolved, prefect_resolver) as clients:
-                clients.runs.finish(plan.name, "stopped")
-        elif status == "rolled_back":
-            rollback = rollback_flow(
-                plan_path=plan_path, reason=reason, targets=resolved, first_bad_at=first_bad
+            finish(resolved, plan, run_id, Status.STOPPED, reason)
+            if judged and steps:
+                events.emit(
+                    events.FAILED,
+                    plan.name,
+                    plan_path,
+                    reason=reason,
+                    run_id=run_id,
+                    rollout_id=rollout_id or plan.release.version,
+                )
+        elif status is Status.ROLLED_BACK:
+            outcome = "rolled_back"
+            state = rollback_flow(
+                plan_path=plan_path,
+                reason=reason,
+                targets=resolved,
+                first_bad_at=first_bad,
+                on_behalf_of=run_id,
+                return_state=True,
             )
-            events.emit(events.ROLLED_BACK, plan.name, plan_path, reason=reason, ok=rollback.ok)
+            rollback = result_of(state, RollbackResult)
+            events.emit(
+                events.ROLLED_BACK, plan.name, plan_path, reason=reason, ok=rollback.ok, run_id=run_id
+            )
         else:
-            with Clients(resolved, prefect_resolver) as clients:
-                clients.runs.finish(plan.name, status)
-                if status == "promoted":
-                    clients.releases.mark_stable(plan.name, plan.release.version)
-            if status == "promoted":
-                events.emit(events.PROMOTED, plan.name, plan_path, version=plan.release.version)
+            outcome = "promoted" if status is Status.PROMOTED else "held"
+            finish(
+                resolved, plan, run_id, status, reason or f"{plan.release.version} at {audience.describe()}"
+            )
+            if status is Status.PROMOTED:
+                events.emit(
+                    events.PROMOTED, plan.name, plan_path, version=plan.release.version, run_id=run_id
+                )
         return RolloutResult(
             plan.name,
-            status,
+            outcome,
             tuple(steps),
             audience.describe(),
             tuple(decisions),
@@ -274,13 +342,14 @@ def rollout_flow(
             first_bad,
             checks,
             backup,
+            reason,
         )
 
     committed = previous.committed if previous is not None else frozenset()
     if previous is not None and plan.rollback.on_restart == "rollback":
         where = previous.last_committed() or "its first step"
-        return finish(
-            "rolled_back",
+        return finish_as(
+            Status.ROLLED_BACK,
             f"rollout {previous.rollout_id} stopped after {where}; the plan rolls back on restart",
         )
 
@@ -290,21 +359,24 @@ def rollout_flow(
             begun = any(key.startswith(f"{phase.name}/") for key in committed)
             if phase.approval is not None and not begun:
                 wait = timeout_override or phase.approval.timeout
-                renew_lease(resolved, plan, run_id, extra=wait)
+                enter(resolved, plan, run_id, Status.AWAITING_APPROVAL, f"approval of {phase.name}", wait)
                 decision = _ask(f"starting phase {phase.name}", wait.total_seconds())
                 if decision is None:
                     decisions.append(f"{phase.name}: no decision in time ({phase.approval.on_timeout})")
+                    why = f"nobody approved {phase.name} within {wait}"
                     if phase.approval.on_timeout == "hold":
-                        return finish("held")
-                    return finish("rolled_back", f"approval for {phase.name} timed out")
+                        return finish_as(Status.HELD, f"{why}: traffic stays at {audience.describe()}")
+                    return finish_as(Status.ROLLED_BACK, f"approval for {phase.name} timed out")
                 decisions.append(
                     f"{phase.name}: {'approved' if decision.approved else 'rejected'} by "
                     f"{decision.approver}{': ' + decision.note if decision.note else ''}"
                 )
                 if not decision.approved:
-                    return finish("rolled_back", f"{decision.approver} rejected {phase.name}")
+                    return finish_as(
+                        Status.ROLLED_BACK, f"{decision.approver} rejected {phase.name}", judged=True
+                    )
             if phase.flags:
-                renew_lease(resolved, plan, run_id)
+                enter(resolved, plan, run_id, Status.STEPPING, f"companion flags of {phase.name}")
                 set_companion_flags(resolved, plan.name, phase.flags)
             pilot = (
                 choose_pilot_stores(resolved, phase.pilot_stores, plan.name, phase.name)
@@ -313,19 +385,21 @@ def rollout_flow(
             )
             for step in phase_steps(phase, audience, pilot):
                 audience = step.audience
+                where = f"{phase.name} {audience.describe()}"
                 if step.key in committed:
                     steps.append(
                         StepResult(phase.name, step.label, audience.describe(), "done before", "", {})
                     )
                     progress.advance()
                     continue
-                renew_lease(resolved, plan, run_id)
+                enter(resolved, plan, run_id, Status.STEPPING, f"{where} ({step.key})")
                 set_audience(resolved, plan.name, plan.flag, step.audience)
                 if step.window is None:
                     steps.append(StepResult(phase.name, step.label, audience.describe(), "set", "", {}))
                     _record(resolved, plan.name, step.key, steps[-1], audience, progress)
                     continue
                 gates = {name: plan.gates[name] for name in step.window.gates}
+                enter(resolved, plan, run_id, Status.OBSERVING, f"window of {where}")
                 result: WindowResult = observe_window(resolved, step.window, gates)
                 verdict = result.verdict
                 steps.append(
@@ -340,20 +414,21 @@ def rollout_flow(
                 )
                 _record(resolved, plan.name, step.key, steps[-1], audience, progress)
                 if verdict.outcome.aborts:
-                    return finish("rolled_back", f"{step.key}: {verdict.reason}", result.first_bad_at)
+                    return finish_as(
+                        Status.ROLLED_BACK, f"{where}: {verdict.reason}", result.first_bad_at, judged=True
+                    )
                 if verdict.outcome is Outcome.INCONCLUSIVE:
+                    inconclusive = f"{where} inconclusive: {verdict.reason}"
                     if step.window.on_inconclusive == "rollback":
-                        return finish(
-                            "rolled_back", f"{step.key} inconclusive: {verdict.reason}", result.first_bad_at
-                        )
+                        return finish_as(Status.ROLLED_BACK, inconclusive, result.first_bad_at, judged=True)
                     wait = step.window.decision_timeout
-                    renew_lease(resolved, plan, run_id, extra=wait)
+                    enter(resolved, plan, run_id, Status.AWAITING_APPROVAL, inconclusive, wait)
                     decision = _ask(f"inconclusive {step.key}", wait.total_seconds())
                     if decision is None or not decision.approved:
                         who = decision.approver if decision else "nobody in time"
                         decisions.append(f"{step.key}: inconclusive, rolled back ({who})")
-                        return finish(
-                            "rolled_back", f"{step.key} inconclusive: {verdict.reason}", result.first_bad_at
+                        return finish_as(
+                            Status.ROLLED_BACK, inconclusive, result.first_bad_at, judged=decision is not None
                         )
                     decisions.append(f"{step.key}: inconclusive, continued by {decision.approver}")
                     continued = replace(steps[-1], outcome="continued", reason=decisions[-1])
@@ -368,5 +443,11 @@ def rollout_flow(
             tuple(decisions),
             checks=checks,
             backup=backup,
+            reason=str(error),
         )
-    return finish("promoted")
+    return finish_as(Status.PROMOTED)
+
+
+def run_rollout(**parameters: Any) -> RolloutResult:
+    """Run the rollout flow here, in this process, and return its result whatever its final state."""
+    return result_of(rollout_flow(**parameters, return_state=True), RolloutResult)

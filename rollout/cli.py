@@ -114,7 +114,7 @@ def _print_sandbox(info: object, out: TextIO = sys.stdout) -> None:
 
 
 def _exit_code(result: Any) -> int:
-    if result.rollback is not None and not result.rollback.ok:
+    if result.rollback is not None and result.rollback.outcome == "incomplete":
         return EXIT_FAILED  # a rollback that left something undone is not "rolled back as designed"
     if result.status == "dry_run":
         return EXIT_OK if all(c.passed for c in result.checks) else EXIT_ROLLED_BACK
@@ -125,7 +125,8 @@ def _exit_code(result: Any) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Start the sandbox and run the demo plan against it; optionally break the candidate midway."""
     prefect_defaults()
-    from flows.rollout_flow import rollout_flow
+    from flows.outcomes import result_of
+    from flows.rollout_flow import RolloutResult, rollout_flow
     from rollout.plan import load_plan
     from rollout.report import render_result, result_json
     from rollout.sandbox.faults import FaultAtPercentage
@@ -146,7 +147,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print(f"the candidate will start failing once {args.fault_at:g}% of users get it", file=chatter)
             watcher.start()
         try:
-            result = rollout_flow(plan_path=plan_path, targets=info.targets())
+            state = rollout_flow(plan_path=plan_path, targets=info.targets(), return_state=True)
+            result = result_of(state, RolloutResult)
         finally:
             if watcher is not None:
                 watcher.stop()
@@ -157,41 +159,54 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a plan (its own targets, or the running sandbox)."""
     prefect_defaults()
-    from flows.rollout_flow import rollout_flow
+    from flows.outcomes import result_of
+    from flows.rollout_flow import RolloutResult, rollout_flow
     from rollout.plan import load_plan
     from rollout.report import render_result, result_json
 
     load_plan(args.plan)
-    result = rollout_flow(
+    state = rollout_flow(
         plan_path=str(args.plan),
         dry_run=args.dry_run,
         approval_timeout=args.approval_timeout,
         rollout_id=args.rollout_id or "",
+        return_state=True,
     )
+    result = result_of(state, RolloutResult)
     print(result_json(result) if args.json else render_result(result))
     return _exit_code(result)
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    """Undo the plan's last rollout from its persisted state."""
+    """Undo the plan's last rollout from its persisted state; 0 when there was nothing to do."""
+    if not (args.reason or "").strip():
+        what = "--force needs --reason: say why" if args.force else "--reason is required: say why"
+        raise InputRejected(f"{what} the rollout is being rolled back (it goes into the report)")
     prefect_defaults()
-    from flows.rollback import rollback_flow
+    from flows.outcomes import result_of
+    from flows.rollback import RollbackResult, rollback_flow
     from rollout.plan import load_plan
 
     load_plan(args.plan)
     collections = [c.strip() for c in args.collections.split(",") if c.strip()] if args.collections else None
-    result = rollback_flow(
+    state = rollback_flow(
         plan_path=str(args.plan),
         reason=args.reason,
         severity=args.severity,
         restore=args.restore,
         collections=collections,
+        force=args.force,
+        return_state=True,
     )
+    result = result_of(state, RollbackResult)
+    if result.outcome == "nothing-to-do":
+        print(f"nothing to do: {result.note}")
+        return EXIT_OK
     for step in result.steps:
         print(f"{step.name}: {'ok' if step.ok else 'FAILED'} ({step.detail})")
     if result.report:
         print(f"report: {result.report}")
-    return EXIT_ROLLED_BACK if result.ok else EXIT_FAILED
+    return EXIT_ROLLED_BACK if result.outcome == "rolled-back" else EXIT_FAILED
 
 
 def cmd_checks(args: argparse.Namespace) -> int:
@@ -280,13 +295,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     with Clients(resolve_targets(plan, None)) as clients:
         record = clients.runs.get(plan.name)
         stable = clients.releases.stable(plan.name)
+        flag = clients.flags.get(plan.flag)
     if args.run_id and (record is None or record.run_id != args.run_id):
         print(
             f"run {args.run_id} is not the last rollout of {plan.name}; its record is not kept",
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
-    print(describe_run(record, plan.name, stable))
+    print(describe_run(record, plan.name, stable, flag=flag))
     return EXIT_OK
 
 
@@ -408,7 +424,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     rollback = sub.add_parser("rollback", help="undo the plan's last rollout")
     rollback.add_argument("plan", type=Path)
-    rollback.add_argument("--reason", required=True)
+    rollback.add_argument("--reason", help="why (required): shown in the report and the logs")
+    rollback.add_argument(
+        "--force",
+        action="store_true",
+        help="roll back a promoted (or already rolled-back) rollout too; data only with --restore",
+    )
     rollback.add_argument("--severity", choices=["SEV1", "SEV2", "SEV3"], help="default: the plan's")
     rollback.add_argument("--restore", choices=["none", "selective", "full"], help="default: the plan's")
     rollback.add_argument("--collections", metavar="A,B", help="for --restore selective")

@@ -1,4 +1,9 @@
-"""Prefect events a rollout emits, for automations (the emergency rollback's trigger) and dashboards."""
+"""Prefect events a rollout emits, for automations (the emergency rollback's trigger) and dashboards.
+
+``rollout.failed`` means the release was judged bad (by its gates or a person) after
+traffic moved, and the plan leaves the rollback to someone else (``rollback.automatic:
+false``). Nothing else emits it: not bad input, not a refused start, not a crashed process.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,11 @@ def resource(plan: str) -> dict[str, str]:
     return {"prefect.resource.id": f"rollout.plan.{plan}", "prefect.resource.name": plan}
 
 
-def emit(event: str, plan: str, plan_path: str, **payload: Any) -> None:
-    """Emit ``event`` about ``plan``; the payload carries the plan's path so a trigger can act on it."""
-    emit_event(event=event, resource=resource(plan), payload={"plan_path": plan_path, **payload})
+def emit(event: str, plan: str, plan_path: str, *, run_id: str, reason: str = "", **payload: Any) -> None:
+    """Emit ``event`` about ``plan``.
+
+    Every payload carries ``plan_path``, ``run_id`` and ``reason`` (empty when there is
+    none), so a trigger's template renders whichever way the run was started.
+    """
+    body = {"plan_path": plan_path, "run_id": run_id, "reason": reason, **payload}
+    emit_event(event=event, resource=resource(plan), payload=body)

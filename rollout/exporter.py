@@ -11,8 +11,10 @@ from prometheus_client.registry import Collector
 from pymongo.collection import Collection
 
 from rollout.adapters.mongo import call
+from rollout.lifecycle import Status, parse_status
 
-STATUSES = ("running", "promoted", "rolled_back", "rollback_incomplete", "held", "stopped")
+TRAFFIC_OFF = frozenset({Status.ROLLING_BACK, Status.ROLLED_BACK, Status.ROLLBACK_INCOMPLETE})
+"""Statuses in which the new path takes no one: a rollback turns traffic off first."""
 
 
 class RolloutCollector(Collector):
@@ -43,12 +45,11 @@ class RolloutCollector(Collector):
         for doc in call("read rollout runs", lambda: list(self._runs.find({}))):
             plan, records = str(doc["_id"]), doc.get("steps", [])
             last = records[-1] if records else {}
-            # A rollback puts traffic at 0 first: from its start the new path takes no one.
-            rolled_back = doc.get("status") in {"rolled_back", "rolling_back"}
-            on_new_path = 0.0 if rolled_back else float(last.get("percentage", 0.0))
+            current = parse_status(str(doc.get("status")))
+            on_new_path = 0.0 if current in TRAFFIC_OFF else float(last.get("percentage", 0.0))
             percentage.add_metric([plan], on_new_path)
             steps.add_metric([plan], float(len(records)))
-            status.add_metric([plan, str(doc.get("status")), str(last.get("phase", ""))], 1.0)
+            status.add_metric([plan, current.value, str(last.get("phase", ""))], 1.0)
             for gate, value in (last.get("values") or {}).items():
                 if value is not None:
                     gates.add_metric([plan, gate], float(value))

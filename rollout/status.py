@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from rollout.adapters.flags import FlagState
 from rollout.adapters.run_state import RunRecord
+from rollout.lifecycle import DRIVEN, Status
 
 
 def _values(values: dict[str, float | None]) -> str:
@@ -26,18 +28,66 @@ def _lease(record: RunRecord, now: datetime) -> str:
     )
 
 
-def describe_run(record: RunRecord | None, plan: str, stable: str | None, now: datetime | None = None) -> str:
-    """Plan, run, status (and its lease while running), the step it is at with its last gate values,
-    the backup and the stable release."""
+def _flag_text(flag: FlagState) -> str:
+    who = [f"{len(flag.users)} user(s)"] if flag.users else []
+    who += [f"{len(flag.stores)} store(s)"] if flag.stores else []
+    who.append(f"{flag.percentage:g}%")
+    state = "enabled" if flag.enabled else "disabled, admits no one"
+    return f"{flag.name}: {', '.join(who)} ({state}, version {flag.version})"
+
+
+def _expected(record: RunRecord) -> tuple[str, tuple[bool, float, tuple[str, ...], tuple[str, ...]]] | None:
+    """What the flag should say by the record: off once rolled back, else the last committed step."""
+    if record.status in (Status.ROLLED_BACK, Status.ROLLING_BACK, Status.ROLLBACK_INCOMPLETE):
+        return "the rollback (traffic off)", (False, 0.0, (), ())
+    step = record.last_committed_step()
+    if step is None or "admitted" not in step:
+        return None
+    admitted = step["admitted"]
+    audience = (True, float(admitted["percentage"]), tuple(admitted["users"]), tuple(admitted["stores"]))
+    return f"the last committed step ({step['key']}: {step['audience']})", audience
+
+
+def _flag_lines(record: RunRecord, flag: FlagState) -> list[str]:
+    lines = [f"flag      {_flag_text(flag)}"]
+    expected = _expected(record)
+    if expected is None:
+        return lines
+    what, (enabled, percentage, users, stores) = expected
+    if not enabled:
+        matches = not flag.enabled or (flag.percentage == 0 and not flag.users and not flag.stores)
+    else:
+        matches = flag.enabled and (flag.percentage, flag.users, flag.stores) == (percentage, users, stores)
+    if matches:
+        lines.append(f"          as {what} says")
+    else:
+        lines.append(
+            f"          DIFFERS from {what}: a step written but not yet committed, "
+            "or a change made outside this rollout"
+        )
+    return lines
+
+
+def describe_run(
+    record: RunRecord | None,
+    plan: str,
+    stable: str | None,
+    now: datetime | None = None,
+    flag: FlagState | None = None,
+) -> str:
+    """Plan, run, status (and its lease while a run drives it), the step it is at with its last gate
+    values, the main flag as the flag store has it, the backup and the stable release."""
     if record is None:
         return f"plan {plan}: no rollout recorded yet"
+    moved = record.history[-1] if record.history else None
+    since = f" since {moved.at:%Y-%m-%d %H:%M:%S} UTC ({moved.by}: {moved.why})" if moved else ""
     lines = [
         f"plan      {plan}",
         f"run       {record.run_id}" + (f" (rollout {record.rollout_id})" if record.rollout_id else ""),
-        f"status    {record.status}",
+        f"status    {record.status}{since}",
         f"started   {record.started_at:%Y-%m-%d %H:%M:%S} UTC" if record.started_at else "started   unknown",
     ]
-    if record.status == "running":
+    if record.status in DRIVEN:
         lines.append(_lease(record, now or datetime.now(UTC)))
     if record.steps:
         last = record.steps[-1]
@@ -49,9 +99,12 @@ def describe_run(record: RunRecord | None, plan: str, stable: str | None, now: d
         ]
     else:
         lines.append("phase     not started (no traffic moved)")
+    if flag is not None:
+        lines += _flag_lines(record, flag)
     lines += [
         f"backup    {record.backup or 'none'}",
         f"undo log  {len(record.undo)} flag(s)" + (", router weight" if record.router_before else ""),
-        f"stable    {stable or 'not recorded'}",
+        f"stable    {stable or 'not recorded'}"
+        + (f" (before this rollout: {record.stable_before})" if record.stable_before else ""),
     ]
     return "\n".join(lines)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -10,6 +12,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from rollout.adapters.clients import Clients
+from rollout.adapters.locks import LOCKS, MongoLock, holder_name
 from rollout.adapters.s3 import S3Location
 from rollout.data.backup import BackupRequest, BackupResult, prune_backups, take_backup
 from rollout.data.checks import CheckResult, checks_table, plan_checks, run_check, validate_checks
@@ -29,6 +32,26 @@ from rollout.redact import redact
 from tasks.progress import RunProgress
 from tasks.retries import TRANSIENT_RETRIES
 from tasks.secrets import prefect_resolver
+
+DATA_LOCK_WAIT = timedelta(minutes=30)
+"""How long a restore waits for another one into the same database to finish."""
+
+
+@contextmanager
+def database_lock(targets: Targets, what: str, database: str | None = None) -> Iterator[None]:
+    """Hold the data lock of the plan's database (or ``database``) for the block.
+
+    Restores into one database go one at a time, whichever plan or process makes
+    them: two at once would drop and refill the same collections under each other.
+    """
+    name = database or targets.mongodb.database
+    with Clients(targets, prefect_resolver) as clients:
+        lock = MongoLock(clients.mongo[name][LOCKS], f"data of {name}", holder_name(what))
+        held = lock.current()
+        if held is not None:
+            get_run_logger().info("waiting for %s, held by %s", lock.name, held.get("holder"))
+        with lock.held(DATA_LOCK_WAIT):
+            yield
 
 
 def _artifact_key(*parts: str) -> str:

@@ -1,7 +1,9 @@
 """What a rollout has changed, persisted in MongoDB so a rollback can run from it alone.
 
-One document per plan in ``rollout_runs``: the run's status, the steps done and
-an undo log of every flag as it was before the rollout first touched it.
+One document per plan in ``rollout_runs``: the rollout's status (see
+:mod:`rollout.lifecycle`) with the history of its moves, the steps done, an undo
+log of every flag as it was before the rollout first touched it, the backup
+taken before it began and the restores a rollback made from it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,17 @@ from pymongo.collection import Collection
 from rollout.adapters.flags import FlagState
 from rollout.adapters.mongo import Document, DuplicateKey, call
 from rollout.errors import LeaseLost, RolloutBusy
+from rollout.lifecycle import (
+    DRIVEN,
+    LEGACY,
+    REPLACEABLE,
+    Move,
+    MoveRefused,
+    Status,
+    allowed,
+    check_move,
+    parse_status,
+)
 
 COLLECTION = "rollout_runs"
 RELEASES = "rollout_releases"
@@ -23,12 +36,22 @@ COMMITTED = frozenset({"successful", "set", "continued"})
 
 
 @dataclass(frozen=True)
+class RestoreRecord:
+    """A data restore a rollback made for this rollout."""
+
+    backup: str
+    at: datetime
+    by: str
+    ok: bool
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """A rollout as persisted."""
 
     plan: str
     run_id: str
-    status: str
+    status: Status
     undo: tuple[FlagState, ...]
     steps: tuple[dict[str, Any], ...]
     backup: str | None = None
@@ -38,6 +61,13 @@ class RunRecord:
     rollout_id: str | None = None
     lease_until: datetime | None = None
     pilots: dict[str, list[str]] = field(default_factory=dict)
+    version: str | None = None
+    stable_before: str | None = None
+    history: tuple[Move, ...] = ()
+    revision: int = 0
+    restores: tuple[RestoreRecord, ...] = ()
+    backup_at: datetime | None = None
+    rollback_run_id: str | None = None
 
     @property
     def committed(self) -> frozenset[str]:
@@ -48,6 +78,19 @@ class RunRecord:
         """The key of the last step done and passed, if any."""
         keys = [s["key"] for s in self.steps if s.get("outcome") in COMMITTED and "key" in s]
         return keys[-1] if keys else None
+
+    def last_committed_step(self) -> dict[str, Any] | None:
+        """The last step done and passed, as persisted, if any."""
+        done = [s for s in self.steps if s.get("outcome") in COMMITTED]
+        return done[-1] if done else None
+
+    def last_move(self, to: Status) -> Move | None:
+        """The latest move into ``to``, if the history has one."""
+        return next((m for m in reversed(self.history) if m.target is to), None)
+
+    def restored(self, backup: str) -> RestoreRecord | None:
+        """The successful restore of ``backup`` already made for this rollout, if any."""
+        return next((r for r in self.restores if r.backup == backup and r.ok), None)
 
 
 @dataclass(frozen=True)
@@ -72,73 +115,227 @@ def _taken_meanwhile(plan: str) -> RolloutBusy:
     return RolloutBusy(f"plan {plan} was taken by another run while this one was starting")
 
 
+def _stored(statuses: frozenset[Status]) -> list[str]:
+    """The values a record at one of ``statuses`` may hold, old names included."""
+    return [s.value for s in statuses] + [old for old, new in LEGACY.items() if new in statuses]
+
+
+def _same_revision(record: RunRecord) -> dict[str, Any]:
+    """A filter matching the record only while nothing has moved it since it was read."""
+    return {"_id": record.plan, "revision": record.revision or {"$in": [None, 0]}}
+
+
+def _history(source: Status | None, target: Status, at: datetime, by: str, why: str) -> dict[str, Any]:
+    return {"from": source.value if source else None, "to": target.value, "at": at, "by": by, "why": why}
+
+
 class RunStateStore:
-    """Reads and writes ``rollout_runs``."""
+    """Reads and writes ``rollout_runs``; the only place a rollout's status is changed."""
 
     def __init__(self, collection: Collection[Document]) -> None:
         self._runs = collection
 
     def claim(
-        self, plan: str, run_id: str, rollout_id: str, lease: timedelta, now: datetime | None = None
+        self,
+        plan: str,
+        run_id: str,
+        rollout_id: str,
+        lease: timedelta,
+        now: datetime | None = None,
+        *,
+        version: str | None = None,
+        stable_before: str | None = None,
     ) -> Claim:
-        """Take ``plan`` for ``run_id`` for ``lease``, or refuse with :class:`RolloutBusy`.
+        """Take ``plan`` for ``run_id`` for ``lease`` (``checking``), or refuse with :class:`RolloutBusy`.
 
-        A run still holding its lease keeps the plan. A run that stopped half-way
-        (its lease ran out while it was ``running``) is resumed by a run of the same
-        ``rollout_id``: its steps, undo log and backup are kept. A different rollout
-        is refused until that one is resumed or rolled back.
+        A run still holding its lease keeps the plan. A rollout that stopped half-way
+        (its lease ran out while a run drove it, or it is held or stopped) is resumed by
+        a run of the same ``rollout_id``: its steps, undo log and backup are kept. A
+        different rollout is refused until that one is resumed or rolled back, and so is
+        any rollout while a rollback is under way or left incomplete. ``version`` is the
+        release rolled out, ``stable_before`` the release stable before it (what a
+        rollback puts back).
         """
         now = now or datetime.now(UTC)
         previous = self.get(plan)
-        if previous is not None and previous.status == "running":
-            lease_until = previous.lease_until
-            if previous.run_id != run_id and lease_until is not None and lease_until > now:
-                raise RolloutBusy(
-                    f"plan {plan} is being rolled out by run {previous.run_id} (rollout "
-                    f"{previous.rollout_id}), which holds it until {lease_until:%Y-%m-%d %H:%M:%S} UTC "
-                    "unless it renews: wait for it to finish, or roll it back with `rollout rollback`"
-                )
-            if previous.rollout_id != rollout_id:
-                where = previous.last_committed() or "its first step"
-                raise RolloutBusy(
-                    f"rollout {previous.rollout_id} of plan {plan} stopped after {where} without finishing: "
-                    f"resume it (run the plan again with rollout id {previous.rollout_id}) or roll it back "
-                    "(`rollout rollback`) before starting rollout " + rollout_id
-                )
-            taken = call(
-                f"resume run of {plan}",
-                lambda: self._runs.update_one(
-                    {"_id": plan, "run_id": previous.run_id, "status": "running"},
-                    {"$set": {"run_id": run_id, "lease_until": now + lease, "resumed_at": now}},
-                ),
+        if previous is None or previous.status in REPLACEABLE:
+            return self._begin(plan, run_id, rollout_id, now + lease, now, version, stable_before, previous)
+        if previous.run_id == run_id and previous.status is Status.CHECKING:
+            return Claim("fresh")  # this run's own claim, tried again after a lost answer
+        self._refuse_busy(plan, previous, rollout_id, now)
+        taken = call(
+            f"resume run of {plan}",
+            lambda: self._runs.update_one(
+                {**_same_revision(previous), "run_id": previous.run_id},
+                {
+                    "$set": {
+                        "run_id": run_id,
+                        "lease_until": now + lease,
+                        "resumed_at": now,
+                        "status": Status.CHECKING.value,
+                        "revision": previous.revision + 1,
+                    },
+                    "$push": {
+                        "history": _history(
+                            previous.status,
+                            Status.CHECKING,
+                            now,
+                            f"run {run_id}",
+                            f"resumes rollout {rollout_id} after run {previous.run_id}",
+                        )
+                    },
+                },
+            ),
+        )
+        if taken.modified_count != 1:
+            raise _taken_meanwhile(plan)
+        return Claim("resumed", previous)
+
+    @staticmethod
+    def _refuse_busy(plan: str, previous: RunRecord, rollout_id: str, now: datetime) -> None:
+        """Raise :class:`RolloutBusy` unless a run of ``rollout_id`` may carry ``previous`` on."""
+        if previous.status is Status.ROLLING_BACK:
+            raise RolloutBusy(
+                f"plan {plan} is being rolled back by run {previous.rollback_run_id}: "
+                "start the next rollout once it has finished"
             )
-            if taken.modified_count != 1:
-                raise _taken_meanwhile(plan)
-            return Claim("resumed", previous)
-        doc = {
+        if previous.status is Status.ROLLBACK_INCOMPLETE:
+            raise RolloutBusy(
+                f"the rollback of rollout {previous.rollout_id} of plan {plan} did not finish: "
+                "run `rollout rollback` again to finish it before starting another rollout"
+            )
+        lease_until = previous.lease_until
+        if previous.status in DRIVEN and lease_until is not None and lease_until > now:
+            raise RolloutBusy(
+                f"plan {plan} is being rolled out by run {previous.run_id} (rollout "
+                f"{previous.rollout_id}), which holds it until {lease_until:%Y-%m-%d %H:%M:%S} UTC "
+                "unless it renews: wait for it to finish, or roll it back with `rollout rollback`"
+            )
+        if previous.rollout_id != rollout_id:
+            where = previous.last_committed() or "its first step"
+            how = "stopped" if previous.status in DRIVEN else f"is {previous.status}"
+            raise RolloutBusy(
+                f"rollout {previous.rollout_id} of plan {plan} {how} after {where} without finishing: "
+                f"resume it (run the plan again with rollout id {previous.rollout_id}) or roll it back "
+                "(`rollout rollback`) before starting rollout " + rollout_id
+            )
+
+    def _begin(
+        self,
+        plan: str,
+        run_id: str,
+        rollout_id: str,
+        lease_until: datetime,
+        now: datetime,
+        version: str | None,
+        stable_before: str | None,
+        previous: RunRecord | None,
+    ) -> Claim:
+        doc: Document = {
             "run_id": run_id,
             "rollout_id": rollout_id,
-            "status": "running",
-            "lease_until": now + lease,
+            "version": version,
+            "stable_before": stable_before,
+            "status": Status.CHECKING.value,
+            "revision": 1,
+            "history": [
+                _history(
+                    previous.status if previous else None,
+                    Status.CHECKING,
+                    now,
+                    f"run {run_id}",
+                    f"rollout {rollout_id} begins",
+                )
+            ],
+            "lease_until": lease_until,
             "undo": [],
             "steps": [],
             "pilots": {},
+            "restores": [],
             "started_at": now,
             "backup": None,
             "router_before": None,
             "deployment_image": None,
         }
-        unchanged = {"_id": plan, "run_id": previous.run_id, "status": previous.status} if previous else None
-        if unchanged is None:
+        if previous is None:
             try:
                 call(f"begin run of {plan}", lambda: self._runs.insert_one({"_id": plan, **doc}))
             except DuplicateKey:
                 raise _taken_meanwhile(plan) from None
         else:
-            replaced = call(f"begin run of {plan}", lambda: self._runs.replace_one(unchanged, doc))
+            replaced = call(
+                f"begin run of {plan}", lambda: self._runs.replace_one(_same_revision(previous), doc)
+            )
             if replaced.modified_count != 1:
                 raise _taken_meanwhile(plan)
         return Claim("fresh", previous)
+
+    def move(
+        self,
+        plan: str,
+        to: Status,
+        *,
+        by: str,
+        why: str,
+        run_id: str | None = None,
+        lease: timedelta | None = None,
+        also: dict[str, Any] | None = None,
+        now: datetime | None = None,
+        revision: int | None = None,
+    ) -> RunRecord:
+        """Move the rollout to ``to`` as one compare-and-set, kept in its history; returns the record.
+
+        Given ``run_id`` (the run driving the rollout), the move is made only while that
+        run holds the rollout, and :class:`LeaseLost` is raised otherwise; ``lease``
+        renews its hold at the same time. ``also`` sets more fields in the same write.
+        Given ``revision``, the move is made only on the record as it was at that revision.
+        A move the lifecycle does not allow raises :class:`MoveRefused`.
+        """
+        for _ in range(5):
+            at = now or datetime.now(UTC)
+            moved = self._try_move(plan, to, by, why, run_id, lease, also or {}, at, revision)
+            if moved is not None:
+                return moved
+        raise MoveRefused(f"plan {plan} kept changing while it was being moved to {to}: try again")
+
+    def _try_move(
+        self,
+        plan: str,
+        to: Status,
+        by: str,
+        why: str,
+        run_id: str | None,
+        lease: timedelta | None,
+        also: dict[str, Any],
+        at: datetime,
+        revision: int | None,
+    ) -> RunRecord | None:
+        """One compare-and-set attempt; None when the record moved between the read and the write."""
+        record = self.get(plan)
+        if revision is not None and (record is None or record.revision != revision):
+            raise MoveRefused(f"plan {plan} changed since it was read: judge it again")
+        if run_id is not None and (
+            record is None or record.run_id != run_id or not allowed(record.status, to)
+        ):
+            raise self._lost(plan, run_id, record)
+        if record is None:
+            raise MoveRefused(f"plan {plan} has no rollout on record to move to {to}")
+        check_move(record.status, to)
+        fields: dict[str, Any] = {"status": to.value, "revision": record.revision + 1, **also}
+        if lease is not None:
+            fields["lease_until"] = at + lease
+        if to in (Status.PROMOTED, Status.ROLLED_BACK, Status.ROLLBACK_INCOMPLETE, Status.BLOCKED):
+            fields["finished_at"] = at
+        update = {"$set": fields, "$push": {"history": _history(record.status, to, at, by, why)}}
+        where = {**_same_revision(record), **({"run_id": run_id} if run_id else {})}
+        moved = call(f"move {plan} to {to}", lambda: self._runs.update_one(where, update))
+        return self.get(plan) if moved.modified_count == 1 else None
+
+    def _lost(self, plan: str, run_id: str, current: RunRecord | None) -> LeaseLost:
+        by = f"{current.status} by run {current.run_id}" if current else "removed"
+        if current is not None and current.status is Status.ROLLING_BACK:
+            by = f"{current.status} by run {current.rollback_run_id}"
+        return LeaseLost(f"run {run_id} no longer holds plan {plan} (now {by}): stopping, changing nothing")
 
     def renew(self, plan: str, run_id: str, lease: timedelta, now: datetime | None = None) -> None:
         """Extend ``run_id``'s hold on ``plan`` by ``lease``, or raise :class:`LeaseLost` if it lost it."""
@@ -146,28 +343,41 @@ class RunStateStore:
         renewed = call(
             f"renew lease on {plan}",
             lambda: self._runs.update_one(
-                {"_id": plan, "run_id": run_id, "status": "running"}, {"$set": {"lease_until": until}}
+                {"_id": plan, "run_id": run_id, "status": {"$in": _stored(DRIVEN)}},
+                {"$set": {"lease_until": until}},
             ),
         )
         if renewed.matched_count != 1:
-            current = self.get(plan)
-            by = f"{current.status} by run {current.run_id}" if current else "removed"
-            raise LeaseLost(
-                f"run {run_id} no longer holds plan {plan} (now {by}): stopping, changing nothing"
-            )
+            raise self._lost(plan, run_id, self.get(plan))
 
-    def take_over(self, plan: str, run_id: str) -> None:
-        """Mark the plan ``rolling_back`` by ``run_id``, so a rollout still running stops at its next step."""
-        call(
-            f"take over {plan}",
-            lambda: self._runs.update_one(
-                {"_id": plan}, {"$set": {"status": "rolling_back", "rollback_run_id": run_id}}
-            ),
+    def take_over(
+        self, plan: str, run_id: str, why: str = "rollback", revision: int | None = None
+    ) -> RunRecord:
+        """Mark the plan ``rolling-back`` by ``run_id``, so a rollout still running stops at its next step.
+
+        Given ``revision``, only if the record is still as it was read then.
+        """
+        return self.move(
+            plan,
+            Status.ROLLING_BACK,
+            by=f"rollback run {run_id}",
+            why=why,
+            also={"rollback_run_id": run_id},
+            revision=revision,
         )
 
-    def keep_backup(self, plan: str, uri: str) -> None:
+    def keep_backup(self, plan: str, uri: str, at: datetime | None = None) -> None:
         """Name the run's pre-rollout backup (the first one wins: a resumed run keeps the original)."""
         self._first(plan, "backup", uri)
+        self._first(plan, "backup_at", at or datetime.now(UTC))
+
+    def record_restore(self, plan: str, restore: RestoreRecord) -> None:
+        """Keep a restore the rollback made, so the same backup is not restored twice unasked."""
+        entry = asdict(restore)
+        call(
+            f"record restore of {plan}",
+            lambda: self._runs.update_one({"_id": plan}, {"$push": {"restores": entry}}),
+        )
 
     def remember_pilots(self, plan: str, phase: str, stores: list[str]) -> list[str]:
         """Keep the pilot stores chosen for ``phase``; returns the first choice (reused on resume)."""
@@ -209,11 +419,6 @@ class RunStateStore:
             f"record step of {plan}", lambda: self._runs.update_one({"_id": plan}, {"$push": {"steps": step}})
         )
 
-    def finish(self, plan: str, status: str) -> None:
-        """Mark the run ``promoted``, ``rolled_back``, ``held`` or ``failed``."""
-        update = {"$set": {"status": status, "finished_at": datetime.now(UTC)}}
-        call(f"finish run of {plan}", lambda: self._runs.update_one({"_id": plan}, update))
-
     def get(self, plan: str) -> RunRecord | None:
         """The plan's last run, if any."""
         doc = call(f"read run of {plan}", lambda: self._runs.find_one({"_id": plan}))
@@ -223,10 +428,24 @@ class RunStateStore:
             FlagState(**{**u, "users": tuple(u["users"]), "stores": tuple(u["stores"])})
             for u in doc.get("undo", [])
         )
+        history = tuple(
+            Move(
+                parse_status(m["from"]) if m.get("from") else None,
+                parse_status(m["to"]),
+                _aware(m["at"]) or m["at"],
+                m.get("by", ""),
+                m.get("why", ""),
+            )
+            for m in doc.get("history", [])
+        )
+        restores = tuple(
+            RestoreRecord(r["backup"], _aware(r["at"]) or r["at"], r.get("by", ""), bool(r.get("ok")))
+            for r in doc.get("restores", [])
+        )
         return RunRecord(
             plan,
             doc["run_id"],
-            doc["status"],
+            parse_status(doc["status"]),
             undo,
             tuple(doc.get("steps", [])),
             doc.get("backup"),
@@ -236,24 +455,61 @@ class RunStateStore:
             doc.get("rollout_id"),
             _aware(doc.get("lease_until")),
             dict(doc.get("pilots") or {}),
+            doc.get("version"),
+            doc.get("stable_before"),
+            history,
+            int(doc.get("revision") or 0),
+            restores,
+            _aware(doc.get("backup_at")),
+            doc.get("rollback_run_id"),
         )
 
 
 class ReleaseStore:
-    """The last stable release of each plan (the seeds' ``.last-stable-version``), in ``rollout_releases``."""
+    """Each plan's stable release (the seeds' ``.last-stable-version``) and its history.
+
+    The history is kept, not only the last one: a rollback of a promoted release goes
+    back to the release that was stable before it, not to the promoted one.
+    """
 
     def __init__(self, collection: Collection[Document]) -> None:
         self._releases = collection
 
-    def stable(self, plan: str) -> str | None:
-        """The plan's last release that reached 100 %, if one did."""
-        doc = call(f"read stable release of {plan}", lambda: self._releases.find_one({"_id": plan}))
-        return None if doc is None else str(doc["stable"])
+    def _doc(self, plan: str) -> Document | None:
+        return call(f"read stable release of {plan}", lambda: self._releases.find_one({"_id": plan}))
 
-    def mark_stable(self, plan: str, version: str) -> None:
+    def stable(self, plan: str) -> str | None:
+        """The plan's stable release: the last one promoted (or put back by a rollback), if any."""
+        doc = self._doc(plan)
+        return None if doc is None or doc.get("stable") is None else str(doc["stable"])
+
+    def stable_before(self, plan: str, version: str) -> str | None:
+        """The release a rollout of ``version`` goes back to: the latest stable one other than it."""
+        doc = self._doc(plan) or {}
+        if doc.get("stable") not in (None, version):
+            return str(doc["stable"])
+        earlier = [h["version"] for h in doc.get("history", []) if h.get("version") not in (None, version)]
+        return str(earlier[-1]) if earlier else None
+
+    def history(self, plan: str) -> list[dict[str, Any]]:
+        """Every change of the plan's stable release, oldest first (version, event, at, by)."""
+        return list((self._doc(plan) or {}).get("history", []))
+
+    def mark_stable(self, plan: str, version: str, by: str = "") -> None:
         """Record ``version`` as the plan's stable release, keeping the one it replaces."""
+        self._set(plan, version, {"event": "promoted", "by": by})
+
+    def put_back(self, plan: str, version: str | None, rolled_back: str, by: str = "") -> None:
+        """After ``rolled_back`` was taken back from a promoted state: ``version`` is stable again."""
+        self._set(plan, version, {"event": f"reinstated after the rollback of {rolled_back}", "by": by})
+
+    def _set(self, plan: str, version: str | None, entry: dict[str, Any]) -> None:
+        now = datetime.now(UTC)
         previous = self.stable(plan)
-        update = {"$set": {"stable": version, "previous": previous, "updated_at": datetime.now(UTC)}}
+        update = {
+            "$set": {"stable": version, "previous": previous, "updated_at": now},
+            "$push": {"history": {"version": version, "at": now, **entry}},
+        }
         call(
             f"record stable release of {plan}",
             lambda: self._releases.update_one({"_id": plan}, update, upsert=True),

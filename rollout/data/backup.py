@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from pymongo import MongoClient
 
+from rollout.adapters.locks import LOCKS
 from rollout.adapters.mongo import Document, call
 from rollout.adapters.run_state import COLLECTION as RUNS
 from rollout.adapters.s3 import PART_SIZE, Bucket, S3Location
@@ -80,7 +81,7 @@ def take_backup(
 ) -> BackupResult:
     """Stream ``request``'s collections to S3 and write the manifest once the archive is stored."""
     db = client[request.database]
-    existing = user_collections(db, exclude=[RUNS])
+    existing = user_collections(db, exclude=[RUNS, LOCKS])
     if request.collections is None:
         names = existing
     else:

@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from rollout.adapters.run_state import RunStateStore
 from rollout.exporter import RolloutCollector
+from rollout.lifecycle import Status
 from rollout.sandbox.processes import free_port
 
 pytestmark = pytest.mark.integration
@@ -33,7 +34,8 @@ def test_the_exporter_serves_percentage_status_gates_and_outcomes(shop_db: Any) 
             },
         )
     runs.claim("checkout", "run-2", "v7", timedelta(minutes=5))
-    runs.finish("checkout", "promoted")
+    runs.move("checkout", Status.STEPPING, by="run run-2", why="ramp", run_id="run-2")
+    runs.move("checkout", Status.PROMOTED, by="run run-2", why="done", run_id="run-2")
     runs.claim("payments", "run-3", "v4", timedelta(minutes=5))
     runs.step("payments", {"phase": "ramp", "percentage": 50, "outcome": "successful", "values": {}})
     runs.take_over("payments", "rollback-1")
@@ -54,7 +56,7 @@ def test_the_exporter_serves_percentage_status_gates_and_outcomes(shop_db: Any) 
     assert samples[("rollout_traffic_percentage", (("plan", "orders"),))] == 25
     assert samples[("rollout_steps_done", (("plan", "orders"),))] == 2
     assert (
-        samples[("rollout_status", (("phase", "full-launch"), ("plan", "orders"), ("status", "running")))]
+        samples[("rollout_status", (("phase", "full-launch"), ("plan", "orders"), ("status", "checking")))]
         == 1
     )
     assert samples[("rollout_gate_value", (("gate", "error-ratio"), ("plan", "orders")))] == 0.12

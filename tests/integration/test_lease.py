@@ -8,6 +8,7 @@ from pymongo import MongoClient
 
 from rollout.adapters.run_state import RunStateStore
 from rollout.errors import LeaseLost, RolloutBusy
+from rollout.lifecycle import MoveRefused, Status
 from rollout.sandbox.stack import SandboxInfo
 
 pytestmark = pytest.mark.integration
@@ -45,7 +46,11 @@ def test_a_run_that_stopped_half_way_is_resumed_by_the_same_rollout_only(runs: R
     assert claim.resumed and claim.previous is not None
     assert claim.previous.committed == {"ramp/0"}
     record = runs.get("p")
-    assert record is not None and (record.run_id, record.status) == ("run-2", "running")
+    assert record is not None and (record.run_id, record.status) == ("run-2", Status.CHECKING)
+    assert [(m.source, m.target, m.by) for m in record.history] == [
+        (None, Status.CHECKING, "run run-1"),
+        (Status.CHECKING, Status.CHECKING, "run run-2"),
+    ]
     assert [s["key"] for s in record.steps] == ["ramp/0", "ramp/1"]
     with pytest.raises(LeaseLost, match="run run-1 no longer holds plan p"):
         runs.renew("p", "run-1", LEASE, now=later)
@@ -54,7 +59,8 @@ def test_a_run_that_stopped_half_way_is_resumed_by_the_same_rollout_only(runs: R
 def test_a_finished_rollout_leaves_the_plan_free_for_the_next(runs: RunStateStore) -> None:
     runs.claim("p", "run-1", "v2", LEASE, now=T0)
     runs.keep_backup("p", "s3://b/backup-1/")
-    runs.finish("p", "promoted")
+    runs.move("p", Status.STEPPING, by="run run-1", why="ramp", run_id="run-1")
+    runs.move("p", Status.PROMOTED, by="run run-1", why="done", run_id="run-1")
     claim = runs.claim("p", "run-2", "v3", LEASE, now=T0 + timedelta(seconds=1))
     assert claim.kind == "fresh"
     record = runs.get("p")
@@ -64,11 +70,79 @@ def test_a_finished_rollout_leaves_the_plan_free_for_the_next(runs: RunStateStor
 def test_a_rollback_fences_off_the_rollout_still_running(runs: RunStateStore) -> None:
     runs.claim("p", "run-1", "v2", LEASE, now=T0)
     runs.take_over("p", "rollback-1")
-    with pytest.raises(LeaseLost, match="now rolling_back"):
+    with pytest.raises(LeaseLost, match="now rolling-back by run rollback-1"):
         runs.renew("p", "run-1", LEASE, now=T0 + timedelta(seconds=10))
+    with pytest.raises(LeaseLost, match="run run-1 no longer holds plan p"):
+        runs.move("p", Status.STEPPING, by="run run-1", why="next step", run_id="run-1")
 
 
 def test_pilot_stores_chosen_first_are_kept_for_a_resumed_run(runs: RunStateStore) -> None:
     runs.claim("p", "run-1", "v2", LEASE, now=T0)
     assert runs.remember_pilots("p", "pilot", ["s1", "s2"]) == ["s1", "s2"]
     assert runs.remember_pilots("p", "pilot", ["s3"]) == ["s1", "s2"]
+
+
+def test_every_move_is_a_compare_and_set_kept_in_the_history(runs: RunStateStore) -> None:
+    runs.claim("p", "run-1", "v2", LEASE, now=T0, version="v2", stable_before="v1")
+    first = runs.get("p")
+    assert first is not None and (first.status, first.revision, first.stable_before) == (
+        Status.CHECKING,
+        1,
+        "v1",
+    )
+    runs.move("p", Status.STEPPING, by="run run-1", why="ramp 10%", run_id="run-1")
+    with pytest.raises(MoveRefused, match="changed since it was read"):
+        runs.take_over("p", "rollback-1", revision=first.revision)
+    with pytest.raises(MoveRefused, match="from stepping to blocked"):
+        runs.move("p", Status.BLOCKED, by="someone", why="no")
+    taken = runs.take_over("p", "rollback-1", why="5xx", revision=first.revision + 1)
+    assert (taken.status, taken.rollback_run_id, taken.revision) == (Status.ROLLING_BACK, "rollback-1", 3)
+    assert [(m.target, m.by, m.why) for m in taken.history] == [
+        (Status.CHECKING, "run run-1", "rollout v2 begins"),
+        (Status.STEPPING, "run run-1", "ramp 10%"),
+        (Status.ROLLING_BACK, "rollback run rollback-1", "5xx"),
+    ]
+
+
+def test_a_half_done_rollback_holds_the_plan_against_new_rollouts(runs: RunStateStore) -> None:
+    runs.claim("p", "run-1", "v2", LEASE, now=T0)
+    runs.take_over("p", "rollback-1")
+    with pytest.raises(RolloutBusy, match="being rolled back by run rollback-1"):
+        runs.claim("p", "run-2", "v3", LEASE, now=T0 + timedelta(hours=1))
+    runs.move("p", Status.ROLLBACK_INCOMPLETE, by="rollback run rollback-1", why="restore failed")
+    with pytest.raises(RolloutBusy, match="did not finish: run `rollout rollback` again"):
+        runs.claim("p", "run-2", "v3", LEASE, now=T0 + timedelta(hours=1))
+
+
+def test_a_held_rollout_is_carried_on_by_the_same_rollout_only(runs: RunStateStore) -> None:
+    runs.claim("p", "run-1", "v2", LEASE, now=T0)
+    runs.move("p", Status.AWAITING_APPROVAL, by="run run-1", why="pilot", run_id="run-1")
+    runs.move("p", Status.HELD, by="run run-1", why="nobody approved", run_id="run-1")
+    with pytest.raises(RolloutBusy, match="rollout v2 of plan p is held after its first step"):
+        runs.claim("p", "run-2", "v3", LEASE, now=T0 + timedelta(seconds=1))
+    assert runs.claim("p", "run-2", "v2", LEASE, now=T0 + timedelta(seconds=1)).resumed
+
+
+def test_the_release_history_names_the_release_stable_before_a_promoted_one(
+    sandbox: SandboxInfo, mongo: MongoClient[dict[str, Any]], request: pytest.FixtureRequest
+) -> None:
+    from rollout.adapters.run_state import ReleaseStore
+
+    collection = mongo[sandbox.database][f"releases_{abs(hash(request.node.nodeid)) % 10**8}"]
+    releases = ReleaseStore(collection)
+    try:
+        assert releases.stable_before("p", "v2") is None
+        releases.mark_stable("p", "v1")
+        assert releases.stable_before("p", "v2") == "v1"
+        releases.mark_stable("p", "v2")
+        # v2 is now the stable release: rolling v2 back must still go to v1, not "back" to v2.
+        assert (releases.stable("p"), releases.stable_before("p", "v2")) == ("v2", "v1")
+        releases.put_back("p", "v1", rolled_back="v2")
+        assert releases.stable("p") == "v1"
+        assert [h["event"] for h in releases.history("p")] == [
+            "promoted",
+            "promoted",
+            "reinstated after the rollback of v2",
+        ]
+    finally:
+        collection.drop()

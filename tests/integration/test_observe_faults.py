@@ -10,7 +10,7 @@ import pytest
 import yaml
 from pymongo import MongoClient
 
-from flows.rollout_flow import rollout_flow
+from flows.rollout_flow import run_rollout
 from rollout.adapters.flags import FlagChange, FlagStore
 from rollout.errors import ServiceUnavailable
 from rollout.plan.model import Targets
@@ -100,7 +100,7 @@ def test_prometheus_stopped_during_a_window_rolls_back_and_never_reads_as_a_pass
     plan = write_plan(tmp_path / "plan.yaml", "fault-prometheus-stopped", gates, flag=SERVICE_FLAG)
     watcher = cut_after_first_step(proxy, sandbox, "fault-prometheus-stopped")
     targets = with_upstream(sandbox.targets(), prometheus=f"http://127.0.0.1:{proxy.port}")
-    result = rollout_flow(plan_path=plan, targets=targets)
+    result = run_rollout(plan_path=plan, targets=targets)
     watcher.join(timeout=5)
     assert result.status == "rolled_back"
     assert result.steps[0].outcome == "successful"
@@ -124,7 +124,7 @@ def test_prometheus_answering_empty_or_nan_is_inconclusive_never_a_pass(
 ) -> None:
     name = f"fault-prometheus-{answer.lower()}"
     plan = write_plan(tmp_path / "plan.yaml", name, {"odd": {"query": query, "max": 0.05}})
-    result = rollout_flow(plan_path=plan, targets=sandbox.targets())
+    result = run_rollout(plan_path=plan, targets=sandbox.targets())
     assert result.status == "rolled_back"
     assert [s.outcome for s in result.steps] == ["inconclusive"]
     assert result.steps[0].values == {"odd": None}
@@ -142,7 +142,7 @@ def test_the_flag_store_lost_mid_ramp_leaves_traffic_at_the_last_verified_step(
     uri = f"mongodb://127.0.0.1:{proxy.port}/?directConnection=true&serverSelectionTimeoutMS=2000"
     targets = with_upstream(sandbox.targets(), mongodb=uri)
     with pytest.raises(ServiceUnavailable, match="MongoDB"):
-        rollout_flow(plan_path=plan, targets=targets)
+        run_rollout(plan_path=plan, targets=targets)
     watcher.join(timeout=5)
     flag = flags.get(FLAG)
     # The write of the next step never happened: the allowlist, verified, is what users get.

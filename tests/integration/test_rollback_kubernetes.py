@@ -10,8 +10,8 @@ import yaml
 from kubernetes import client as k8s
 from pymongo import MongoClient
 
-from flows.rollback import rollback_flow
-from flows.rollout_flow import rollout_flow
+from flows.rollback import run_rollback
+from flows.rollout_flow import run_rollout
 from rollout.adapters.flags import FlagChange, FlagStore
 from rollout.sandbox.stack import SandboxInfo
 from tests.kmock_cluster import NAMESPACE, EmulatorThread, deployment, replica_set
@@ -99,7 +99,7 @@ def test_a_failing_canary_gets_weight_0_and_the_deployment_its_stable_image(
 ) -> None:
     emulator, apps, networking = cluster
     httpx.put(f"{sandbox.service_url}/fault", json={"variant": "candidate", "error_rate": 1.0})
-    result = rollout_flow(plan_path=write_plan(tmp_path, sandbox, emulator.url))
+    result = run_rollout(plan_path=write_plan(tmp_path, sandbox, emulator.url))
 
     assert result.status == "rolled_back"
     weights = [
@@ -118,7 +118,7 @@ def test_a_failing_canary_gets_weight_0_and_the_deployment_its_stable_image(
     image = apps.read_namespaced_deployment("orders", NAMESPACE).spec.template.spec.containers[0].image
     assert image == f"registry/orders:{STABLE}"
 
-    again = rollback_flow(plan_path=write_plan(tmp_path, sandbox, emulator.url), reason="repeat")
+    again = run_rollback(plan_path=write_plan(tmp_path, sandbox, emulator.url), reason="repeat")
     assert {s.name: s.detail for s in again.steps}[
         "deployment"
     ] == f"orders already runs registry/orders:{STABLE}"
@@ -132,7 +132,7 @@ def test_a_deployment_that_does_not_exist_is_named_and_traffic_still_goes_to_sta
     networking.patch_namespaced_ingress(
         "orders-canary", NAMESPACE, {"metadata": {"annotations": {CANARY_WEIGHT: "30"}}}
     )
-    result = rollback_flow(plan_path=plan, reason="pager", severity="SEV1")
+    result = run_rollback(plan_path=plan, reason="pager", severity="SEV1")
 
     assert not result.ok
     outcome = {s.name: (s.ok, s.detail) for s in result.steps}
@@ -164,7 +164,7 @@ def test_a_rollback_step_failing_once_is_retried_and_succeeds(
         handler["patch"][1:2] << 500 << {"kind": "Status", "code": 500, "reason": "InternalError"}
 
     emulator.on_loop(fail_once)
-    result = rollback_flow(plan_path=write_plan(tmp_path, sandbox, emulator.url), reason="retry test")
+    result = run_rollback(plan_path=write_plan(tmp_path, sandbox, emulator.url), reason="retry test")
 
     assert result.ok, result.steps
     assert ingress_patches(emulator) - before == 2  # the 500, then the retry
@@ -182,7 +182,7 @@ def test_a_kubernetes_api_answering_500_fails_its_steps_but_not_the_flag_and_is_
         handler["patch"] << 500 << {"kind": "Status", "code": 500, "reason": "InternalError"}
 
     emulator.on_loop(always_fail)
-    result = rollback_flow(plan_path=write_plan(tmp_path, sandbox, emulator.url), reason="500 test")
+    result = run_rollback(plan_path=write_plan(tmp_path, sandbox, emulator.url), reason="500 test")
 
     outcome = {s.name: (s.ok, s.detail) for s in result.steps}
     assert not result.ok

@@ -31,8 +31,8 @@ events.emit(events.FAILED, "trigger-test", sys.argv[1], reason="p99 over 2 s for
 """
 FAILING_ROLLOUT = """
 import sys
-from flows.rollout_flow import rollout_flow
-rollout_flow(plan_path=sys.argv[1])
+from flows.rollout_flow import run_rollout
+run_rollout(plan_path=sys.argv[1])
 """
 
 

@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 from pymongo import MongoClient
 
-from flows.rollback import rollback_flow
-from flows.rollout_flow import rollout_flow
+from flows.rollback import run_rollback
+from flows.rollout_flow import run_rollout
 from rollout.adapters.clients import Clients
 from rollout.adapters.flags import FlagChange, FlagStore
 from rollout.data.manifest import Manifest
@@ -69,7 +69,7 @@ def test_a_failing_data_check_blocks_the_rollout_before_any_change(
     prefect_api: None, sandbox: SandboxInfo, clients: Clients, main_flag: FlagStore, tmp_path: Path
 ) -> None:
     before_flag, before_backups = main_flag.get("USE_UNIFIED_ORDERS"), backups(clients)
-    result = rollout_flow(plan_path=write_plan(tmp_path, max_hub=10), targets=sandbox.targets())
+    result = run_rollout(plan_path=write_plan(tmp_path, max_hub=10), targets=sandbox.targets())
     assert result.status == "blocked"
     assert [(c.name, c.passed, c.detail) for c in result.checks] == [
         ("hub size", False, "count = 1200 (expected <= 10)")
@@ -82,7 +82,7 @@ def test_a_failing_data_check_blocks_the_rollout_before_any_change(
 def test_the_rollout_takes_a_verified_backup_and_records_it_before_traffic_moves(
     prefect_api: None, sandbox: SandboxInfo, clients: Clients, main_flag: FlagStore, tmp_path: Path
 ) -> None:
-    result = rollout_flow(plan_path=write_plan(tmp_path), targets=sandbox.targets())
+    result = run_rollout(plan_path=write_plan(tmp_path), targets=sandbox.targets())
     assert result.status == "promoted"
     assert result.backup is not None
     stored = read_manifest(clients.bucket, parse_backup_uri(result.backup.uri))
@@ -128,11 +128,11 @@ def test_rollback_backs_up_the_current_state_then_restores_the_data(
     prefect_api: None, sandbox: SandboxInfo, clients: Clients, main_flag: FlagStore, tmp_path: Path
 ) -> None:
     plan = write_plan(tmp_path)
-    assert rollout_flow(plan_path=plan, targets=sandbox.targets()).status == "promoted"
+    assert run_rollout(plan_path=plan, targets=sandbox.targets()).status == "promoted"
     removed = list(clients.db.order_hub.find({"source": "web"}))
     clients.db.order_hub.delete_many({"source": "web"})  # what a bad release might do
     try:
-        result = rollback_flow(plan_path=plan, reason="orders went missing", targets=sandbox.targets())
+        result = run_rollback(plan_path=plan, reason="orders went missing", targets=sandbox.targets())
         assert result.ok, result.steps
         names = [s.name for s in result.steps]
         assert names == [
@@ -171,7 +171,7 @@ def test_a_dry_run_counts_who_each_step_would_admit_and_changes_nothing(
     before_flag, before_backups = main_flag.get("USE_UNIFIED_ORDERS"), backups(clients)
     before_run = clients.runs.get("data-test")
 
-    result = rollout_flow(plan_path=str(plan), targets=sandbox.targets(), dry_run=True)
+    result = run_rollout(plan_path=str(plan), targets=sandbox.targets(), dry_run=True)
 
     assert result.status == "dry_run"
     ids = [str(u["_id"]) for u in clients.db.users.find({}, {"_id": 1})]

@@ -7,8 +7,8 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
-from flows.rollback import rollback_flow
-from flows.rollout_flow import rollout_flow
+from flows.rollback import run_rollback
+from flows.rollout_flow import run_rollout
 from rollout.adapters.flags import FlagChange, FlagStore
 from rollout.errors import GateQueryInvalid
 from rollout.sandbox.stack import SandboxInfo
@@ -61,7 +61,7 @@ def flag_store(sandbox: SandboxInfo) -> Any:
 def test_a_healthy_rollout_is_promoted_to_100(
     prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path
 ) -> None:
-    result = rollout_flow(plan_path=write_plan(tmp_path), targets=sandbox.targets())
+    result = run_rollout(plan_path=write_plan(tmp_path), targets=sandbox.targets())
     assert result.status == "promoted"
     assert [s.outcome for s in result.steps] == ["successful"] * 3
     flag = flag_store.get("USE_UNIFIED_ORDERS")
@@ -72,7 +72,7 @@ def test_a_failing_candidate_is_rolled_back_to_zero_and_flags_restored(
     prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path
 ) -> None:
     httpx.put(f"{sandbox.service_url}/fault", json={"variant": "candidate", "error_rate": 1.0})
-    result = rollout_flow(plan_path=write_plan(tmp_path), targets=sandbox.targets())
+    result = run_rollout(plan_path=write_plan(tmp_path), targets=sandbox.targets())
     assert result.status == "rolled_back"
     assert result.steps[-1].outcome == "failed"
     assert result.rollback is not None and result.rollback.ok
@@ -88,7 +88,7 @@ def test_an_invalid_gate_query_fails_before_any_traffic_changes(
     before = flag_store.get("USE_UNIFIED_ORDERS")
     plan = write_plan(tmp_path, extra_gate="broken: {query: 'sum(rate(x[1m]', max: 1}")
     with pytest.raises(GateQueryInvalid, match="gate broken: Prometheus refused"):
-        rollout_flow(plan_path=plan, targets=sandbox.targets())
+        run_rollout(plan_path=plan, targets=sandbox.targets())
     assert flag_store.get("USE_UNIFIED_ORDERS").version == before.version
 
 
@@ -96,7 +96,7 @@ def test_an_unanswered_approval_holds_traffic_where_it_was(
     prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path
 ) -> None:
     plan = write_plan(tmp_path, approval="approval: {timeout: 1s, on_timeout: hold}")
-    result = rollout_flow(plan_path=plan, targets=sandbox.targets())
+    result = run_rollout(plan_path=plan, targets=sandbox.targets())
     assert result.status == "held"
     assert "no decision in time" in result.decisions[0]
     flag = flag_store.get("USE_UNIFIED_ORDERS")
@@ -112,7 +112,7 @@ def test_a_plan_pasted_into_the_form_runs_with_the_approval_timeout_overridden(
 ) -> None:
     monkeypatch.setenv("ROLLOUT_PLANS_DIR", str(tmp_path / "kept"))
     text = PLAN.format(extra_gate="", approval="approval: {timeout: 24h, on_timeout: hold}")
-    result = rollout_flow(plan_yaml=text, approval_timeout="1s", targets=sandbox.targets())
+    result = run_rollout(plan_yaml=text, approval_timeout="1s", targets=sandbox.targets())
     assert result.status == "held"
     assert "no decision in time" in result.decisions[0]
     kept = list((tmp_path / "kept").iterdir())
@@ -136,7 +136,7 @@ def test_an_approval_resumes_the_paused_rollout_and_is_recorded(
     plan = write_plan(tmp_path, approval="approval: {timeout: 2m, on_timeout: rollback}")
     results: list[Any] = []
     runner = threading.Thread(
-        target=lambda: results.append(rollout_flow(plan_path=plan, targets=sandbox.targets()))
+        target=lambda: results.append(run_rollout(plan_path=plan, targets=sandbox.targets()))
     )
     runner.start()
     paused = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])))
@@ -159,12 +159,12 @@ def test_an_approval_resumes_the_paused_rollout_and_is_recorded(
 def test_rollback_runs_on_its_own_from_the_persisted_undo_log(
     prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path
 ) -> None:
-    from flows.rollback import rollback_flow
+    from flows.rollback import run_rollback
 
     plan = write_plan(tmp_path)
-    assert rollout_flow(plan_path=plan, targets=sandbox.targets()).status == "promoted"
+    assert run_rollout(plan_path=plan, targets=sandbox.targets()).status == "promoted"
     assert flag_store.get("ENABLE_DUAL_WRITE").enabled is True
-    result = rollback_flow(plan_path=plan, reason="customer reports", targets=sandbox.targets())
+    result = run_rollback(plan_path=plan, reason="customer reports", targets=sandbox.targets())
     assert result.ok
     assert [s.name for s in result.steps] == [
         "flag USE_UNIFIED_ORDERS",
@@ -183,7 +183,7 @@ def test_a_rollout_write_landing_after_the_rollback_began_is_closed_again(
     prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path
 ) -> None:
     plan = write_plan(tmp_path)
-    assert rollout_flow(plan_path=plan, targets=sandbox.targets()).status == "promoted"
+    assert run_rollout(plan_path=plan, targets=sandbox.targets()).status == "promoted"
 
     def late_step() -> None:
         deadline = time.monotonic() + 60
@@ -194,7 +194,7 @@ def test_a_rollout_write_landing_after_the_rollback_began_is_closed_again(
 
     writer = threading.Thread(target=late_step)
     writer.start()
-    result = rollback_flow(plan_path=plan, reason="late write", targets=sandbox.targets())
+    result = run_rollback(plan_path=plan, reason="late write", targets=sandbox.targets())
     writer.join()
     last = result.steps[-1]
     assert (last.name, last.ok) == ("traffic still off", True)

@@ -1,0 +1,63 @@
+"""A flow's outcome as its Prefect state, and back: the runs list tells what happened at a glance.
+
+The rollout and rollback flows end in named states (``Promoted``, ``RolledBack``,
+``NothingToDo``, ``Refused``...) whose message says why; their results ride in
+the state's data. Callers that need the result (the CLI, a parent flow) run the
+flow with ``return_state=True`` and take it back with :func:`result_of`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from prefect.client.schemas.objects import State
+from prefect.states import Completed, Failed
+
+from rollout.errors import InputRejected, LeaseLost, RolloutBusy, RolloutError
+from rollout.redact import redact
+
+T = TypeVar("T")
+MESSAGE_LIMIT = 2000
+"""Longer messages are cut: the state's message is a summary; the logs and artifacts hold the rest."""
+
+
+class RollbackRefused(InputRejected):
+    """A rollback that would do harm unless forced (a promoted rollout), or that has nothing to act on."""
+
+
+def _message(text: str) -> str:
+    text = redact(text)
+    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
+
+
+def completed(name: str, message: str, data: Any) -> State[Any]:
+    """A Completed state named ``name``."""
+    return Completed(name=name, message=_message(message), data=data)
+
+
+def failed(name: str, message: str, data: Any) -> State[Any]:
+    """A Failed state named ``name``."""
+    return Failed(name=name, message=_message(message), data=data)
+
+
+def refusal(error: RolloutError) -> State[Any]:
+    """The Failed state of a run stopped before it changed anything; ``result_of`` raises ``error`` again."""
+    if isinstance(error, RollbackRefused | RolloutBusy):
+        name = "Refused"
+    elif isinstance(error, LeaseLost):
+        name = "Stopped"
+    elif isinstance(error, InputRejected):
+        name = "InvalidInput"
+    else:
+        name = "Failed"
+    return failed(name, str(error), error)
+
+
+def result_of(state: State[Any], kind: type[T]) -> T:
+    """The flow's result whatever its final state; an error it stopped on is raised again."""
+    value = state.result(raise_on_failure=False)
+    if isinstance(value, BaseException):
+        raise value
+    if not isinstance(value, kind):
+        raise TypeError(f"the run ended {state.name} without a {kind.__name__}: {state.message}")
+    return value
