@@ -14,9 +14,11 @@ from typing import Annotated, Any, Literal
 
 from prefect import State, flow, get_run_logger
 from prefect.artifacts import create_table_artifact
+from prefect.client.orchestration import get_client
 from prefect.context import get_run_context
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
+from prefect.states import Running
 from pydantic import BaseModel, Field
 
 from flows.outcomes import completed, failed, refusal, result_of
@@ -138,6 +140,10 @@ def _ask(what: str, timeout_seconds: float) -> Decision | None:
             wait_for_input=Decision, timeout=max(1, math.ceil(timeout_seconds)), poll_interval=2
         )
     except FlowPauseTimeout:
+        # The server refuses every state but Failed to a run whose pause ran out; the rollout goes
+        # on (it holds or rolls back, as the plan says), so the run is put back to Running first.
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(run_id, Running(message=f"no decision in time on {what}"), force=True)
         return None
 
 

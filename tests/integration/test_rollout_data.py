@@ -132,7 +132,14 @@ def test_rollback_backs_up_the_current_state_then_restores_the_data(
     removed = list(clients.db.order_hub.find({"source": "web"}))
     clients.db.order_hub.delete_many({"source": "web"})  # what a bad release might do
     try:
-        result = run_rollback(plan_path=plan, reason="orders went missing", targets=sandbox.targets())
+        # Promoted: forced, and the restore named, or no data would be touched.
+        result = run_rollback(
+            plan_path=plan,
+            reason="orders went missing",
+            targets=sandbox.targets(),
+            force=True,
+            restore="selective",
+        )
         assert result.ok, result.steps
         names = [s.name for s in result.steps]
         assert names == [
@@ -149,7 +156,20 @@ def test_rollback_backs_up_the_current_state_then_restores_the_data(
         assert emergency.kind == "emergency" and emergency.name.startswith("emergency-backup-")
         assert emergency.collections["order_hub"].count == 800  # the state before the restore, kept
         assert "order_hub 1200/1200 replaced" in result.steps[2].detail
+        assert "writes to these collections since then are lost" in result.steps[2].detail
         assert clients.db.order_hub.count_documents({"source": "web"}) == 400
+        record = clients.runs.get("data-test")
+        assert record is not None and record.status == "rolled-back"
+        # Rolled back: a second rollback does nothing, and says when, by whom, from which backup.
+        again = run_rollback(plan_path=plan, reason="again", targets=sandbox.targets())
+        assert again.outcome == "nothing-to-do" and again.steps == ()
+        assert f"from backup {record.backup}" in again.note and "rolled back at " in again.note
+        # Forced without naming a restore: everything but the data.
+        clients.db.order_hub.insert_one({"_id": "written-since", "source": "web"})
+        forced = run_rollback(plan_path=plan, reason="again", targets=sandbox.targets(), force=True)
+        assert forced.ok and "data restore" not in [s.name for s in forced.steps]
+        assert clients.db.order_hub.count_documents({"_id": "written-since"}) == 1
+        clients.db.order_hub.delete_one({"_id": "written-since"})
     finally:
         if clients.db.order_hub.count_documents({"source": "web"}) == 0:
             clients.db.order_hub.insert_many(removed)
@@ -184,3 +204,32 @@ def test_a_dry_run_counts_who_each_step_would_admit_and_changes_nothing(
     assert main_flag.get("USE_UNIFIED_ORDERS").version == before_flag.version
     assert backups(clients) == before_backups
     assert clients.runs.get("data-test") == before_run
+
+
+def test_a_rollback_run_again_to_finish_does_not_restore_the_same_backup_twice(
+    prefect_api: None, sandbox: SandboxInfo, clients: Clients, main_flag: FlagStore, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from rollout.adapters.run_state import RestoreRecord
+    from rollout.lifecycle import Status
+
+    plan = write_plan(tmp_path)
+    runs, uri = clients.runs, "s3://rollout-backups/backups/backup-earlier/"
+    runs.claim("data-test", "run-1", "v3", timedelta(minutes=5), version="v3", stable_before="v2")
+    runs.keep_backup("data-test", uri)
+    runs.take_over("data-test", "rollback-1")
+    runs.record_restore("data-test", RestoreRecord(uri, datetime.now(UTC), "rollback run rollback-1", True))
+    runs.move("data-test", Status.ROLLBACK_INCOMPLETE, by="rollback run rollback-1", why="smoke failed")
+    clients.db.order_hub.insert_one({"_id": "written-since", "source": "web"})
+    try:
+        result = run_rollback(plan_path=plan, reason="finish it", targets=sandbox.targets())
+        restore = next(s for s in result.steps if s.name == "data restore")
+        assert restore.ok and restore.detail.startswith(f"not restored again: {uri} was restored at ")
+        assert "by rollback run rollback-1 (force to restore it again)" in restore.detail
+        assert "emergency backup" not in [s.name for s in result.steps]
+        assert clients.db.order_hub.count_documents({"_id": "written-since"}) == 1  # nothing discarded
+        record = runs.get("data-test")
+        assert record is not None and record.status == "rolled-back"
+    finally:
+        clients.db.order_hub.delete_one({"_id": "written-since"})

@@ -159,13 +159,17 @@ def test_an_approval_resumes_the_paused_rollout_and_is_recorded(
 def test_rollback_runs_on_its_own_from_the_persisted_undo_log(
     prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path
 ) -> None:
+    from flows.outcomes import RollbackRefused
     from flows.rollback import run_rollback
 
     plan = write_plan(tmp_path)
     assert run_rollout(plan_path=plan, targets=sandbox.targets()).status == "promoted"
     assert flag_store.get("ENABLE_DUAL_WRITE").enabled is True
-    result = run_rollback(plan_path=plan, reason="customer reports", targets=sandbox.targets())
-    assert result.ok
+    with pytest.raises(RollbackRefused, match="was promoted at .*Pass --force"):
+        run_rollback(plan_path=plan, reason="customer reports", targets=sandbox.targets())
+    assert flag_store.get("USE_UNIFIED_ORDERS").percentage == 100  # refused: nothing changed
+    result = run_rollback(plan_path=plan, reason="customer reports", targets=sandbox.targets(), force=True)
+    assert result.ok and result.outcome == "rolled-back"
     assert [s.name for s in result.steps] == [
         "flag USE_UNIFIED_ORDERS",
         "flag ENABLE_DUAL_WRITE",
@@ -194,7 +198,7 @@ def test_a_rollout_write_landing_after_the_rollback_began_is_closed_again(
 
     writer = threading.Thread(target=late_step)
     writer.start()
-    result = run_rollback(plan_path=plan, reason="late write", targets=sandbox.targets())
+    result = run_rollback(plan_path=plan, reason="late write", targets=sandbox.targets(), force=True)
     writer.join()
     last = result.steps[-1]
     assert (last.name, last.ok) == ("traffic still off", True)
