@@ -6,9 +6,9 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 
-.PHONY: setup prometheus redis demo test lint bench deploy reference monitoring clean
+.PHONY: setup prometheus redis postgresql demo test lint bench deploy reference monitoring clean
 
-setup: $(VENV)/.installed prometheus redis
+setup: $(VENV)/.installed prometheus redis postgresql
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -28,6 +28,13 @@ redis:
 	  echo "installing Redis from Debian"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
+
+# PostgreSQL holds the Prefect server's database in the tests that run many flows at once.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing PostgreSQL from Debian"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }
 
 demo: $(VENV)/.installed prometheus
 	$(VENV)/bin/rollout demo

@@ -388,7 +388,8 @@ def _finish(targets: Targets, plan: Plan, ctx: _Context, reason: str, ok: bool) 
     to = Status.ROLLED_BACK if ok else Status.ROLLBACK_INCOMPLETE
     with Clients(targets, prefect_resolver) as clients:
         clients.runs.move(plan.name, to, by=f"rollback run {ctx.run_id}", why=reason)
-        if ok and ctx.record.status is Status.PROMOTED:
+        taken_from = ctx.record.history[-1].source if ctx.record.history else None
+        if ok and taken_from is Status.PROMOTED:
             release = ctx.record.version or plan.release.version
             clients.releases.put_back(plan.name, ctx.stable, release, by=f"rollback run {ctx.run_id}")
 

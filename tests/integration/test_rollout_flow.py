@@ -165,7 +165,7 @@ def test_rollback_runs_on_its_own_from_the_persisted_undo_log(
     plan = write_plan(tmp_path)
     assert run_rollout(plan_path=plan, targets=sandbox.targets()).status == "promoted"
     assert flag_store.get("ENABLE_DUAL_WRITE").enabled is True
-    with pytest.raises(RollbackRefused, match="was promoted at .*Pass --force"):
+    with pytest.raises(RollbackRefused, match=r"was promoted at .*Pass --force"):
         run_rollback(plan_path=plan, reason="customer reports", targets=sandbox.targets())
     assert flag_store.get("USE_UNIFIED_ORDERS").percentage == 100  # refused: nothing changed
     result = run_rollback(plan_path=plan, reason="customer reports", targets=sandbox.targets(), force=True)

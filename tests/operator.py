@@ -1,0 +1,153 @@
+"""Prefect as operators run it: a self-hosted server, `make deploy`, a process worker, the REST API."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.postgres import postgres_server
+from tests.prefect_server import ROOT, prefect_env, prefect_server, running
+
+FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+@dataclass
+class Operator:
+    """A server with the shipped deployments registered and a worker serving them."""
+
+    api: str
+    auth: tuple[str, str]
+    env: dict[str, str]
+    logs: Path
+
+    def _post(self, path: str, body: dict[str, Any]) -> Any:
+        # A busy server answers 503 (SQLite locked under concurrent writes); Prefect's own client
+        # retries those with backoff, and so does this one.
+        for attempt in range(8):
+            response = httpx.post(f"{self.api}/{path}", json=body, auth=self.auth, timeout=30)
+            if response.status_code != 503:
+                break
+            time.sleep(0.5 * 2**attempt)
+        response.raise_for_status()
+        return response.json()
+
+    def deployment_id(self, flow: str, name: str) -> str:
+        """The id of deployment ``flow/name``."""
+        response = httpx.get(f"{self.api}/deployments/name/{flow}/{name}", auth=self.auth, timeout=30)
+        response.raise_for_status()
+        return str(response.json()["id"])
+
+    def start(self, flow: str, deployment: str, parameters: dict[str, Any]) -> str:
+        """Start a run of a deployment as the UI's Run button or the REST API does; returns its id."""
+        run = self._post(
+            f"deployments/{self.deployment_id(flow, deployment)}/create_flow_run", {"parameters": parameters}
+        )
+        return str(run["id"])
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """The flow run as the API shows it."""
+        response = httpx.get(f"{self.api}/flow_runs/{run_id}", auth=self.auth, timeout=30)
+        response.raise_for_status()
+        found: dict[str, Any] = response.json()
+        return found
+
+    def wait(self, run_id: str, types: set[str] = FINAL, timeout: float = 240) -> dict[str, Any]:
+        """Wait until the run's state type is one of ``types``; returns the run."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.run(run_id)
+            if run["state"] is not None and run["state"]["type"] in types:
+                return run
+            if time.monotonic() > deadline:
+                raise AssertionError(f"run {run_id} is {run['state']}, not {types}:\n{self.tail()}")
+            time.sleep(0.5)
+
+    def runs_of(self, flow: str) -> list[dict[str, Any]]:
+        """Every run of ``flow``, oldest first."""
+        body = {"flows": {"name": {"any_": [flow]}}, "sort": "EXPECTED_START_TIME_ASC", "limit": 200}
+        runs: list[dict[str, Any]] = self._post("flow_runs/filter", body)
+        return runs
+
+    def set_state(self, run_id: str, state_type: str) -> None:
+        """Propose a state, as the UI's Cancel does with CANCELLING."""
+        self._post(f"flow_runs/{run_id}/set_state", {"state": {"type": state_type}, "force": True})
+
+    def tail(self, chars: int = 4000) -> str:
+        """The end of the worker's and the server's logs."""
+        return "\n".join(
+            f"--- {log.name}\n{log.read_text(errors='replace')[-chars:]}"
+            for log in sorted(self.logs.glob("*.log"))
+        )
+
+
+def flow_run_process(run_id: str) -> int:
+    """The pid of the process a worker runs flow run ``run_id`` in."""
+    marker = f"PREFECT__FLOW_RUN_ID={run_id}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in environ.split(b"\0"):
+            return int(entry.name)
+    raise AssertionError(f"no process runs flow run {run_id}")
+
+
+def kill(pid: int) -> None:
+    """SIGKILL ``pid``, as the OOM killer or a lost host would."""
+    os.kill(pid, signal.SIGKILL)
+
+
+@contextmanager
+def operator(
+    workdir: Path, auth: tuple[str, str], extra: dict[str, str] | None = None, *, postgres: bool = False
+) -> Iterator[Operator]:
+    """A self-hosted server, `make deploy` of the shipped prefect.yaml, and a process worker.
+
+    With ``postgres``, the server keeps its database in PostgreSQL, as a team running many
+    rollouts at once would (SQLite answers 503 under concurrent writes).
+    """
+    settings = {"PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2"}
+    with ExitStack() as stack:
+        if postgres:
+            settings["PREFECT_API_DATABASE_CONNECTION_URL"] = stack.enter_context(postgres_server())
+        api = stack.enter_context(prefect_server(workdir, ":".join(auth), settings))
+        env = prefect_env(
+            workdir / "client",
+            {
+                "PREFECT_API_URL": api,
+                "PREFECT_API_AUTH_STRING": ":".join(auth),
+                "HOME": str(workdir / "home"),
+                "ROLLOUT_HOME": str(ROOT),
+                "ROLLOUT_REPORTS_DIR": str(workdir / "reports"),
+                "PREFECT_WORKER_QUERY_SECONDS": "1",
+                **(extra or {}),
+            },
+        )
+        done = subprocess.run(
+            ["make", "--no-print-directory", "deploy"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        worker = [sys.executable, "-m", "prefect", "worker", "start", "--pool", "rollout-local"]
+        stack.enter_context(running([*worker, "--prefetch-seconds", "5"], env, workdir / "worker.log"))
+        ops = Operator(api, auth, env, workdir)
+        deadline = time.monotonic() + 60
+        while not ops._post("automations/filter", {}):
+            assert time.monotonic() < deadline, "no automation registered"
+            time.sleep(0.5)
+        yield ops
