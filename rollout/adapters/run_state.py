@@ -24,7 +24,6 @@ from rollout.lifecycle import (
     Move,
     MoveRefused,
     Status,
-    allowed,
     check_move,
     parse_status,
 )
@@ -314,9 +313,15 @@ class RunStateStore:
         record = self.get(plan)
         if revision is not None and (record is None or record.revision != revision):
             raise MoveRefused(f"plan {plan} changed since it was read: judge it again")
-        if run_id is not None and (
-            record is None or record.run_id != run_id or not allowed(record.status, to)
-        ):
+        if run_id is not None and record is not None and record.run_id == run_id and record.status is to:
+            # Already there (a retried call whose first answer was lost): only the lease moves on.
+            if lease is not None and to in DRIVEN:
+                self.renew(plan, run_id, lease, at)
+            return record
+        # The run drives the rollout while the record names it and a run's status holds: a rollback
+        # taking over (rolling-back) or another run claiming it ends that.
+        drives = record is not None and record.run_id == run_id and record.status in DRIVEN
+        if run_id is not None and not drives:
             raise self._lost(plan, run_id, record)
         if record is None:
             raise MoveRefused(f"plan {plan} has no rollout on record to move to {to}")

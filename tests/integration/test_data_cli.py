@@ -124,7 +124,23 @@ def test_status_tells_where_the_last_rollout_stands(
         assert "traffic   30%" in out
         assert "gates     errors " in out and "-> successful" in out
         assert "stable    v9" in out
+        assert "flag      USE_UNIFIED_ORDERS: 30% (enabled, version " in out
+        assert "as the last committed step (all/0: 30%) says" in out
         assert main(["status", plan, "--run", "not-this-one"]) == 2
+
+        # Promoted: refused without --force, nothing changed; with it, traffic off; then nothing to do.
+        assert main(["rollback", plan, "--reason", "pager"]) == 2
+        assert "was promoted at" in capsys.readouterr().err
+        assert main(["status", plan]) == 0 and "status    promoted" in capsys.readouterr().out
+        assert main(["rollback", plan, "--force"]) == 2
+        assert "--force needs --reason" in capsys.readouterr().err
+        assert main(["rollback", plan, "--reason", "pager", "--force"]) == 3
+        assert "flag USE_UNIFIED_ORDERS: ok (traffic 0)" in capsys.readouterr().out
+        assert main(["rollback", plan, "--reason", "pager"]) == 0
+        assert capsys.readouterr().out.startswith("nothing to do: rollout v9 of cli-data was rolled back at ")
+        assert main(["status", plan]) == 0
+        out = capsys.readouterr().out
+        assert "status    rolled-back since " in out and "as the rollback (traffic off) says" in out
     finally:
         from pymongo import MongoClient
 
@@ -134,4 +150,28 @@ def test_status_tells_where_the_last_rollout_stands(
         FlagStore(client.shop.feature_flags).set(
             "USE_UNIFIED_ORDERS", FlagChange(enabled=False, percentage=0, users=(), stores=())
         )
+        client.close()
+
+
+def test_a_rollback_of_a_plan_with_no_rollout_on_record_exits_2_and_changes_nothing(
+    prefect_api: None, sandbox: SandboxInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pymongo import MongoClient
+
+    from rollout.adapters.flags import FlagChange, FlagStore
+
+    plan = write_plan(tmp_path, sandbox, name="cli-never-rolled-out", flag="CLI_NEVER")
+    client: MongoClient[dict[str, Any]] = MongoClient(sandbox.mongodb_uri)
+    flags = FlagStore(client.shop.feature_flags)
+    flags.set("CLI_NEVER", FlagChange(enabled=True, percentage=100))
+    try:
+        assert main(["rollback", plan, "--reason", "pager"]) == 2
+        err = capsys.readouterr().err
+        assert "plan cli-never-rolled-out has no rollout on record: nothing to roll back" in err
+        assert flags.get("CLI_NEVER").percentage == 100
+        assert client.shop.rollout_runs.find_one({"_id": "cli-never-rolled-out"}) is None
+        assert main(["rollback", str(tmp_path / "missing.yaml"), "--reason", "pager"]) == 2
+        assert "does not exist; check the path" in capsys.readouterr().err
+    finally:
+        client.shop.feature_flags.delete_one({"_id": "CLI_NEVER"})
         client.close()

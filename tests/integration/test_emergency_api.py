@@ -2,13 +2,17 @@
 
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
+from pymongo import MongoClient
 
+from rollout.adapters.run_state import RunStateStore
+from rollout.lifecycle import Status
 from rollout.sandbox.stack import SandboxInfo
 from tests.prefect_server import prefect_env, prefect_server, running
 
@@ -46,6 +50,12 @@ def test_a_rollback_fired_over_the_api_needs_credentials_and_valid_parameters(
     sandbox: SandboxInfo, tmp_path: Path
 ) -> None:
     plan = write_plan(tmp_path, sandbox)
+    client: MongoClient[dict[str, Any]] = MongoClient(sandbox.mongodb_uri)
+    runs = RunStateStore(client[sandbox.database]["rollout_runs"])
+    client[sandbox.database]["rollout_runs"].delete_one({"_id": "api-test"})
+    # A rollout that moved traffic and is still going: what an emergency rollback is for.
+    runs.claim("api-test", "run-1", "v2", timedelta(minutes=5), version="v2", stable_before="v1")
+    runs.move("api-test", Status.STEPPING, by="run run-1", why="ramp 100%", run_id="run-1")
     with prefect_server(tmp_path, ":".join(AUTH)) as api:
         env = prefect_env(
             tmp_path / "worker", {"PREFECT_API_URL": api, "PREFECT_API_AUTH_STRING": ":".join(AUTH)}
@@ -77,11 +87,17 @@ def test_a_rollback_fired_over_the_api_needs_credentials_and_valid_parameters(
             started = httpx.post(create, json=ask, auth=AUTH)
             assert started.status_code == 201, started.text
             run_id = started.json()["id"]
-            state = None
+            state: dict[str, Any] = {}
             deadline = time.monotonic() + 180
             while time.monotonic() < deadline:
-                state = httpx.get(f"{api}/flow_runs/{run_id}", auth=AUTH).json()["state"]["type"]
-                if state in {"COMPLETED", "FAILED", "CRASHED"}:
+                state = httpx.get(f"{api}/flow_runs/{run_id}", auth=AUTH).json()["state"]
+                if state["type"] in {"COMPLETED", "FAILED", "CRASHED"}:
                     break
                 time.sleep(1)
-            assert state == "COMPLETED", (tmp_path / "serve.log").read_text()[-3000:]
+            assert (state["type"], state["name"]) == ("COMPLETED", "RolledBack"), (
+                tmp_path / "serve.log"
+            ).read_text()[-3000:]
+            assert state["message"].endswith("5xx at 50 % in checkout")
+    record = runs.get("api-test")
+    client.close()
+    assert record is not None and record.status is Status.ROLLED_BACK

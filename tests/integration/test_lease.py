@@ -91,6 +91,8 @@ def test_every_move_is_a_compare_and_set_kept_in_the_history(runs: RunStateStore
         "v1",
     )
     runs.move("p", Status.STEPPING, by="run run-1", why="ramp 10%", run_id="run-1")
+    # A retried move whose first answer was lost: already there, nothing recorded twice.
+    runs.move("p", Status.STEPPING, by="run run-1", why="ramp 10%", run_id="run-1")
     with pytest.raises(MoveRefused, match="changed since it was read"):
         runs.take_over("p", "rollback-1", revision=first.revision)
     with pytest.raises(MoveRefused, match="from stepping to blocked"):

@@ -53,5 +53,10 @@ def test_make_deploy_registers_every_deployment_with_its_schedules_and_triggers(
         assert all(d["work_pool_name"] == "rollout-local" for d in deployments.values())
         schema = deployments["emergency-rollback"]["parameter_openapi_schema"]
         assert "reason" in schema["required"]
-        automations = {a["name"] for a in api_list(api, "automations")}
-        assert {"rollout-failed-event", "rollout-run-failed"} <= automations
+        # Only the rollout's own verdict starts a rollback: no trigger on a run's Failed or Crashed state.
+        automations = {a["name"]: a for a in api_list(api, "automations")}
+        assert set(automations) == {"rollout-failed-event"}
+        trigger = automations["rollout-failed-event"]["trigger"]
+        assert trigger["expect"] == ["rollout.failed"]
+        [action] = automations["rollout-failed-event"]["actions"]
+        assert action["parameters"]["on_behalf_of"] == "{{ event.payload.run_id }}"

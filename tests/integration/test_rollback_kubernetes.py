@@ -1,6 +1,7 @@
 """A rollout that moves a canary Ingress's weight, and a rollback that also puts the Deployment back."""
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,9 @@ from pymongo import MongoClient
 
 from flows.rollback import run_rollback
 from flows.rollout_flow import run_rollout
-from rollout.adapters.flags import FlagChange, FlagStore
+from rollout.adapters.flags import FlagChange, FlagState, FlagStore
+from rollout.adapters.run_state import RunStateStore
+from rollout.lifecycle import Status
 from rollout.sandbox.stack import SandboxInfo
 from tests.kmock_cluster import NAMESPACE, EmulatorThread, deployment, replica_set
 
@@ -55,6 +58,21 @@ def main_flag(sandbox: SandboxInfo) -> Iterator[None]:
     yield
     httpx.delete(f"{sandbox.service_url}/fault")
     store.set("USE_UNIFIED_ORDERS", off)
+    client.close()
+
+
+@pytest.fixture()
+def rollout_on_record(sandbox: SandboxInfo) -> Iterator[None]:
+    """The record a rollout leaves once it has moved traffic: what a rollback started on its own acts on."""
+    client: MongoClient[dict[str, Any]] = MongoClient(sandbox.mongodb_uri)
+    client.shop.rollout_runs.delete_one({"_id": "k8s-test"})
+    runs = RunStateStore(client.shop.rollout_runs)
+    runs.claim("k8s-test", "run-1", RELEASE, timedelta(minutes=5), version=RELEASE, stable_before=STABLE)
+    runs.remember("k8s-test", FlagState("USE_UNIFIED_ORDERS"))
+    runs.remember_deployment("k8s-test", f"registry/orders:{RELEASE}")
+    runs.move("k8s-test", Status.STEPPING, by="run run-1", why="ramp 30%", run_id="run-1")
+    yield
+    client.shop.rollout_runs.delete_one({"_id": "k8s-test"})
     client.close()
 
 
@@ -119,13 +137,20 @@ def test_a_failing_canary_gets_weight_0_and_the_deployment_its_stable_image(
     assert image == f"registry/orders:{STABLE}"
 
     again = run_rollback(plan_path=write_plan(tmp_path, sandbox, emulator.url), reason="repeat")
-    assert {s.name: s.detail for s in again.steps}[
+    assert again.outcome == "nothing-to-do" and again.steps == ()  # rolled back already
+    forced = run_rollback(plan_path=write_plan(tmp_path, sandbox, emulator.url), reason="repeat", force=True)
+    assert {s.name: s.detail for s in forced.steps}[
         "deployment"
     ] == f"orders already runs registry/orders:{STABLE}"
 
 
 def test_a_deployment_that_does_not_exist_is_named_and_traffic_still_goes_to_stable(
-    prefect_api: None, sandbox: SandboxInfo, main_flag: None, cluster: Any, tmp_path: Path
+    prefect_api: None,
+    sandbox: SandboxInfo,
+    main_flag: None,
+    rollout_on_record: None,
+    cluster: Any,
+    tmp_path: Path,
 ) -> None:
     emulator, _, networking = cluster
     plan = write_plan(tmp_path, sandbox, emulator.url, deployment_name="order")
@@ -151,7 +176,12 @@ def ingress_patches(emulator: EmulatorThread) -> int:
 
 
 def test_a_rollback_step_failing_once_is_retried_and_succeeds(
-    prefect_api: None, sandbox: SandboxInfo, main_flag: None, cluster: Any, tmp_path: Path
+    prefect_api: None,
+    sandbox: SandboxInfo,
+    main_flag: None,
+    rollout_on_record: None,
+    cluster: Any,
+    tmp_path: Path,
 ) -> None:
     emulator, apps, networking = cluster
     networking.patch_namespaced_ingress(
@@ -174,7 +204,12 @@ def test_a_rollback_step_failing_once_is_retried_and_succeeds(
 
 
 def test_a_kubernetes_api_answering_500_fails_its_steps_but_not_the_flag_and_is_reported(
-    prefect_api: None, sandbox: SandboxInfo, main_flag: None, cluster: Any, tmp_path: Path
+    prefect_api: None,
+    sandbox: SandboxInfo,
+    main_flag: None,
+    rollout_on_record: None,
+    cluster: Any,
+    tmp_path: Path,
 ) -> None:
     emulator, _, _ = cluster
 
