@@ -6,8 +6,9 @@ Starts the sandbox (SecantusDB, moto, the service, Prometheus), then in one run:
   one immediate measurement (``count: 1``, ``interval: 1ms``, no gates); the marginal cost
   of a step is ``(flow_10 - flow_5) / 5``, which leaves out the run's fixed costs (start,
   lease, events);
-- direct: the same per-step work (lease renewal, flag write, the one measurement, the step
-  record and its artifacts) called as plain functions inside one flow run, ``--steps`` times.
+- direct: the same per-step work (the two status moves with their lease renewal, flag write,
+  the one measurement, the step record and its artifacts) called as plain functions inside
+  one flow run, ``--steps`` times.
 
 ``overhead_per_step_s`` is the marginal flow cost minus the direct cost. Goal: at most 0.3 s.
 
@@ -83,6 +84,7 @@ def direct_steps(plan_path: str, targets: Any, steps: int) -> float:
         audience = Audience(percentage=100 * (i + 1) / steps)
         enter.fn(targets, plan, run_id, Status.STEPPING, f"step {i}")
         set_audience.fn(targets, plan.name, plan.flag, audience)
+        enter.fn(targets, plan, run_id, Status.OBSERVING, f"window {i}")
         result = observe_window.fn(targets, window, {})
         entry = StepRecordEntry(
             f"ramp/{i}",

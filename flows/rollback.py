@@ -225,10 +225,7 @@ def _stable(targets: Targets, plan: Plan, record: RunRecord) -> str | None:
     if record.stable_before not in (None, release):
         return record.stable_before
     with Clients(targets, prefect_resolver) as clients:
-        earlier = clients.releases.stable_before(plan.name, release)
-    if earlier is None and plan.release.stable_version not in (None, release):
-        earlier = plan.release.stable_version
-    return earlier
+        return clients.releases.stable_before(plan.name, release, plan.release.stable_version)
 
 
 @flow(name="rollback")

@@ -27,7 +27,7 @@ from rollout import events
 from rollout.adapters.clients import Clients
 from rollout.data.backup import BackupResult
 from rollout.data.checks import CheckResult
-from rollout.durations import parse_duration
+from rollout.durations import format_duration, parse_duration
 from rollout.errors import InputRejected, LeaseLost, PlanInvalid, Problem, RolloutBusy
 from rollout.gates import Outcome
 from rollout.incident import failed_steps
@@ -275,8 +275,13 @@ def _rollout(
     failed_checks = [c.name for c in checks if not c.passed]
     if failed_checks:
         why = f"data checks failed ({', '.join(failed_checks)}): nothing was changed"
+        # Blocked means nothing changed; a resumed rollout that moved traffic before is stopped
+        # instead, so a rollback still undoes what it did.
+        moved = previous is not None and bool(previous.undo or previous.committed)
+        if moved:
+            why = f"data checks failed ({', '.join(failed_checks)}) on resuming: traffic stays where it was"
         logger.error("%s", why)
-        finish(resolved, plan, run_id, Status.BLOCKED, why)
+        finish(resolved, plan, run_id, Status.STOPPED if moved else Status.BLOCKED, why)
         return RolloutResult(plan.name, "blocked", (), Audience().describe(), checks=checks, reason=why)
     backup = None
     if previous is not None and previous.backup:
@@ -369,7 +374,7 @@ def _rollout(
                 decision = _ask(f"starting phase {phase.name}", wait.total_seconds())
                 if decision is None:
                     decisions.append(f"{phase.name}: no decision in time ({phase.approval.on_timeout})")
-                    why = f"nobody approved {phase.name} within {wait}"
+                    why = f"nobody approved {phase.name} within {format_duration(wait)}"
                     if phase.approval.on_timeout == "hold":
                         return finish_as(Status.HELD, f"{why}: traffic stays at {audience.describe()}")
                     return finish_as(Status.ROLLED_BACK, f"approval for {phase.name} timed out")

@@ -25,9 +25,7 @@ def claim_plan(targets: Targets, plan: Plan, run_id: str, rollout_id: str) -> Cl
     """
     version = plan.release.version
     with Clients(targets, prefect_resolver) as clients:
-        stable = clients.releases.stable_before(plan.name, version)
-        if stable is None and plan.release.stable_version != version:
-            stable = plan.release.stable_version
+        stable = clients.releases.stable_before(plan.name, version, plan.release.stable_version)
         return clients.runs.claim(
             plan.name, run_id, rollout_id, plan.lease, version=version, stable_before=stable
         )

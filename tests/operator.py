@@ -108,6 +108,19 @@ def kill(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
+def make_deploy(env: dict[str, str]) -> None:
+    """`make deploy` against the server ``env`` points at, as an operator runs it."""
+    done = subprocess.run(
+        ["make", "--no-print-directory", "deploy"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
 @contextmanager
 def operator(
     workdir: Path, auth: tuple[str, str], extra: dict[str, str] | None = None, *, postgres: bool = False
@@ -134,15 +147,7 @@ def operator(
                 **(extra or {}),
             },
         )
-        done = subprocess.run(
-            ["make", "--no-print-directory", "deploy"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        make_deploy(env)
         worker = [sys.executable, "-m", "prefect", "worker", "start", "--pool", "rollout-local"]
         stack.enter_context(running([*worker, "--prefetch-seconds", "5"], env, workdir / "worker.log"))
         ops = Operator(api, auth, env, workdir)

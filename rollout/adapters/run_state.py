@@ -488,13 +488,19 @@ class ReleaseStore:
         doc = self._doc(plan)
         return None if doc is None or doc.get("stable") is None else str(doc["stable"])
 
-    def stable_before(self, plan: str, version: str) -> str | None:
-        """The release a rollout of ``version`` goes back to: the latest stable one other than it."""
+    def stable_before(self, plan: str, version: str, declared: str | None = None) -> str | None:
+        """The release a rollout of ``version`` goes back to: the latest stable one other than it.
+
+        Without one on record, ``declared`` (the plan's ``release.stable_version``), unless
+        that is ``version`` itself: a rollback never "restores" the release it takes back.
+        """
         doc = self._doc(plan) or {}
         if doc.get("stable") not in (None, version):
             return str(doc["stable"])
         earlier = [h["version"] for h in doc.get("history", []) if h.get("version") not in (None, version)]
-        return str(earlier[-1]) if earlier else None
+        if earlier:
+            return str(earlier[-1])
+        return declared if declared != version else None
 
     def history(self, plan: str) -> list[dict[str, Any]]:
         """Every change of the plan's stable release, oldest first (version, event, at, by)."""

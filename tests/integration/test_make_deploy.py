@@ -1,13 +1,13 @@
 """`make deploy` on a self-hosted Prefect server: every deployment, its schedules and its triggers."""
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.prefect_server import ROOT, prefect_env, prefect_server
+from tests.operator import make_deploy
+from tests.prefect_server import prefect_env, prefect_server
 
 pytestmark = pytest.mark.integration
 
@@ -26,15 +26,7 @@ def test_make_deploy_registers_every_deployment_with_its_schedules_and_triggers(
         env = prefect_env(
             tmp_path / "cli", {"PREFECT_API_URL": api, "PREFECT_API_AUTH_STRING": ":".join(AUTH)}
         )
-        done = subprocess.run(
-            ["make", "--no-print-directory", "deploy"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        make_deploy(env)
 
         deployments = {d["name"]: d for d in api_list(api, "deployments")}
         assert set(deployments) == {

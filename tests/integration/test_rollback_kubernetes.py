@@ -144,13 +144,9 @@ def test_a_failing_canary_gets_weight_0_and_the_deployment_its_stable_image(
     ] == f"orders already runs registry/orders:{STABLE}"
 
 
+@pytest.mark.usefixtures("rollout_on_record")
 def test_a_deployment_that_does_not_exist_is_named_and_traffic_still_goes_to_stable(
-    prefect_api: None,
-    sandbox: SandboxInfo,
-    main_flag: None,
-    rollout_on_record: None,
-    cluster: Any,
-    tmp_path: Path,
+    prefect_api: None, sandbox: SandboxInfo, main_flag: None, cluster: Any, tmp_path: Path
 ) -> None:
     emulator, _, networking = cluster
     plan = write_plan(tmp_path, sandbox, emulator.url, deployment_name="order")
@@ -175,13 +171,9 @@ def ingress_patches(emulator: EmulatorThread) -> int:
     return len([r for r in emulator.handler if r.method == "PATCH" and "ingresses" in str(r.url.path)])
 
 
+@pytest.mark.usefixtures("rollout_on_record")
 def test_a_rollback_step_failing_once_is_retried_and_succeeds(
-    prefect_api: None,
-    sandbox: SandboxInfo,
-    main_flag: None,
-    rollout_on_record: None,
-    cluster: Any,
-    tmp_path: Path,
+    prefect_api: None, sandbox: SandboxInfo, main_flag: None, cluster: Any, tmp_path: Path
 ) -> None:
     emulator, apps, networking = cluster
     networking.patch_namespaced_ingress(
@@ -203,13 +195,9 @@ def test_a_rollback_step_failing_once_is_retried_and_succeeds(
     assert image == f"registry/orders:{STABLE}"
 
 
+@pytest.mark.usefixtures("rollout_on_record")
 def test_a_kubernetes_api_answering_500_fails_its_steps_but_not_the_flag_and_is_reported(
-    prefect_api: None,
-    sandbox: SandboxInfo,
-    main_flag: None,
-    rollout_on_record: None,
-    cluster: Any,
-    tmp_path: Path,
+    prefect_api: None, sandbox: SandboxInfo, main_flag: None, cluster: Any, tmp_path: Path
 ) -> None:
     emulator, _, _ = cluster
 

@@ -1,3 +1,4 @@
+import re
 import threading
 import time
 from pathlib import Path
@@ -5,10 +6,12 @@ from typing import Any
 
 import httpx
 import pytest
+from prefect.client.schemas.objects import StateType
 from pymongo import MongoClient
 
+from flows.outcomes import result_of
 from flows.rollback import run_rollback
-from flows.rollout_flow import run_rollout
+from flows.rollout_flow import RolloutResult, rollout_flow, run_rollout
 from rollout.adapters.flags import FlagChange, FlagStore
 from rollout.errors import GateQueryInvalid
 from rollout.sandbox.stack import SandboxInfo
@@ -72,8 +75,13 @@ def test_a_failing_candidate_is_rolled_back_to_zero_and_flags_restored(
     prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path
 ) -> None:
     httpx.put(f"{sandbox.service_url}/fault", json={"variant": "candidate", "error_rate": 1.0})
-    result = run_rollout(plan_path=write_plan(tmp_path), targets=sandbox.targets())
+    state = rollout_flow(plan_path=write_plan(tmp_path), targets=sandbox.targets(), return_state=True)
+    result = result_of(state, RolloutResult)
     assert result.status == "rolled_back"
+    # The run says how it ended, at a glance: red, named, the gate and the time to safety.
+    assert (state.type, state.name) == (StateType.FAILED, "RolledBack")
+    message = state.message or ""
+    assert re.fullmatch(r"ramp 1 user, 50%: errors: .*; traffic 0 in \d+\.\d s", message), message
     assert result.steps[-1].outcome == "failed"
     assert result.rollback is not None and result.rollback.ok
     assert result.time_to_safety is not None and result.time_to_safety < 5
@@ -87,8 +95,11 @@ def test_an_invalid_gate_query_fails_before_any_traffic_changes(
 ) -> None:
     before = flag_store.get("USE_UNIFIED_ORDERS")
     plan = write_plan(tmp_path, extra_gate="broken: {query: 'sum(rate(x[1m]', max: 1}")
+    state = rollout_flow(plan_path=plan, targets=sandbox.targets(), return_state=True)
+    assert (state.type, state.name) == (StateType.FAILED, "InvalidInput")
+    assert (state.message or "").startswith("gate broken: Prometheus refused")
     with pytest.raises(GateQueryInvalid, match="gate broken: Prometheus refused"):
-        run_rollout(plan_path=plan, targets=sandbox.targets())
+        result_of(state, RolloutResult)
     assert flag_store.get("USE_UNIFIED_ORDERS").version == before.version
 
 
@@ -96,8 +107,11 @@ def test_an_unanswered_approval_holds_traffic_where_it_was(
     prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path
 ) -> None:
     plan = write_plan(tmp_path, approval="approval: {timeout: 1s, on_timeout: hold}")
-    result = run_rollout(plan_path=plan, targets=sandbox.targets())
+    state = rollout_flow(plan_path=plan, targets=sandbox.targets(), return_state=True)
+    result = result_of(state, RolloutResult)
     assert result.status == "held"
+    assert (state.type, state.name) == (StateType.FAILED, "Held")
+    assert state.message == "nobody approved ramp within 1s: traffic stays at 1 user, 0%"
     assert "no decision in time" in result.decisions[0]
     flag = flag_store.get("USE_UNIFIED_ORDERS")
     assert (flag.enabled, flag.percentage, flag.users) == (True, 0, ("dev@example.com",))
@@ -170,6 +184,11 @@ def test_rollback_runs_on_its_own_from_the_persisted_undo_log(
     assert flag_store.get("USE_UNIFIED_ORDERS").percentage == 100  # refused: nothing changed
     result = run_rollback(plan_path=plan, reason="customer reports", targets=sandbox.targets(), force=True)
     assert result.ok and result.outcome == "rolled-back"
+    # The report never names the release it rolls back as the one restored.
+    assert result.report is not None
+    report = Path(result.report).read_text()
+    assert "| release rolled back | v2 |" in report
+    assert "| version restored | no earlier stable release is on record |" in report
     assert [s.name for s in result.steps] == [
         "flag USE_UNIFIED_ORDERS",
         "flag ENABLE_DUAL_WRITE",
