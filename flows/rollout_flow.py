@@ -25,6 +25,7 @@ from flows.outcomes import completed, failed, refusal, result_of
 from flows.rollback import RollbackResult, rollback_flow
 from rollout import events
 from rollout.adapters.clients import Clients
+from rollout.adapters.run_state import Claim
 from rollout.data.backup import BackupResult
 from rollout.data.checks import CheckResult
 from rollout.durations import format_duration, parse_duration
@@ -40,7 +41,7 @@ from rollout.traffic import Audience, phase_steps
 from rollout.window import WindowResult
 from tasks.data import backup_data, run_data_checks
 from tasks.dry_run import check_bucket, count_audiences
-from tasks.lease import claim_plan, enter, finish
+from tasks.lease import claim_plan, enter, finish, heartbeat
 from tasks.observe import check_gate_queries, observe_window
 from tasks.record import RampProgress, StepRecordEntry, now, record_step
 from tasks.secrets import prefect_resolver
@@ -253,7 +254,6 @@ def _rollout(
     approval_timeout: str | None,
     rollout_id: str,
 ) -> RolloutResult:
-    logger = get_run_logger()
     plan_path = plan_source(plan_path, plan_yaml)
     timeout_override = _approval_timeout(approval_timeout)
     plan = load_plan(plan_path)
@@ -263,6 +263,21 @@ def _rollout(
         return _dry_run(plan, resolved, tuple(run_data_checks(resolved, plan.name, plan.preflight)))
     run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
     claim = claim_plan(resolved, plan, run_id, rollout_id or plan.release.version)
+    with heartbeat(resolved, plan, run_id):
+        return _drive(plan, plan_path, resolved, run_id, rollout_id, claim, timeout_override)
+
+
+def _drive(
+    plan: Plan,
+    plan_path: str,
+    resolved: Targets,
+    run_id: str,
+    rollout_id: str,
+    claim: Claim,
+    timeout_override: timedelta | None,
+) -> RolloutResult:
+    """The rollout from its claim on: checks, backup, phases, and how it ends."""
+    logger = get_run_logger()
     previous = claim.previous if claim.resumed else None
     if previous is not None:
         logger.warning(
@@ -370,7 +385,7 @@ def _rollout(
             begun = any(key.startswith(f"{phase.name}/") for key in committed)
             if phase.approval is not None and not begun:
                 wait = timeout_override or phase.approval.timeout
-                enter(resolved, plan, run_id, Status.AWAITING_APPROVAL, f"approval of {phase.name}", wait)
+                enter(resolved, plan, run_id, Status.AWAITING_APPROVAL, f"approval of {phase.name}")
                 decision = _ask(f"starting phase {phase.name}", wait.total_seconds())
                 if decision is None:
                     decisions.append(f"{phase.name}: no decision in time ({phase.approval.on_timeout})")
@@ -433,7 +448,7 @@ def _rollout(
                     if step.window.on_inconclusive == "rollback":
                         return finish_as(Status.ROLLED_BACK, inconclusive, result.first_bad_at, judged=True)
                     wait = step.window.decision_timeout
-                    enter(resolved, plan, run_id, Status.AWAITING_APPROVAL, inconclusive, wait)
+                    enter(resolved, plan, run_id, Status.AWAITING_APPROVAL, inconclusive)
                     decision = _ask(f"inconclusive {step.key}", wait.total_seconds())
                     if decision is None or not decision.approved:
                         who = decision.approver if decision else "nobody in time"

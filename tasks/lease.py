@@ -1,14 +1,17 @@
-"""One rollout of a plan at a time: the run's claim on the plan, and each move of its rollout's status."""
+"""One rollout of a plan at a time: a run's claim on the plan, its heartbeat, each move of its status."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from rollout.adapters.clients import Clients
 from rollout.adapters.run_state import Claim
+from rollout.errors import LeaseLost, RolloutError
 from rollout.lifecycle import Status
 from rollout.plan import Plan
 from rollout.plan.model import Targets
@@ -32,16 +35,13 @@ def claim_plan(targets: Targets, plan: Plan, run_id: str, rollout_id: str) -> Cl
 
 
 @task(name="move-rollout", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
-def enter(
-    targets: Targets, plan: Plan, run_id: str, status: Status, why: str, extra: timedelta = timedelta(0)
-) -> None:
-    """Move this run's rollout to ``status`` and renew its lease (plus ``extra``, e.g. an approval's wait).
+def enter(targets: Targets, plan: Plan, run_id: str, status: Status, why: str) -> None:
+    """Move this run's rollout to ``status``, renewing its lease in the same write.
 
     Raises LeaseLost when the run no longer holds the rollout: a rollback or another run took it.
     """
-    lease = plan.lease + extra
     with Clients(targets, prefect_resolver) as clients:
-        clients.runs.move(plan.name, status, by=f"run {run_id}", why=why, run_id=run_id, lease=lease)
+        clients.runs.move(plan.name, status, by=f"run {run_id}", why=why, run_id=run_id, lease=plan.lease)
 
 
 @task(name="finish-rollout", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
@@ -51,3 +51,34 @@ def finish(targets: Targets, plan: Plan, run_id: str, status: Status, why: str) 
         clients.runs.move(plan.name, status, by=f"run {run_id}", why=why, run_id=run_id)
         if status is Status.PROMOTED:
             clients.releases.mark_stable(plan.name, plan.release.version, by=f"run {run_id}")
+
+
+@contextmanager
+def heartbeat(targets: Targets, plan: Plan, run_id: str) -> Iterator[None]:
+    """Renew this run's lease every third of it from a thread while the block runs (waits included).
+
+    Liveness is kept apart from progress: the lease stays short whatever the windows' or an
+    approval's length, so a run that died blocks a resume for one lease at most. A lost lease
+    stops the beat; the run finds out at its next move (LeaseLost) and changes nothing.
+    """
+    logger = get_run_logger()
+    stop = threading.Event()
+
+    def beat() -> None:
+        with Clients(targets, prefect_resolver) as clients:
+            while not stop.wait(plan.lease.total_seconds() / 3):
+                try:
+                    clients.runs.renew(plan.name, run_id, plan.lease)
+                except LeaseLost as error:
+                    logger.warning("heartbeat stopped: %s", error)
+                    return
+                except RolloutError as error:  # a passing fault: the next beat tries again
+                    logger.warning("heartbeat missed a beat: %s", error)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat {plan.name}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,9 @@ from pydantic_core import ErrorDetails
 from rollout.durations import format_duration
 from rollout.errors import PlanInvalid, Problem
 from rollout.plan.model import NAME_PATTERN, Plan
+
+MIN_LEASE = timedelta(seconds=3)
+"""The shortest lease a heartbeat can keep: it renews the lease every third of it."""
 
 ROOT = "(plan)"
 
@@ -131,12 +135,11 @@ def cross_field_problems(plan: Plan) -> Iterator[Problem]:
             "the backup needs a bucket: add targets.s3, or waive the backup with "
             "backup.enabled: false and backup.waived_by",
         )
-    if plan.lease_ttl is not None and plan.lease_ttl <= plan.longest_window:
+    if plan.lease_ttl is not None and plan.lease_ttl < MIN_LEASE:
         yield Problem(
             "lease_ttl",
-            f"{format_duration(plan.lease_ttl)} is not longer than the longest window "
-            f"({format_duration(plan.longest_window)}), so a healthy run would lose the plan mid-window: "
-            "raise it or leave it out",
+            f"{format_duration(plan.lease_ttl)} is too short: the run renews its lease every third of it, "
+            f"so give at least {format_duration(MIN_LEASE)} (or leave it out for 1m)",
         )
     restore = plan.rollback.restore
     if restore.mode != "none" and not plan.backup.enabled:

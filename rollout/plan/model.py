@@ -692,16 +692,15 @@ class Plan(StrictModel):
     )
     lease_ttl: Duration | None = Field(
         default=None,
-        description="How long a run keeps the plan to itself after its last sign of life; another run "
-        "of the plan is refused until then. Default: the longest window plus 5m.",
+        description="How long a run keeps the plan to itself after its last sign of life (its heartbeat "
+        "renews it every third of this, whatever the windows' length); another run of the plan is "
+        "refused until then, and a run that died blocks a resume for no longer. Default: 1m.",
     )
 
     @property
     def lease(self) -> timedelta:
-        """The lease a run takes on the plan, renewed before every step."""
-        if self.lease_ttl is not None:
-            return self.lease_ttl
-        return self.longest_window + timedelta(minutes=5)
+        """The lease a run holds on the plan, renewed by its heartbeat."""
+        return self.lease_ttl if self.lease_ttl is not None else timedelta(minutes=1)
 
     @property
     def longest_window(self) -> timedelta:

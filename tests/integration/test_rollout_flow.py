@@ -223,3 +223,47 @@ def test_a_rollout_write_landing_after_the_rollback_began_is_closed_again(
     assert (last.name, last.ok) == ("traffic still off", True)
     assert last.detail.startswith("closed again: a write landed after the rollback began (50%")
     assert flag_store.get("USE_UNIFIED_ORDERS").enabled is False
+
+
+def test_a_heartbeat_keeps_a_short_lease_alive_through_a_longer_window(
+    prefect_api: None, sandbox: SandboxInfo, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime
+
+    import yaml
+
+    plan = tmp_path / "heartbeat.yaml"
+    plan.write_text(
+        yaml.safe_dump(
+            {
+                "name": "heartbeat-test",
+                "release": {"version": "v2"},
+                "flag": "HEARTBEAT_TEST",
+                "lease_ttl": "3s",
+                "backup": {"enabled": False, "waived_by": "heartbeat test"},
+                "phases": [{"name": "all", "ramp": [100], "window": {"interval": "1s", "count": 8}}],
+                "rollback": {"watch": {"interval": "1s", "duration": "1s"}},
+            }
+        )
+    )
+    client: MongoClient[dict[str, Any]] = MongoClient(sandbox.mongodb_uri, tz_aware=True)
+    runs = client.shop.rollout_runs
+    results: list[Any] = []
+    runner = threading.Thread(
+        target=lambda: results.append(run_rollout(plan_path=str(plan), targets=sandbox.targets()))
+    )
+    runner.start()
+    seen: list[tuple[datetime, datetime]] = []
+    while runner.is_alive():
+        record = runs.find_one({"_id": "heartbeat-test"}) or {}
+        if record.get("status") == "observing":
+            seen.append((datetime.now(UTC), record["lease_until"]))
+        time.sleep(0.2)
+    runner.join()
+    client.shop.feature_flags.delete_one({"_id": "HEARTBEAT_TEST"})
+    client.close()
+    assert results and results[0].status == "promoted"
+    # The window (8 s) outlasts the lease (3 s), yet the lease never ran out: the heartbeat renewed it.
+    assert seen and (seen[-1][0] - seen[0][0]).total_seconds() > 4
+    assert all(until > at for at, until in seen)
+    assert len({until for _, until in seen}) >= 3
