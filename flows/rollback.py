@@ -27,7 +27,7 @@ from pydantic import Field
 
 from flows.outcomes import RollbackRefused, completed, failed, refusal, result_of
 from rollout.adapters.clients import Clients
-from rollout.adapters.flags import FlagState
+from rollout.adapters.flags import Fence, FlagState
 from rollout.adapters.run_state import RestoreRecord, RunRecord
 from rollout.errors import InputRejected, RolloutBusy
 from rollout.incident import Incident, StepRecord, failed_steps
@@ -97,21 +97,23 @@ class _Steps:
         return ok
 
 
-def _flag_steps(steps: _Steps, plan: Plan, targets: Targets, undo: list[FlagState]) -> datetime | None:
+def _flag_steps(
+    steps: _Steps, plan: Plan, targets: Targets, undo: list[FlagState], fence: Fence
+) -> datetime | None:
     """Main flag to 0 first, then the router; returns when traffic was off."""
     primary = undo[0]
-    off = steps.run(f"flag {primary.name}", lambda: _restore(targets, primary, traffic_off=True))
+    off = steps.run(f"flag {primary.name}", lambda: _restore(targets, primary, True, fence))
     traffic_off_at = datetime.now(UTC) if off else None
     router = targets.kubernetes.router if targets.kubernetes else None
     if router is not None:
         steps.run("router weight", lambda: router_to_stable(targets))
     for before in reversed(undo[1:]):
-        steps.run(f"flag {before.name}", partial(_restore, targets, before, traffic_off=False))
+        steps.run(f"flag {before.name}", partial(_restore, targets, before, False, fence))
     return traffic_off_at
 
 
-def _restore(targets: Targets, before: FlagState, traffic_off: bool) -> str:
-    restore_flag(targets, before, traffic_off=traffic_off)
+def _restore(targets: Targets, before: FlagState, traffic_off: bool, fence: Fence) -> str:
+    restore_flag(targets, before, traffic_off=traffic_off, fence=fence)
     return "traffic 0" if traffic_off else "restored"
 
 
@@ -212,7 +214,10 @@ def _take_over(
             if verdict.action != "roll-back" or record is None:
                 return verdict, record
             try:
-                taken = clients.runs.take_over(plan.name, run_id, why=reason, revision=record.revision)
+                floor = clients.flags.highest_fence(plan.name)
+                taken = clients.runs.take_over(
+                    plan.name, run_id, why=reason, revision=record.revision, epoch_floor=floor
+                )
             except MoveRefused:
                 continue
             return verdict, taken
@@ -315,7 +320,8 @@ def _rollback(
     # The main flag goes first, whatever the log's order: traffic off is what makes it safe.
     undo = sorted(record.undo, key=lambda s: s.name != plan.flag)
     steps = _Steps()
-    traffic_off_at = _flag_steps(steps, plan, resolved, undo) if undo else None
+    fence = Fence(plan.name, record.epoch)
+    traffic_off_at = _flag_steps(steps, plan, resolved, undo, fence) if undo else None
     if not undo:
         logger.info("this rollout changed no flag: traffic is left as it is")
     if resolved.kubernetes is not None:
@@ -335,7 +341,7 @@ def _rollback(
         steps.run("health watch", lambda: watch_health(resolved, plan))
     main_flag = _main_flag_undo(resolved, plan)
     if main_flag is not None:
-        steps.run("traffic still off", lambda: keep_traffic_off(resolved, main_flag))
+        steps.run("traffic still off", lambda: keep_traffic_off(resolved, main_flag, fence))
     ok = all(step.ok for step in steps.records)
     _finish(resolved, plan, ctx, reason, ok)
     release = record.version or plan.release.version

@@ -25,6 +25,7 @@ from flows.outcomes import completed, failed, refusal, result_of
 from flows.rollback import RollbackResult, rollback_flow
 from rollout import events
 from rollout.adapters.clients import Clients
+from rollout.adapters.flags import Fence
 from rollout.adapters.run_state import Claim
 from rollout.data.backup import BackupResult
 from rollout.data.checks import CheckResult
@@ -279,6 +280,7 @@ def _drive(
     """The rollout from its claim on: checks, backup, phases, and how it ends."""
     logger = get_run_logger()
     previous = claim.previous if claim.resumed else None
+    fence = Fence(plan.name, claim.epoch)
     if previous is not None:
         logger.warning(
             "resuming rollout %s after %s (run %s stopped without finishing)",
@@ -403,7 +405,7 @@ def _drive(
                     )
             if phase.flags:
                 enter(resolved, plan, run_id, Status.STEPPING, f"companion flags of {phase.name}")
-                set_companion_flags(resolved, plan.name, phase.flags)
+                set_companion_flags(resolved, plan.name, phase.flags, fence)
             pilot = (
                 choose_pilot_stores(resolved, phase.pilot_stores, plan.name, phase.name)
                 if phase.pilot_stores
@@ -419,7 +421,7 @@ def _drive(
                     progress.advance()
                     continue
                 enter(resolved, plan, run_id, Status.STEPPING, f"{where} ({step.key})")
-                set_audience(resolved, plan.name, plan.flag, step.audience)
+                set_audience(resolved, plan.name, plan.flag, step.audience, fence)
                 if step.window is None:
                     steps.append(StepResult(phase.name, step.label, audience.describe(), "set", "", {}))
                     _record(resolved, plan.name, step.key, steps[-1], audience, progress)

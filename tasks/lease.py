@@ -30,7 +30,13 @@ def claim_plan(targets: Targets, plan: Plan, run_id: str, rollout_id: str) -> Cl
     with Clients(targets, prefect_resolver) as clients:
         stable = clients.releases.stable_before(plan.name, version, plan.release.stable_version)
         return clients.runs.claim(
-            plan.name, run_id, rollout_id, plan.lease, version=version, stable_before=stable
+            plan.name,
+            run_id,
+            rollout_id,
+            plan.lease,
+            version=version,
+            stable_before=stable,
+            epoch_floor=clients.flags.highest_fence(plan.name),
         )
 
 
@@ -70,7 +76,7 @@ def heartbeat(targets: Targets, plan: Plan, run_id: str) -> Iterator[None]:
                 try:
                     clients.runs.renew(plan.name, run_id, plan.lease)
                 except LeaseLost as error:
-                    logger.warning("heartbeat stopped: %s", error)
+                    logger.info("heartbeat stopped: %s", error)
                     return
                 except RolloutError as error:  # a passing fault: the next beat tries again
                     logger.warning("heartbeat missed a beat: %s", error)

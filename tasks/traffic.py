@@ -8,7 +8,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from rollout.adapters.clients import Clients
-from rollout.adapters.flags import FlagChange, FlagState
+from rollout.adapters.flags import Fence, FlagChange, FlagState
 from rollout.adapters.stores import pick_pilot_stores
 from rollout.plan.model import PilotStores, Targets
 from rollout.traffic import Audience
@@ -33,7 +33,7 @@ def choose_pilot_stores(
     return stores
 
 
-def _write(clients: Clients, plan: str, flag: str, change: FlagChange) -> FlagState:
+def _write(clients: Clients, plan: str, flag: str, change: FlagChange, fence: Fence | None) -> FlagState:
     # The undo entry is written before the change, so a crash in between leaves
     # an entry for a change that never happened, never a change without an entry.
     current = clients.flags.get(flag)
@@ -41,7 +41,7 @@ def _write(clients: Clients, plan: str, flag: str, change: FlagChange) -> FlagSt
     if _already(current, change):
         # A retried or resumed step finds its change made: it takes effect once, not twice.
         return current
-    return clients.flags.set(flag, change, expected_version=current.version)
+    return clients.flags.set(flag, change, expected_version=current.version, fence=fence)
 
 
 def _already(state: FlagState, change: FlagChange) -> bool:
@@ -53,11 +53,13 @@ def _already(state: FlagState, change: FlagChange) -> bool:
 
 
 @task(name="set-audience", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
-def set_audience(targets: Targets, plan: str, flag: str, audience: Audience) -> FlagState:
-    """Write the flag so that exactly ``audience`` takes the new code path."""
+def set_audience(
+    targets: Targets, plan: str, flag: str, audience: Audience, fence: Fence | None = None
+) -> FlagState:
+    """Write the flag so that exactly ``audience`` takes the new code path (refused once fenced off)."""
     logger = get_run_logger()
     with Clients(targets, prefect_resolver) as clients:
-        state = _write(clients, plan, flag, audience.flag_change())
+        state = _write(clients, plan, flag, audience.flag_change(), fence)
         logger.info("%s -> %s (version %d)", flag, audience.describe(), state.version)
         router = targets.kubernetes.router if targets.kubernetes else None
         if router is not None and clients.cluster is not None:
@@ -81,11 +83,13 @@ def record_deployment(targets: Targets, plan: str) -> str | None:
 
 
 @task(name="set-companion-flags", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
-def set_companion_flags(targets: Targets, plan: str, flags: dict[str, bool]) -> list[FlagState]:
+def set_companion_flags(
+    targets: Targets, plan: str, flags: dict[str, bool], fence: Fence | None = None
+) -> list[FlagState]:
     """Switch the phase's companion flags fully on or off."""
     with Clients(targets, prefect_resolver) as clients:
         return [
-            _write(clients, plan, name, FlagChange(enabled=on, percentage=100 if on else 0))
+            _write(clients, plan, name, FlagChange(enabled=on, percentage=100 if on else 0), fence)
             for name, on in flags.items()
         ]
 
@@ -101,16 +105,21 @@ def _as_before(before: FlagState, traffic_off: bool) -> FlagChange:
 
 
 @task(name="restore-flag", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
-def restore_flag(targets: Targets, before: FlagState, traffic_off: bool) -> FlagState:
-    """Put a flag back as it was before the rollout; with ``traffic_off`` admit no one at all."""
+def restore_flag(
+    targets: Targets, before: FlagState, traffic_off: bool, fence: Fence | None = None
+) -> FlagState:
+    """Put a flag back as it was before the rollout; with ``traffic_off`` admit no one at all.
+
+    Written under the rollback's ``fence``: from then on the rollout's older epoch cannot write it.
+    """
     with Clients(targets, prefect_resolver) as clients:
-        state = clients.flags.set(before.name, _as_before(before, traffic_off))
+        state = clients.flags.set(before.name, _as_before(before, traffic_off), fence=fence)
     get_run_logger().info("%s restored (enabled=%s, %g%%)", state.name, state.enabled, state.percentage)
     return state
 
 
 @task(name="keep-traffic-off", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
-def keep_traffic_off(targets: Targets, before: FlagState) -> str:
+def keep_traffic_off(targets: Targets, before: FlagState, fence: Fence | None = None) -> str:
     """Check, at the end of a rollback, that the main flag still admits no one; close it again if not.
 
     A rollout step already past its lease check when the rollback took over can still land
@@ -120,7 +129,7 @@ def keep_traffic_off(targets: Targets, before: FlagState) -> str:
         state = clients.flags.get(before.name)
         if not state.enabled:
             return "still off"
-        clients.flags.set(before.name, _as_before(before, traffic_off=True))
+        clients.flags.set(before.name, _as_before(before, traffic_off=True), fence=fence)
     get_run_logger().warning("%s admitted traffic again after the rollback began: closed again", before.name)
     landed = f"{state.percentage:g}%, version {state.version}"
     return f"closed again: a write landed after the rollback began ({landed})"

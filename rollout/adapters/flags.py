@@ -20,11 +20,28 @@ from pymongo.collection import Collection
 
 from rollout.adapters.mongo import Document, DuplicateKey, call
 from rollout.bucketing import admitted
-from rollout.errors import PermanentError
+from rollout.errors import LeaseLost, PermanentError
 
 
 class FlagConflict(PermanentError):
     """The flag changed since it was read; re-read it and decide again."""
+
+
+class FencedOff(LeaseLost):
+    """A newer holder of the plan (a rollback, or a run that resumed it) writes this flag now."""
+
+
+@dataclass(frozen=True)
+class Fence:
+    """A writer's fencing token: the plan it writes for and the epoch of its hold on the plan.
+
+    The flag keeps the highest epoch each plan has written with; a write with an older one
+    is refused, so a run that lost its hold (revived after a pause, cancelled but still
+    running, cut off) can never move traffic after its successor did.
+    """
+
+    plan: str
+    epoch: int
 
 
 @dataclass(frozen=True)
@@ -100,19 +117,30 @@ class FlagStore:
         docs = call("list flags", lambda: list(self._collection.find().sort("_id", 1)))
         return [FlagState.from_document(d) for d in docs]
 
-    def set(self, name: str, change: FlagChange, *, expected_version: int | None = None) -> FlagState:
+    def set(
+        self,
+        name: str,
+        change: FlagChange,
+        *,
+        expected_version: int | None = None,
+        fence: Fence | None = None,
+    ) -> FlagState:
         """Apply ``change`` and return the flag as written.
 
         With ``expected_version`` the write happens only if the stored version
         still equals it (0 meaning "never written"); otherwise :class:`FlagConflict`.
+        With ``fence``, only if no newer epoch of the same plan has written the flag;
+        otherwise :class:`FencedOff`.
         """
         query: Document = {"_id": name}
         if expected_version is not None:
             query["version"] = expected_version if expected_version else {"$in": [0, None]}
-        update = {
-            "$set": change.as_set() | {"updated_at": datetime.now(UTC)},
-            "$inc": {"version": 1},
-        }
+        fields = change.as_set() | {"updated_at": datetime.now(UTC)}
+        if fence is not None:
+            key = f"fence.{fence.plan}"
+            query["$or"] = [{key: {"$lte": fence.epoch}}, {key: {"$exists": False}}]
+            fields[key] = fence.epoch
+        update = {"$set": fields, "$inc": {"version": 1}}
         upsert = expected_version in (None, 0)
 
         def write() -> Document | None:
@@ -123,10 +151,33 @@ class FlagStore:
         try:
             doc = call(f"write flag {name}", write)
         except DuplicateKey as error:
-            # An upsert racing a concurrent writer hits the unique _id instead of matching.
+            # An upsert racing a concurrent writer (or refused by the fence) hits the unique _id.
+            self._check_fence(name, fence)
             raise FlagConflict(
                 f"flag {name} changed while being written (expected version {expected_version}); re-read it"
             ) from error
         if doc is None:
+            self._check_fence(name, fence)
             raise FlagConflict(f"flag {name} is no longer at version {expected_version}; re-read it")
         return FlagState.from_document(doc)
+
+    def highest_fence(self, plan: str) -> int:
+        """The highest epoch ``plan`` has written any flag with (0 if none): a new holder starts above it."""
+        key = f"fence.{plan}"
+        doc = call(
+            f"read fences of {plan}",
+            lambda: self._collection.find_one({key: {"$exists": True}}, sort=[(key, -1)]),
+        )
+        return int((doc or {}).get("fence", {}).get(plan, 0))
+
+    def _check_fence(self, name: str, fence: Fence | None) -> None:
+        """Raise :class:`FencedOff` if a newer epoch of ``fence``'s plan has written the flag."""
+        if fence is None:
+            return
+        doc = call(f"read flag {name}", lambda: self._collection.find_one({"_id": name})) or {}
+        newest = (doc.get("fence") or {}).get(fence.plan)
+        if newest is not None and newest > fence.epoch:
+            raise FencedOff(
+                f"flag {name} was written for plan {fence.plan} at epoch {newest}, after this run's "
+                f"epoch {fence.epoch} (a rollback or a resumed run took the plan): not written"
+            )

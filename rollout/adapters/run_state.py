@@ -67,6 +67,8 @@ class RunRecord:
     restores: tuple[RestoreRecord, ...] = ()
     backup_at: datetime | None = None
     rollback_run_id: str | None = None
+    epoch: int = 0
+    """Raised by every claim and take-over: the fencing token of the hold on the plan."""
 
     @property
     def committed(self) -> frozenset[str]:
@@ -98,6 +100,8 @@ class Claim:
 
     kind: Literal["fresh", "resumed"]
     previous: RunRecord | None = None
+    epoch: int = 0
+    """The fencing token this run writes with."""
 
     @property
     def resumed(self) -> bool:
@@ -144,6 +148,7 @@ class RunStateStore:
         *,
         version: str | None = None,
         stable_before: str | None = None,
+        epoch_floor: int = 0,
     ) -> Claim:
         """Take ``plan`` for ``run_id`` for ``lease`` (``checking``), or refuse with :class:`RolloutBusy`.
 
@@ -153,14 +158,18 @@ class RunStateStore:
         different rollout is refused until that one is resumed or rolled back, and so is
         any rollout while a rollback is under way or left incomplete. ``version`` is the
         release rolled out, ``stable_before`` the release stable before it (what a
-        rollback puts back).
+        rollback puts back). The claim's epoch is above both the record's and ``epoch_floor``
+        (the highest the plan has written flags with), so it is never fenced off by its own past.
         """
         now = now or datetime.now(UTC)
         previous = self.get(plan)
         if previous is None or previous.status in REPLACEABLE:
-            return self._begin(plan, run_id, rollout_id, now + lease, now, version, stable_before, previous)
+            epoch = max(previous.epoch if previous else 0, epoch_floor) + 1
+            return self._begin(
+                plan, run_id, rollout_id, now + lease, now, version, stable_before, previous, epoch
+            )
         if previous.run_id == run_id and previous.status is Status.CHECKING:
-            return Claim("fresh")  # this run's own claim, tried again after a lost answer
+            return Claim("fresh", epoch=previous.epoch)  # this run's own claim, tried again
         self._refuse_busy(plan, previous, rollout_id, now)
         taken = call(
             f"resume run of {plan}",
@@ -173,6 +182,7 @@ class RunStateStore:
                         "resumed_at": now,
                         "status": Status.CHECKING.value,
                         "revision": previous.revision + 1,
+                        "epoch": max(previous.epoch, epoch_floor) + 1,
                     },
                     "$push": {
                         "history": _history(
@@ -188,7 +198,7 @@ class RunStateStore:
         )
         if taken.modified_count != 1:
             raise _taken_meanwhile(plan)
-        return Claim("resumed", previous)
+        return Claim("resumed", previous, max(previous.epoch, epoch_floor) + 1)
 
     @staticmethod
     def _refuse_busy(plan: str, previous: RunRecord, rollout_id: str, now: datetime) -> None:
@@ -229,6 +239,7 @@ class RunStateStore:
         version: str | None,
         stable_before: str | None,
         previous: RunRecord | None,
+        epoch: int,
     ) -> Claim:
         doc: Document = {
             "run_id": run_id,
@@ -237,6 +248,7 @@ class RunStateStore:
             "stable_before": stable_before,
             "status": Status.CHECKING.value,
             "revision": 1,
+            "epoch": epoch,
             "history": [
                 _history(
                     previous.status if previous else None,
@@ -267,7 +279,7 @@ class RunStateStore:
             )
             if replaced.modified_count != 1:
                 raise _taken_meanwhile(plan)
-        return Claim("fresh", previous)
+        return Claim("fresh", previous, doc["epoch"])
 
     def move(
         self,
@@ -281,6 +293,7 @@ class RunStateStore:
         also: dict[str, Any] | None = None,
         now: datetime | None = None,
         revision: int | None = None,
+        epoch_floor: int | None = None,
     ) -> RunRecord:
         """Move the rollout to ``to`` as one compare-and-set, kept in its history; returns the record.
 
@@ -288,11 +301,14 @@ class RunStateStore:
         run holds the rollout, and :class:`LeaseLost` is raised otherwise; ``lease``
         renews its hold at the same time. ``also`` sets more fields in the same write.
         Given ``revision``, the move is made only on the record as it was at that revision.
+        Given ``epoch_floor``, the fencing token is raised above both it and the record's: writes
+        with an older one are refused from then on.
         A move the lifecycle does not allow raises :class:`MoveRefused`.
         """
         for _ in range(5):
             at = now or datetime.now(UTC)
-            moved = self._try_move(plan, to, by, why, run_id, lease, also or {}, at, revision)
+            extra = dict(also or {})
+            moved = self._try_move(plan, to, by, why, run_id, lease, extra, at, revision, epoch_floor)
             if moved is not None:
                 return moved
         raise MoveRefused(f"plan {plan} kept changing while it was being moved to {to}: try again")
@@ -308,6 +324,7 @@ class RunStateStore:
         also: dict[str, Any],
         at: datetime,
         revision: int | None,
+        epoch_floor: int | None = None,
     ) -> RunRecord | None:
         """One compare-and-set attempt; None when the record moved between the read and the write."""
         record = self.get(plan)
@@ -327,6 +344,8 @@ class RunStateStore:
             raise MoveRefused(f"plan {plan} has no rollout on record to move to {to}")
         check_move(record.status, to)
         fields: dict[str, Any] = {"status": to.value, "revision": record.revision + 1, **also}
+        if epoch_floor is not None:
+            fields["epoch"] = max(record.epoch, epoch_floor) + 1
         if lease is not None:
             fields["lease_until"] = at + lease
         if to in (Status.PROMOTED, Status.ROLLED_BACK, Status.ROLLBACK_INCOMPLETE, Status.BLOCKED):
@@ -356,9 +375,10 @@ class RunStateStore:
             raise self._lost(plan, run_id, self.get(plan))
 
     def take_over(
-        self, plan: str, run_id: str, why: str = "rollback", revision: int | None = None
+        self, plan: str, run_id: str, why: str = "rollback", revision: int | None = None, epoch_floor: int = 0
     ) -> RunRecord:
-        """Mark the plan ``rolling-back`` by ``run_id``, so a rollout still running stops at its next step.
+        """Mark the plan ``rolling-back`` by ``run_id`` under a new epoch: a rollout still running stops at
+        its next step, and any flag write it already started is refused.
 
         Given ``revision``, only if the record is still as it was read then.
         """
@@ -369,6 +389,7 @@ class RunStateStore:
             why=why,
             also={"rollback_run_id": run_id},
             revision=revision,
+            epoch_floor=epoch_floor,
         )
 
     def keep_backup(self, plan: str, uri: str, at: datetime | None = None) -> None:
@@ -467,6 +488,7 @@ class RunStateStore:
             restores,
             _aware(doc.get("backup_at")),
             doc.get("rollback_run_id"),
+            int(doc.get("epoch") or 0),
         )
 
 

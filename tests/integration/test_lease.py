@@ -148,3 +148,57 @@ def test_the_release_history_names_the_release_stable_before_a_promoted_one(
         ]
     finally:
         collection.drop()
+
+
+def test_a_write_with_an_older_epoch_is_refused_once_a_rollback_took_over(
+    runs: RunStateStore,
+    sandbox: SandboxInfo,
+    mongo: MongoClient[dict[str, Any]],
+    request: pytest.FixtureRequest,
+) -> None:
+    from rollout.adapters.flags import Fence, FencedOff, FlagChange, FlagStore
+
+    collection = mongo[sandbox.database][f"fence_{abs(hash(request.node.nodeid)) % 10**8}"]
+    flags = FlagStore(collection)
+    try:
+        claim = runs.claim("p", "run-1", "v2", LEASE, now=T0)
+        assert claim.epoch == 1
+        flags.set("F", FlagChange(enabled=True, percentage=10), expected_version=0, fence=Fence("p", 1))
+        taken = runs.take_over("p", "rollback-1")
+        assert taken.epoch == 2
+        flags.set("F", FlagChange(enabled=False, percentage=0), fence=Fence("p", taken.epoch))
+        # The rollout's next step, read before the take-over and written after it, lands nowhere.
+        current = flags.get("F")
+        with pytest.raises(FencedOff, match="at epoch 2, after this run's epoch 1"):
+            flags.set(
+                "F",
+                FlagChange(enabled=True, percentage=25),
+                expected_version=current.version,
+                fence=Fence("p", 1),
+            )
+        with pytest.raises(FencedOff):
+            flags.set("F", FlagChange(enabled=True, percentage=25), fence=Fence("p", 1))
+        assert flags.get("F") == current
+        # A never-written flag takes any epoch; another plan's epochs and unfenced writes are their own.
+        flags.set("G", FlagChange(enabled=True, percentage=5), fence=Fence("p", 1))
+        flags.set("F", FlagChange(percentage=0), fence=Fence("other-plan", 1))
+        assert flags.set("F", FlagChange(percentage=0)).version == current.version + 2
+        # A record lost (deleted by hand) must not leave its plan fenced off by its own past:
+        # the next claim starts above the highest epoch the plan wrote flags with.
+        flags.set("H", FlagChange(enabled=True), fence=Fence("q", 7))
+        assert flags.highest_fence("q") == 7 and flags.highest_fence("nobody") == 0
+        fresh = runs.claim("q", "run-9", "v2", LEASE, now=T0, epoch_floor=flags.highest_fence("q"))
+        assert fresh.epoch == 8
+        flags.set("H", FlagChange(enabled=False), fence=Fence("q", fresh.epoch))
+    finally:
+        collection.drop()
+
+
+def test_a_resumed_rollout_fences_off_the_run_it_replaces(runs: RunStateStore) -> None:
+    first = runs.claim("p", "run-1", "v2", LEASE, now=T0)
+    later = runs.claim("p", "run-2", "v2", LEASE, now=T0 + LEASE + timedelta(seconds=1))
+    assert later.resumed and (first.epoch, later.epoch) == (1, 2)
+    runs.move("p", Status.STEPPING, by="run run-2", why="ramp", run_id="run-2")
+    runs.move("p", Status.OBSERVING, by="run run-2", why="window", run_id="run-2")
+    runs.move("p", Status.PROMOTED, by="run run-2", why="done", run_id="run-2")
+    assert runs.claim("p", "run-3", "v3", LEASE, now=T0 + 2 * LEASE).epoch == 3
