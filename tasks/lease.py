@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -11,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from rollout.adapters.clients import Clients
 from rollout.adapters.run_state import Claim
+from rollout.beat import every
 from rollout.errors import LeaseLost, RolloutError
 from rollout.lifecycle import Status
 from rollout.plan import Plan
@@ -68,23 +68,17 @@ def heartbeat(targets: Targets, plan: Plan, run_id: str) -> Iterator[None]:
     stops the beat; the run finds out at its next move (LeaseLost) and changes nothing.
     """
     logger = get_run_logger()
-    stop = threading.Event()
+    with Clients(targets, prefect_resolver) as clients:
 
-    def beat() -> None:
-        with Clients(targets, prefect_resolver) as clients:
-            while not stop.wait(plan.lease.total_seconds() / 3):
-                try:
-                    clients.runs.renew(plan.name, run_id, plan.lease)
-                except LeaseLost as error:
-                    logger.info("heartbeat stopped: %s", error)
-                    return
-                except RolloutError as error:  # a passing fault: the next beat tries again
-                    logger.warning("heartbeat missed a beat: %s", error)
+        def beat() -> bool:
+            try:
+                clients.runs.renew(plan.name, run_id, plan.lease)
+            except LeaseLost as error:
+                logger.info("heartbeat stopped: %s", error)
+                return False
+            except RolloutError as error:  # a passing fault: the next beat tries again
+                logger.warning("heartbeat missed a beat: %s", error)
+            return True
 
-    thread = threading.Thread(target=beat, name=f"heartbeat {plan.name}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+        with every(plan.lease.total_seconds() / 3, beat, f"heartbeat {plan.name}"):
+            yield

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pymongo.collection import Collection
 
 from rollout.adapters.mongo import Document, DuplicateKey, call
+from rollout.beat import every
 from rollout.errors import RolloutError, TransientError
 
 LOCKS = "rollout_locks"
@@ -115,18 +115,14 @@ class MongoLock:
     def held(self, wait: timedelta) -> Iterator[None]:
         """Hold the lock for the block, renewing it from a thread every third of its TTL."""
         self.acquire(wait)
-        stop = threading.Event()
 
-        def heartbeat() -> None:
-            while not stop.wait(self._ttl.total_seconds() / 3):
-                with contextlib.suppress(RolloutError):  # a missed renewal is retried at the next beat
-                    self.renew()
+        def renew() -> bool:
+            with contextlib.suppress(RolloutError):  # a missed renewal is retried at the next beat
+                self.renew()
+            return True
 
-        beat = threading.Thread(target=heartbeat, name=f"lock {self.name}", daemon=True)
-        beat.start()
         try:
-            yield
+            with every(self._ttl.total_seconds() / 3, renew, f"lock {self.name}"):
+                yield
         finally:
-            stop.set()
-            beat.join()
             self.release()
