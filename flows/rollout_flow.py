@@ -8,28 +8,30 @@ plan says); a phase with ``approval`` waits for one before it starts.
 """
 
 import math
-from dataclasses import dataclass, replace
+import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
+from uuid import uuid4
 
 from prefect import State, flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.client.orchestration import get_client
 from prefect.context import get_run_context
 from prefect.exceptions import FlowPauseTimeout
-from prefect.flow_runs import pause_flow_run
+from prefect.flow_runs import pause_flow_run, suspend_flow_run
 from prefect.states import Running
 from pydantic import BaseModel, Field
 
 from flows.outcomes import completed, failed, refusal, result_of
 from flows.rollback import RollbackResult, rollback_flow
 from rollout import events
-from rollout.adapters.clients import Clients
 from rollout.adapters.flags import Fence
 from rollout.adapters.run_state import Claim
+from rollout.clock import Clock, SystemClock
 from rollout.data.backup import BackupResult
 from rollout.data.checks import CheckResult
-from rollout.durations import format_duration, parse_duration
+from rollout.durations import parse_duration
 from rollout.errors import InputRejected, LeaseLost, PlanInvalid, Problem, RolloutBusy
 from rollout.gates import Outcome
 from rollout.incident import failed_steps
@@ -37,15 +39,41 @@ from rollout.lifecycle import Status
 from rollout.plan import Plan, load_plan
 from rollout.plan.model import Targets
 from rollout.plan.source import plan_source
+from rollout.progression import (
+    PASSED,
+    Action,
+    Ask,
+    BackUp,
+    CheckData,
+    ChoosePilots,
+    Conclude,
+    Finish,
+    Measure,
+    Parked,
+    Progress,
+    SetCompanions,
+    SetStep,
+    Wait,
+    current_audience,
+    next_action,
+    observed_backup,
+    observed_checks,
+    observed_companions,
+    observed_conclusion,
+    observed_decision,
+    observed_pilots,
+    observed_question,
+    observed_round,
+    observed_step,
+)
+from rollout.progression import Decision as DecisionRecord
 from rollout.targets import resolve_targets
-from rollout.traffic import Audience, phase_steps
-from rollout.window import WindowResult
-from tasks.data import backup_data, run_data_checks
+from rollout.traffic import Audience, TrafficStep, phase_steps
+from tasks.data import backup_data, keep_backup, run_data_checks
 from tasks.dry_run import check_bucket, count_audiences
-from tasks.lease import claim_plan, enter, finish, heartbeat
-from tasks.observe import check_gate_queries, observe_window
+from tasks.lease import claim_plan, enter, finish, heartbeat, park, save_progress
+from tasks.observe import check_gate_queries, measure_round
 from tasks.record import RampProgress, StepRecordEntry, now, record_step
-from tasks.secrets import prefect_resolver
 from tasks.traffic import choose_pilot_stores, record_deployment, set_audience, set_companion_flags
 
 Ending = Literal["promoted", "rolled_back", "held", "blocked", "stopped", "dry_run"]
@@ -121,13 +149,6 @@ def _entry(key: str, step: StepResult, audience: Audience) -> StepRecordEntry:
     )
 
 
-def _record(
-    targets: Targets, plan: str, key: str, step: StepResult, audience: Audience, progress: RampProgress
-) -> None:
-    record_step(targets, plan, _entry(key, step, audience))
-    progress.advance()
-
-
 def _ask(what: str, timeout_seconds: float) -> Decision | None:
     """Pause the run for a :class:`Decision`; None when nobody answered in time."""
     logger = get_run_logger()
@@ -171,6 +192,11 @@ def _dry_run(plan: Plan, targets: Targets, checks: tuple[CheckResult, ...]) -> R
         description=f"Dry run of {plan.name}: nothing was changed",
     )
     return RolloutResult(plan.name, "dry_run", tuple(steps), audience.describe(), checks=checks)
+
+
+def _suspension_key(*parts: str) -> str:
+    """A suspension's key as Prefect keeps run inputs under it: letters, digits and dashes only."""
+    return re.sub(r"[^A-Za-z0-9-]+", "-", "-".join(parts))
 
 
 PlanYaml = Annotated[str, Field(json_schema_extra={"format": "textarea"})]
@@ -262,218 +288,330 @@ def _rollout(
     check_gate_queries(resolved, dict(plan.gates))
     if dry_run:
         return _dry_run(plan, resolved, tuple(run_data_checks(resolved, plan.name, plan.preflight)))
-    run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
-    claim = claim_plan(resolved, plan, run_id, rollout_id or plan.release.version)
+    flow_run = get_run_context().flow_run  # type: ignore[union-attr]
+    assert flow_run is not None
+    run_id = str(flow_run.id)
+    deployment = str(flow_run.deployment_id) if flow_run.deployment_id else None
+    about = {"plan_path": plan_path, "plan_digest": plan.digest, "deployment_id": deployment}
+    claim = claim_plan(resolved, plan, run_id, rollout_id or plan.release.version, about)
+    driver = _Driver(plan, plan_path, resolved, run_id, rollout_id, claim, timeout_override, deployment)
     with heartbeat(resolved, plan, run_id):
-        return _drive(plan, plan_path, resolved, run_id, rollout_id, claim, timeout_override)
+        return driver.drive()
 
 
-def _drive(
-    plan: Plan,
-    plan_path: str,
-    resolved: Targets,
-    run_id: str,
-    rollout_id: str,
-    claim: Claim,
-    timeout_override: timedelta | None,
-) -> RolloutResult:
-    """The rollout from its claim on: checks, backup, phases, and how it ends."""
-    logger = get_run_logger()
-    previous = claim.previous if claim.resumed else None
-    fence = Fence(plan.name, claim.epoch)
-    if previous is not None:
-        logger.warning(
-            "resuming rollout %s after %s (run %s stopped without finishing)",
-            previous.rollout_id,
-            previous.last_committed() or "no completed step",
-            previous.run_id,
+class _Driver:
+    """One run's turn at driving a rollout: the progression core's next action, done, kept, again."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        plan_path: str,
+        targets: Targets,
+        run_id: str,
+        rollout_id: str,
+        claim: Claim,
+        timeout_override: timedelta | None,
+        deployment: str | None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.plan, self.plan_path, self.targets, self.run_id = plan, plan_path, targets, run_id
+        self.rollout_id = rollout_id or plan.release.version
+        self.timeout_override = timeout_override
+        self.parks = deployment is not None
+        self.clock = clock or SystemClock()
+        self.fence = Fence(plan.name, claim.epoch)
+        self.logger = get_run_logger()
+        previous = claim.previous if claim.resumed else None
+        self.previous = previous
+        self.woken = previous is not None and previous.status is Status.PARKED and previous.run_id == run_id
+        if previous is None:
+            self.progress = Progress()
+        else:
+            self.progress = previous.progress(
+                restarted=not self.woken, observe_again=previous.status in (Status.HELD, Status.STOPPED)
+            )
+        self.steps: list[StepResult] = [
+            StepResult(s.get("phase", ""), s.get("step", ""), s.get("audience", ""), "done before", "", {})
+            for s in (previous.steps if previous is not None else ())
+            if s.get("outcome") in PASSED
+        ]
+        self.decisions = [d.describe(about.split(":", 1)[1]) for about, d in self.progress.decisions.items()]
+        self.checks: tuple[CheckResult, ...] = ()
+        self.backup: BackupResult | None = None
+        self.started = False
+        self.ramp = RampProgress(plan.name, _count_steps(plan))
+        for _ in self.steps:
+            self.ramp.advance()
+
+    def drive(self) -> RolloutResult:
+        """Act until the rollout ends, parks, or this run loses it."""
+        previous = self.previous
+        if previous is not None and not self.woken:
+            self.logger.warning(
+                "resuming rollout %s after %s (run %s stopped without finishing)",
+                previous.rollout_id,
+                previous.last_committed() or "no completed step",
+                previous.run_id,
+            )
+        if previous is not None and previous.plan_digest not in (None, self.plan.digest):
+            change = f"digest {previous.plan_digest}, now {self.plan.digest}"
+            if previous.status not in (Status.HELD, Status.STOPPED):
+                # Carried on by itself (woken, or adopted after a crash): never with a plan nobody re-read.
+                why = (
+                    f"the plan changed since rollout {previous.rollout_id} began ({change}): held with "
+                    "traffic where it is; run it again to carry it on with the new plan, or roll it back"
+                )
+                return self.finish_as(Finish(Status.HELD, why))
+            self.logger.warning(
+                "carrying rollout %s on with a changed plan (%s)", previous.rollout_id, change
+            )
+        try:
+            while True:
+                action = next_action(self.plan, self.progress, self.clock.now(), self.timeout_override)
+                if isinstance(action, Finish):
+                    return self.finish_as(action)
+                self.act(action)
+        except LeaseLost as error:
+            self.logger.error("%s", error)
+            return self.result("stopped", str(error))
+
+    def act(self, action: Action) -> None:
+        """Do one action and keep what it changed."""
+        match action:
+            case CheckData():
+                self.checks = tuple(run_data_checks(self.targets, self.plan.name, self.plan.preflight))
+                failing = tuple(c.name for c in self.checks if not c.passed)
+                self.progress = observed_checks(self.progress, failing)
+            case BackUp():
+                self.enter(Status.BACKING_UP, "pre-rollout backup")
+                self.backup = backup_data(self.targets, self.plan)
+                keep_backup(self.targets, self.plan.name, self.backup.uri)
+                self.progress = observed_backup(self.progress)
+            case Ask():
+                self.begin()
+                self.ask(action)
+            case SetCompanions(phase=phase):
+                self.begin()
+                self.enter(Status.STEPPING, f"companion flags of {phase.name}")
+                set_companion_flags(self.targets, self.plan.name, phase.flags, self.fence)
+                self.keep(observed_companions(self.progress, phase.name))
+            case ChoosePilots(phase=phase):
+                assert phase.pilot_stores is not None
+                stores = choose_pilot_stores(self.targets, phase.pilot_stores, self.plan.name, phase.name)
+                self.progress = observed_pilots(self.progress, phase.name, tuple(stores))
+            case SetStep(step=step):
+                self.begin()
+                self.set_step(step)
+            case Measure():
+                self.measure(action)
+            case Conclude():
+                self.conclude(action)
+            case Wait():
+                self.wait(action)
+
+    def begin(self) -> None:
+        """Before the first change this run makes: the Deployment's image kept, the start announced."""
+        if self.started:
+            return
+        self.started = True
+        if self.previous is None and not self.plan.backup.enabled:
+            self.logger.warning("no backup: waived by %s", self.plan.backup.waived_by)
+        elif self.previous is not None and self.previous.backup and self.backup is None:
+            self.logger.info("keeping the backup taken before the rollout began: %s", self.previous.backup)
+        record_deployment(self.targets, self.plan.name)
+        if not self.woken:
+            events.emit(
+                events.STARTED,
+                self.plan.name,
+                self.plan_path,
+                run_id=self.run_id,
+                version=self.plan.release.version,
+            )
+
+    def enter(self, status: Status, why: str) -> None:
+        """Move the rollout to ``status`` (renewing the lease); LeaseLost if the run lost it."""
+        enter(self.targets, self.plan, self.run_id, status, why)
+
+    def keep(self, progress: Progress) -> None:
+        """Adopt and persist ``progress``."""
+        self.progress = progress
+        save_progress(self.targets, self.plan, self.run_id, progress)
+
+    def set_step(self, step: TrafficStep) -> None:
+        """Write the step's audience, read it back, and start its window."""
+        where = f"{step.phase} {step.audience.describe()}"
+        self.enter(Status.STEPPING, f"{where} ({step.key})")
+        set_audience(self.targets, self.plan.name, self.plan.flag, step.audience, self.fence)
+        self.keep(observed_step(self.progress, step, self.clock.now()))
+        if step.window is None:
+            self.record(StepResult(step.phase, step.label, step.audience.describe(), "set", "", {}), step)
+        else:
+            self.enter(Status.OBSERVING, f"window of {where}")
+
+    def measure(self, action: Measure) -> None:
+        """Take one round of the step's window and keep it."""
+        taken = measure_round(self.targets, dict(action.gates), action.number, action.total)
+        self.keep(observed_round(self.progress, action.step, taken))
+
+    def conclude(self, action: Conclude) -> None:
+        """Record the window's verdict with the step."""
+        step, verdict = action.step, action.verdict
+        level = "info" if verdict.outcome is Outcome.SUCCESSFUL else "warning"
+        getattr(self.logger, level)("window %s: %s", verdict.outcome, verdict.reason)
+        result = StepResult(
+            step.phase,
+            step.label,
+            step.audience.describe(),
+            verdict.outcome.value,
+            verdict.reason,
+            action.window.last_values(),
         )
-    checks = tuple(run_data_checks(resolved, plan.name, plan.preflight))
-    failed_checks = [c.name for c in checks if not c.passed]
-    if failed_checks:
-        why = f"data checks failed ({', '.join(failed_checks)}): nothing was changed"
-        # Blocked means nothing changed; a resumed rollout that moved traffic before is stopped
-        # instead, so a rollback still undoes what it did.
-        moved = previous is not None and bool(previous.undo or previous.committed)
-        if moved:
-            why = f"data checks failed ({', '.join(failed_checks)}) on resuming: traffic stays where it was"
-        logger.error("%s", why)
-        finish(resolved, plan, run_id, Status.STOPPED if moved else Status.BLOCKED, why)
-        return RolloutResult(plan.name, "blocked", (), Audience().describe(), checks=checks, reason=why)
-    backup = None
-    if previous is not None and previous.backup:
-        logger.info("keeping the backup taken before the rollout began: %s", previous.backup)
-    elif plan.backup.enabled:
-        enter(resolved, plan, run_id, Status.BACKING_UP, "pre-rollout backup")
-        backup = backup_data(resolved, plan)
-        with Clients(resolved, prefect_resolver) as clients:
-            clients.runs.keep_backup(plan.name, backup.uri)
-    else:
-        logger.warning("no backup: waived by %s", plan.backup.waived_by)
-    record_deployment(resolved, plan.name)
-    events.emit(events.STARTED, plan.name, plan_path, run_id=run_id, version=plan.release.version)
-    audience = Audience()
-    steps: list[StepResult] = []
-    progress = RampProgress(plan.name, _count_steps(plan))
-    decisions: list[str] = []
+        self.record(result, step)
+        self.keep(observed_conclusion(self.progress, step, verdict))
 
-    def finish_as(
-        status: Status, reason: str = "", first_bad: datetime | None = None, judged: bool = False
-    ) -> RolloutResult:
-        """End the rollout; ``judged`` when its gates or a person found the release bad."""
+    def record(self, result: StepResult, step: TrafficStep) -> None:
+        """Persist the step's outcome (the run's record, a gate table) and show it in the result."""
+        self.steps.append(result)
+        record_step(self.targets, self.plan.name, _entry(step.key, result, step.audience))
+        if result.outcome in PASSED:
+            self.ramp.advance()
+
+    def wait(self, action: Wait) -> None:
+        """Sleep until the next round, or park when that is far and the run came from a deployment."""
+        left = (action.until - self.clock.now()).total_seconds()
+        if self.parks and left >= self.plan.park_after.total_seconds():
+            then = action.then
+            parked = Parked(
+                self.clock.now(),
+                action.until,
+                f"round {then.number} of {then.total} of {then.step.key}",
+                then.step.key,
+                _suspension_key("window", then.step.key, str(then.number), uuid4().hex[:8]),
+                Status.OBSERVING,
+            )
+            self.park(parked)
+            suspend_flow_run(key=parked.key)  # the process ends here; the run starts again when woken
+        self.clock.sleep(left)
+
+    def park(self, parked: Parked) -> None:
+        """Record that the rollout waits with no process held, until when and for what."""
+        park(self.targets, self.plan, self.run_id, parked, self.progress)
+        self.logger.info(
+            "parked until %s: %s; %s",
+            f"{parked.until:%Y-%m-%d %H:%M:%S} UTC" if parked.until else "a decision",
+            parked.next,
+            "answer in the UI (Resume) or with `rollout promote`"
+            if parked.for_decision
+            else "the reconciler (rollout-reconcile) measures the window and wakes this run",
+        )
+
+    def ask(self, action: Ask) -> None:
+        """Put the question to a person and keep the answer (or that nobody answered in time)."""
+        if action.first_asked:
+            self.keep(observed_question(self.progress, action.about, self.clock.now()))
+        what = action.question
+        self.enter(Status.AWAITING_APPROVAL, what)
+        left = (action.deadline - self.clock.now()).total_seconds()
+        decision: Decision | None
+        if self.parks:
+            key = _suspension_key("decision", action.about)
+            parked = self.previous.parked if self.woken and self.previous is not None else None
+            if parked is None or parked.key != key:
+                self.park(
+                    Parked(
+                        self.clock.now(),
+                        action.deadline,
+                        f"decision on {what}",
+                        action.about,
+                        key,
+                        Status.AWAITING_APPROVAL,
+                    )
+                )
+            decision = suspend_flow_run(wait_for_input=Decision, key=key)
+        else:
+            decision = _ask(what, left)
+        if decision is None:
+            found = DecisionRecord(None, "nobody", self.clock.now())
+        else:
+            found = DecisionRecord(decision.approved, decision.approver, self.clock.now(), decision.note)
+        self.decisions.append(found.describe(action.about.split(":", 1)[1]))
+        self.keep(observed_decision(self.progress, action.about, found))
+        step = action.step
+        if step is not None and found.approved:
+            values = self.progress.window.last_values() if self.progress.window else {}
+            continued = StepResult(
+                step.phase, step.label, step.audience.describe(), "continued", self.decisions[-1], values
+            )
+            record_step(self.targets, self.plan.name, _entry(step.key, continued, step.audience))
+
+    def finish_as(self, action: Finish) -> RolloutResult:
+        """End the rollout as the core says: promoted, held, stopped, blocked, or rolled back."""
+        status, reason, first_bad = action.status, action.reason, action.first_bad_at
+        plan, targets, run_id, logger = self.plan, self.targets, self.run_id, self.logger
+        if status in (Status.BLOCKED, Status.STOPPED) and self.progress.failed_checks:
+            logger.error("%s", reason)
+            finish(targets, plan, run_id, status, reason)
+            return self.result("blocked", reason)
         rollback = None
         outcome: Ending
         if status is Status.ROLLED_BACK and not plan.rollback.automatic:
             # The plan leaves the decision to a person or an automation: say so loudly, change nothing.
             outcome = "stopped"
             logger.error("stopped without rolling back (rollback.automatic is off): %s", reason)
-            finish(resolved, plan, run_id, Status.STOPPED, reason)
-            if judged and steps:
+            finish(targets, plan, run_id, Status.STOPPED, reason)
+            if action.judged and self.progress.moved:
                 events.emit(
                     events.FAILED,
                     plan.name,
-                    plan_path,
+                    self.plan_path,
                     reason=reason,
                     run_id=run_id,
-                    rollout_id=rollout_id or plan.release.version,
+                    rollout_id=self.rollout_id,
                 )
         elif status is Status.ROLLED_BACK:
             outcome = "rolled_back"
             state = rollback_flow(
-                plan_path=plan_path,
+                plan_path=self.plan_path,
                 reason=reason,
-                targets=resolved,
+                targets=targets,
                 first_bad_at=first_bad,
                 on_behalf_of=run_id,
                 return_state=True,
             )
             rollback = result_of(state, RollbackResult)
             events.emit(
-                events.ROLLED_BACK, plan.name, plan_path, reason=reason, ok=rollback.ok, run_id=run_id
+                events.ROLLED_BACK, plan.name, self.plan_path, reason=reason, ok=rollback.ok, run_id=run_id
             )
         else:
             outcome = "promoted" if status is Status.PROMOTED else "held"
-            finish(
-                resolved, plan, run_id, status, reason or f"{plan.release.version} at {audience.describe()}"
-            )
+            audience = current_audience(plan, self.progress).describe()
+            finish(targets, plan, run_id, status, reason or f"{plan.release.version} at {audience}")
             if status is Status.PROMOTED:
                 events.emit(
-                    events.PROMOTED, plan.name, plan_path, version=plan.release.version, run_id=run_id
+                    events.PROMOTED, plan.name, self.plan_path, version=plan.release.version, run_id=run_id
                 )
+        return self.result(outcome, reason, rollback, first_bad)
+
+    def result(
+        self,
+        outcome: Ending,
+        reason: str,
+        rollback: RollbackResult | None = None,
+        first_bad: datetime | None = None,
+    ) -> RolloutResult:
+        """What this run did and how the rollout ended."""
         return RolloutResult(
-            plan.name,
+            self.plan.name,
             outcome,
-            tuple(steps),
-            audience.describe(),
-            tuple(decisions),
+            tuple(self.steps),
+            current_audience(self.plan, self.progress).describe(),
+            tuple(self.decisions),
             rollback,
             first_bad,
-            checks,
-            backup,
+            self.checks,
+            self.backup,
             reason,
         )
-
-    committed = previous.committed if previous is not None else frozenset()
-    if previous is not None and plan.rollback.on_restart == "rollback":
-        where = previous.last_committed() or "its first step"
-        return finish_as(
-            Status.ROLLED_BACK,
-            f"rollout {previous.rollout_id} stopped after {where}; the plan rolls back on restart",
-        )
-
-    try:
-        for phase in plan.phases:
-            logger.info("phase %s", phase.name)
-            begun = any(key.startswith(f"{phase.name}/") for key in committed)
-            if phase.approval is not None and not begun:
-                wait = timeout_override or phase.approval.timeout
-                enter(resolved, plan, run_id, Status.AWAITING_APPROVAL, f"approval of {phase.name}")
-                decision = _ask(f"starting phase {phase.name}", wait.total_seconds())
-                if decision is None:
-                    decisions.append(f"{phase.name}: no decision in time ({phase.approval.on_timeout})")
-                    why = f"nobody approved {phase.name} within {format_duration(wait)}"
-                    if phase.approval.on_timeout == "hold":
-                        return finish_as(Status.HELD, f"{why}: traffic stays at {audience.describe()}")
-                    return finish_as(Status.ROLLED_BACK, f"approval for {phase.name} timed out")
-                decisions.append(
-                    f"{phase.name}: {'approved' if decision.approved else 'rejected'} by "
-                    f"{decision.approver}{': ' + decision.note if decision.note else ''}"
-                )
-                if not decision.approved:
-                    return finish_as(
-                        Status.ROLLED_BACK, f"{decision.approver} rejected {phase.name}", judged=True
-                    )
-            if phase.flags:
-                enter(resolved, plan, run_id, Status.STEPPING, f"companion flags of {phase.name}")
-                set_companion_flags(resolved, plan.name, phase.flags, fence)
-            pilot = (
-                choose_pilot_stores(resolved, phase.pilot_stores, plan.name, phase.name)
-                if phase.pilot_stores
-                else []
-            )
-            for step in phase_steps(phase, audience, pilot):
-                audience = step.audience
-                where = f"{phase.name} {audience.describe()}"
-                if step.key in committed:
-                    steps.append(
-                        StepResult(phase.name, step.label, audience.describe(), "done before", "", {})
-                    )
-                    progress.advance()
-                    continue
-                enter(resolved, plan, run_id, Status.STEPPING, f"{where} ({step.key})")
-                set_audience(resolved, plan.name, plan.flag, step.audience, fence)
-                if step.window is None:
-                    steps.append(StepResult(phase.name, step.label, audience.describe(), "set", "", {}))
-                    _record(resolved, plan.name, step.key, steps[-1], audience, progress)
-                    continue
-                gates = {name: plan.gates[name] for name in step.window.gates}
-                enter(resolved, plan, run_id, Status.OBSERVING, f"window of {where}")
-                result: WindowResult = observe_window(resolved, step.window, gates)
-                verdict = result.verdict
-                steps.append(
-                    StepResult(
-                        phase.name,
-                        step.label,
-                        audience.describe(),
-                        verdict.outcome.value,
-                        verdict.reason,
-                        result.last_values(),
-                    )
-                )
-                _record(resolved, plan.name, step.key, steps[-1], audience, progress)
-                if verdict.outcome.aborts:
-                    return finish_as(
-                        Status.ROLLED_BACK, f"{where}: {verdict.reason}", result.first_bad_at, judged=True
-                    )
-                if verdict.outcome is Outcome.INCONCLUSIVE:
-                    inconclusive = f"{where} inconclusive: {verdict.reason}"
-                    if step.window.on_inconclusive == "rollback":
-                        return finish_as(Status.ROLLED_BACK, inconclusive, result.first_bad_at, judged=True)
-                    wait = step.window.decision_timeout
-                    enter(resolved, plan, run_id, Status.AWAITING_APPROVAL, inconclusive)
-                    decision = _ask(f"inconclusive {step.key}", wait.total_seconds())
-                    if decision is None or not decision.approved:
-                        who = decision.approver if decision else "nobody in time"
-                        decisions.append(f"{step.key}: inconclusive, rolled back ({who})")
-                        return finish_as(
-                            Status.ROLLED_BACK, inconclusive, result.first_bad_at, judged=decision is not None
-                        )
-                    decisions.append(f"{step.key}: inconclusive, continued by {decision.approver}")
-                    continued = replace(steps[-1], outcome="continued", reason=decisions[-1])
-                    record_step(resolved, plan.name, _entry(step.key, continued, audience))
-    except LeaseLost as error:
-        logger.error("%s", error)
-        return RolloutResult(
-            plan.name,
-            "stopped",
-            tuple(steps),
-            audience.describe(),
-            tuple(decisions),
-            checks=checks,
-            backup=backup,
-            reason=str(error),
-        )
-    return finish_as(Status.PROMOTED)
 
 
 def run_rollout(**parameters: Any) -> RolloutResult:

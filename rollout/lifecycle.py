@@ -48,6 +48,12 @@ class Status(StrEnum):
     """Holding a step's window: the gates are measured."""
     AWAITING_APPROVAL = "awaiting-approval"
     """Waiting for a person: before a phase, or after an inconclusive window."""
+    PARKED = "parked"
+    """Waiting with no process held: a long window the reconciler measures, or a decision to come.
+
+    The record says until when and what comes next; its run is suspended in Prefect and
+    resumed (by the reconciler, or by the person answering) when there is something to change.
+    """
     PROMOTED = "promoted"
     """Reached the end of its plan; its release is the stable one."""
     ROLLING_BACK = "rolling-back"
@@ -72,10 +78,16 @@ DRIVEN = frozenset(
 UNDONE = frozenset({Status.ROLLED_BACK})
 """Rolled back already: a rollback has nothing left to do."""
 
-UNDOABLE = DRIVEN | {Status.HELD, Status.STOPPED, Status.ROLLING_BACK, Status.ROLLBACK_INCOMPLETE}
+UNDOABLE = DRIVEN | {
+    Status.PARKED,
+    Status.HELD,
+    Status.STOPPED,
+    Status.ROLLING_BACK,
+    Status.ROLLBACK_INCOMPLETE,
+}
 """A rollback undoes these without being forced: the rollout moved traffic, or may have, and is not done."""
 
-RESUMABLE = DRIVEN | {Status.HELD, Status.STOPPED}
+RESUMABLE = DRIVEN | {Status.PARKED, Status.HELD, Status.STOPPED}
 """A run of the same rollout carries these on (a driven one only once its lease has run out)."""
 
 REPLACEABLE = frozenset({Status.PROMOTED, Status.ROLLED_BACK, Status.BLOCKED})
@@ -85,10 +97,11 @@ SOURCES: dict[Status, frozenset[Status]] = {
     Status.CHECKING: RESUMABLE | REPLACEABLE,
     Status.BACKING_UP: frozenset({Status.CHECKING}),
     Status.STEPPING: DRIVEN,
-    Status.OBSERVING: frozenset({Status.STEPPING, Status.OBSERVING}),
-    Status.AWAITING_APPROVAL: DRIVEN,
+    Status.OBSERVING: frozenset({Status.STEPPING, Status.OBSERVING, Status.PARKED}),
+    Status.AWAITING_APPROVAL: DRIVEN | {Status.PARKED},
+    Status.PARKED: frozenset({Status.OBSERVING, Status.AWAITING_APPROVAL}),
     Status.PROMOTED: frozenset({Status.STEPPING, Status.OBSERVING, Status.AWAITING_APPROVAL}),
-    Status.HELD: frozenset({Status.AWAITING_APPROVAL}),
+    Status.HELD: frozenset({Status.AWAITING_APPROVAL, Status.PARKED}) | DRIVEN,
     Status.STOPPED: DRIVEN,
     Status.BLOCKED: frozenset({Status.CHECKING}),
     Status.ROLLING_BACK: UNDOABLE | {Status.PROMOTED, Status.ROLLED_BACK},

@@ -106,6 +106,13 @@ def _backup_markdown(result: BackupResult, verification: VerificationResult | No
     return redact("\n".join(lines))
 
 
+@task(name="keep-backup", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def keep_backup(targets: Targets, plan: str, uri: str) -> None:
+    """Name the pre-rollout backup in the rollout's record (a resumed rollout keeps the first)."""
+    with Clients(targets, prefect_resolver) as clients:
+        clients.runs.keep_backup(plan, uri)
+
+
 @task(name="backup", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def backup_data(targets: Targets, plan: Plan, kind: BackupKind = "pre-rollout") -> BackupResult:
     """Take the plan's backup, verify it as the plan says, then apply retention."""

@@ -15,12 +15,15 @@ from rollout.errors import LeaseLost, RolloutError
 from rollout.lifecycle import Status
 from rollout.plan import Plan
 from rollout.plan.model import Targets
+from rollout.progression import Parked, Progress
 from tasks.retries import TRANSIENT_RETRIES
 from tasks.secrets import prefect_resolver
 
 
 @task(name="claim-plan", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
-def claim_plan(targets: Targets, plan: Plan, run_id: str, rollout_id: str) -> Claim:
+def claim_plan(
+    targets: Targets, plan: Plan, run_id: str, rollout_id: str, about: dict[str, str | None] | None = None
+) -> Claim:
     """Take the plan for this run (fresh, or resuming the same rollout), or refuse with RolloutBusy.
 
     The release stable before this one is kept with the rollout as it begins: once
@@ -37,6 +40,7 @@ def claim_plan(targets: Targets, plan: Plan, run_id: str, rollout_id: str) -> Cl
             version=version,
             stable_before=stable,
             epoch_floor=clients.flags.highest_fence(plan.name),
+            about=dict(about or {}),
         )
 
 
@@ -48,6 +52,23 @@ def enter(targets: Targets, plan: Plan, run_id: str, status: Status, why: str) -
     """
     with Clients(targets, prefect_resolver) as clients:
         clients.runs.move(plan.name, status, by=f"run {run_id}", why=why, run_id=run_id, lease=plan.lease)
+
+
+@task(name="save-progress", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def save_progress(targets: Targets, plan: Plan, run_id: str, progress: Progress) -> None:
+    """Persist what the rollout has done and seen so far, so whichever run picks it up carries on from here.
+
+    Raises LeaseLost when the run no longer holds the rollout.
+    """
+    with Clients(targets, prefect_resolver) as clients:
+        clients.runs.save_progress(plan.name, run_id, progress, plan.lease)
+
+
+@task(name="park-rollout", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def park(targets: Targets, plan: Plan, run_id: str, parked: Parked, progress: Progress) -> None:
+    """Record that the rollout waits with no process held (its run is suspended next)."""
+    with Clients(targets, prefect_resolver) as clients:
+        clients.runs.park(plan.name, run_id, parked, progress)
 
 
 @task(name="finish-rollout", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from rollout.adapters.clients import Clients
-from rollout.clock import Clock, SystemClock
 from rollout.compare import judge
 from rollout.errors import GateQueryInvalid, RolloutError, ServiceRejected
-from rollout.gates import Measurement, Outcome, Verdict, classify
-from rollout.plan.model import Gate, Targets, Window
+from rollout.gates import Measurement, classify
+from rollout.plan.model import Gate, Targets
+from rollout.progression import Round
 from rollout.sli import builtin_query, render, traffic_share_query
-from rollout.window import Measure, WindowResult, run_window
+from rollout.window import Measure
 from tasks.retries import TRANSIENT_RETRIES
 from tasks.secrets import prefect_resolver
 
@@ -76,38 +77,37 @@ def measure_with(clients: Clients) -> Measure:
     return measure
 
 
-@task(name="observe-window", cache_policy=NO_CACHE)
-def observe_window(
-    targets: Targets, window: Window, gates: dict[str, Gate], clock: Clock | None = None
-) -> WindowResult:
-    """Hold the current step for ``window``, judging ``gates``; returns early on a bad result."""
+def take_round(clients: Clients, gates: Mapping[str, Gate], at: datetime) -> Round:
+    """Read every gate once at ``at`` and judge each reading."""
+    measure = measure_with(clients)
+    return Round(at, tuple(measure(name, gate, at) for name, gate in gates.items()))
+
+
+def describe_round(taken: Round) -> str:
+    """``error_ratio=0.002 (successful), p95=0.31 (successful)``, or ``no gates``."""
+    return (
+        ", ".join(
+            f"{m.gate}={'no data' if m.value is None else format(m.value, '.4g')} ({m.outcome})"
+            for m in taken.readings
+        )
+        or "no gates"
+    )
+
+
+@task(name="measure-gates", cache_policy=NO_CACHE)
+def measure_round(targets: Targets, gates: dict[str, Gate], number: int, total: int) -> Round:
+    """One round of a window: every gate read from Prometheus now and judged (errors are readings too)."""
     logger = get_run_logger()
     with Clients(targets, prefect_resolver) as clients:
+        taken = take_round(clients, gates, datetime.now(UTC))
         rate_window = min((g.rate_window for g in gates.values()), default=timedelta(seconds=30))
-        share_query = traffic_share_query(targets.prometheus.sli, rate_window)
-
-        def report(n: int, verdicts: dict[str, Verdict], taken: list[Measurement]) -> None:
-            try:
-                shares = clients.prometheus.query(share_query)
-                share = f"{shares[0].value:.1%}" if shares and shares[0].is_number else "no data"
-            except RolloutError:
-                share = "unknown"
-            readings = ", ".join(
-                f"{m.gate}={'no data' if m.value is None else format(m.value, '.4g')} ({m.outcome})"
-                for m in taken
-            )
-            logger.info(
-                "measurement %d/%d: candidate share %s; %s",
-                n + 1,
-                window.measurements,
-                share,
-                readings or "no gates",
-            )
-
-        result = run_window(window, gates, measure_with(clients), clock or SystemClock(), report)
-    level = "info" if result.verdict.outcome is Outcome.SUCCESSFUL else "warning"
-    getattr(logger, level)("window %s: %s", result.verdict.outcome, result.verdict.reason)
-    return result
+        try:
+            shares = clients.prometheus.query(traffic_share_query(targets.prometheus.sli, rate_window))
+            share = f"{shares[0].value:.1%}" if shares and shares[0].is_number else "no data"
+        except RolloutError:
+            share = "unknown"
+    logger.info("measurement %d/%d: candidate share %s; %s", number, total, share, describe_round(taken))
+    return taken
 
 
 @task(name="check-gate-queries", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)

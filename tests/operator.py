@@ -76,6 +76,10 @@ class Operator:
         runs: list[dict[str, Any]] = self._post("flow_runs/filter", body)
         return runs
 
+    def resume(self, run_id: str, run_input: dict[str, Any] | None = None) -> None:
+        """Resume a paused or suspended run, as the UI's Resume form does (with its input)."""
+        self._post(f"flow_runs/{run_id}/resume", {"run_input": run_input} if run_input else {})
+
     def set_state(self, run_id: str, state_type: str) -> None:
         """Propose a state, as the UI's Cancel does with CANCELLING."""
         self._post(f"flow_runs/{run_id}/set_state", {"state": {"type": state_type}, "force": True})
@@ -88,9 +92,10 @@ class Operator:
         )
 
 
-def flow_run_process(run_id: str) -> int:
-    """The pid of the process a worker runs flow run ``run_id`` in."""
+def flow_run_processes(run_id: str) -> list[int]:
+    """The pids of the processes running flow run ``run_id`` (none while it is parked)."""
     marker = f"PREFECT__FLOW_RUN_ID={run_id}".encode()
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -99,8 +104,16 @@ def flow_run_process(run_id: str) -> int:
         except OSError:
             continue
         if marker in environ.split(b"\0"):
-            return int(entry.name)
-    raise AssertionError(f"no process runs flow run {run_id}")
+            found.append(int(entry.name))
+    return found
+
+
+def flow_run_process(run_id: str) -> int:
+    """The pid of the process a worker runs flow run ``run_id`` in."""
+    found = flow_run_processes(run_id)
+    if not found:
+        raise AssertionError(f"no process runs flow run {run_id}")
+    return found[0]
 
 
 def kill(pid: int) -> None:

@@ -17,6 +17,7 @@ from pymongo.collection import Collection
 from rollout.adapters.flags import FlagState
 from rollout.adapters.mongo import Document, DuplicateKey, call
 from rollout.errors import LeaseLost, RolloutBusy
+from rollout.gates import Measurement, Outcome
 from rollout.lifecycle import (
     DRIVEN,
     LEGACY,
@@ -27,11 +28,10 @@ from rollout.lifecycle import (
     check_move,
     parse_status,
 )
+from rollout.progression import PASSED, Decision, Parked, Progress, Round, WindowState
 
 COLLECTION = "rollout_runs"
 RELEASES = "rollout_releases"
-COMMITTED = frozenset({"successful", "set", "continued"})
-"""Step outcomes after which the run went on: a resumed run does not do these steps again."""
 
 
 @dataclass(frozen=True)
@@ -69,20 +69,58 @@ class RunRecord:
     rollback_run_id: str | None = None
     epoch: int = 0
     """Raised by every claim and take-over: the fencing token of the hold on the plan."""
+    window: WindowState | None = None
+    asked: dict[str, datetime] = field(default_factory=dict)
+    decisions: dict[str, Decision] = field(default_factory=dict)
+    companions: frozenset[str] = frozenset()
+    parked: Parked | None = None
+    plan_digest: str | None = None
+    plan_path: str | None = None
+    deployment_id: str | None = None
+    """The Prefect deployment the driving run came from (None: started from the CLI)."""
+
+    def progress(self, *, restarted: bool, observe_again: bool = False) -> Progress:
+        """The rollout as the progression core reads it.
+
+        ``restarted`` when its last run stopped without finishing; ``observe_again`` (a held or stopped
+        rollout carried on by a person) drops the window of a step judged bad before, which is watched
+        afresh, and the questions nobody answered in time, which are asked again.
+        """
+        window = self.window
+        outcomes = {s["key"]: str(s.get("outcome")) for s in self.steps if "key" in s}
+        asked, decisions = dict(self.asked), dict(self.decisions)
+        if observe_again:
+            if window is not None and window.key not in self.committed:
+                outcomes.pop(window.key, None)
+                window = None
+            for about in [about for about, d in decisions.items() if d.approved is None]:
+                del decisions[about]  # nobody answered in time: carried on, the question is asked again
+                asked.pop(about, None)
+        return Progress(
+            outcomes=outcomes,
+            pilots={phase: tuple(stores) for phase, stores in self.pilots.items()},
+            companions=self.companions,
+            window=window,
+            asked=asked,
+            decisions=decisions,
+            backed_up=self.backup is not None,
+            restarted=restarted,
+            moved=bool(self.undo or self.committed),
+        )
 
     @property
     def committed(self) -> frozenset[str]:
         """Keys of the steps done and passed (``phase/index``)."""
-        return frozenset(s["key"] for s in self.steps if s.get("outcome") in COMMITTED and "key" in s)
+        return frozenset(s["key"] for s in self.steps if s.get("outcome") in PASSED and "key" in s)
 
     def last_committed(self) -> str | None:
         """The key of the last step done and passed, if any."""
-        keys = [s["key"] for s in self.steps if s.get("outcome") in COMMITTED and "key" in s]
+        keys = [s["key"] for s in self.steps if s.get("outcome") in PASSED and "key" in s]
         return keys[-1] if keys else None
 
     def last_committed_step(self) -> dict[str, Any] | None:
         """The last step done and passed, as persisted, if any."""
-        done = [s for s in self.steps if s.get("outcome") in COMMITTED]
+        done = [s for s in self.steps if s.get("outcome") in PASSED]
         return done[-1] if done else None
 
     def last_move(self, to: Status) -> Move | None:
@@ -132,6 +170,78 @@ def _history(source: Status | None, target: Status, at: datetime, by: str, why: 
     return {"from": source.value if source else None, "to": target.value, "at": at, "by": by, "why": why}
 
 
+def _when(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC" if moment is not None else "someone decides"
+
+
+def progress_fields(progress: Progress) -> Document:
+    """The record's fields for what the progression core adds to steps, pilots and the backup."""
+    return {
+        "window": _window_doc(progress.window),
+        "asked": dict(progress.asked),
+        "decisions": {about: asdict(d) for about, d in progress.decisions.items()},
+        "companions": sorted(progress.companions),
+    }
+
+
+def _window_doc(window: WindowState | None) -> Document | None:
+    if window is None:
+        return None
+    return {
+        "key": window.key,
+        "started_at": window.started_at,
+        "rounds": [
+            {"at": r.at, "readings": [{**asdict(m), "outcome": m.outcome.value} for m in r.readings]}
+            for r in window.rounds
+        ],
+    }
+
+
+def _window_of(doc: Document | None) -> WindowState | None:
+    if not doc:
+        return None
+    rounds = tuple(
+        Round(
+            _aware(r["at"]) or r["at"],
+            tuple(
+                Measurement(
+                    m["gate"],
+                    Outcome(m["outcome"]),
+                    m.get("value"),
+                    _aware(m["at"]) or m["at"],
+                    m.get("message", ""),
+                )
+                for m in r.get("readings", [])
+            ),
+        )
+        for r in doc.get("rounds", [])
+    )
+    return WindowState(doc["key"], _aware(doc["started_at"]) or doc["started_at"], rounds)
+
+
+def _decision_of(doc: Document) -> Decision:
+    return Decision(
+        doc.get("approved"), doc.get("by", ""), _aware(doc["at"]) or doc["at"], doc.get("note", "")
+    )
+
+
+def _parked_doc(parked: Parked) -> Document:
+    return {**asdict(parked), "status": parked.status.value}
+
+
+def _parked_of(doc: Document | None) -> Parked | None:
+    if not doc:
+        return None
+    return Parked(
+        _aware(doc["since"]) or doc["since"],
+        _aware(doc.get("until")),
+        doc.get("next", ""),
+        doc.get("about", ""),
+        doc.get("key", ""),
+        parse_status(doc["status"]),
+    )
+
+
 class RunStateStore:
     """Reads and writes ``rollout_runs``; the only place a rollout's status is changed."""
 
@@ -149,6 +259,7 @@ class RunStateStore:
         version: str | None = None,
         stable_before: str | None = None,
         epoch_floor: int = 0,
+        about: dict[str, Any] | None = None,
     ) -> Claim:
         """Take ``plan`` for ``run_id`` for ``lease`` (``checking``), or refuse with :class:`RolloutBusy`.
 
@@ -160,17 +271,30 @@ class RunStateStore:
         release rolled out, ``stable_before`` the release stable before it (what a
         rollback puts back). The claim's epoch is above both the record's and ``epoch_floor``
         (the highest the plan has written flags with), so it is never fenced off by its own past.
+        ``about`` is kept with a fresh rollout (plan_path, plan_digest, deployment_id); a resumed one
+        keeps what it began with, except the deployment of the run now driving it.
+
+        A parked rollout is carried on by its own run, woken (the same ``run_id``), only.
         """
         now = now or datetime.now(UTC)
+        about = dict(about or {})
         previous = self.get(plan)
         if previous is None or previous.status in REPLACEABLE:
             epoch = max(previous.epoch if previous else 0, epoch_floor) + 1
             return self._begin(
-                plan, run_id, rollout_id, now + lease, now, version, stable_before, previous, epoch
+                plan, run_id, rollout_id, now + lease, now, version, stable_before, previous, epoch, about
             )
         if previous.run_id == run_id and previous.status is Status.CHECKING:
             return Claim("fresh", epoch=previous.epoch)  # this run's own claim, tried again
-        self._refuse_busy(plan, previous, rollout_id, now)
+        if previous.status is Status.PARKED and previous.run_id != run_id:
+            parked = previous.parked
+            raise RolloutBusy(
+                f"rollout {previous.rollout_id} of plan {plan} is parked (run {previous.run_id} is "
+                f"suspended{', ' + parked.next if parked else ''}): it carries on by itself, or answer it "
+                "with `rollout promote`; roll it back with `rollout rollback`"
+            )
+        if previous.status is not Status.PARKED:
+            self._refuse_busy(plan, previous, rollout_id, now)
         taken = call(
             f"resume run of {plan}",
             lambda: self._runs.update_one(
@@ -183,6 +307,8 @@ class RunStateStore:
                         "status": Status.CHECKING.value,
                         "revision": previous.revision + 1,
                         "epoch": max(previous.epoch, epoch_floor) + 1,
+                        "parked": None,
+                        **self._carried_on(previous, about),
                     },
                     "$push": {
                         "history": _history(
@@ -190,7 +316,9 @@ class RunStateStore:
                             Status.CHECKING,
                             now,
                             f"run {run_id}",
-                            f"resumes rollout {rollout_id} after run {previous.run_id}",
+                            f"wakes rollout {rollout_id}"
+                            if previous.run_id == run_id
+                            else f"resumes rollout {rollout_id} after run {previous.run_id}",
                         )
                     },
                 },
@@ -199,6 +327,15 @@ class RunStateStore:
         if taken.modified_count != 1:
             raise _taken_meanwhile(plan)
         return Claim("resumed", previous, max(previous.epoch, epoch_floor) + 1)
+
+    @staticmethod
+    def _carried_on(previous: RunRecord, about: dict[str, Any]) -> dict[str, Any]:
+        """What a resumed record takes from the run now driving it: its deployment; and, when a person
+        carries a held or stopped rollout on, the plan they ran (its digest then counts from it)."""
+        taken = {k: v for k, v in about.items() if k == "deployment_id"}
+        if previous.status in (Status.HELD, Status.STOPPED):
+            taken |= {k: v for k, v in about.items() if k in ("plan_path", "plan_digest")}
+        return taken
 
     @staticmethod
     def _refuse_busy(plan: str, previous: RunRecord, rollout_id: str, now: datetime) -> None:
@@ -240,8 +377,10 @@ class RunStateStore:
         stable_before: str | None,
         previous: RunRecord | None,
         epoch: int,
+        about: dict[str, Any],
     ) -> Claim:
         doc: Document = {
+            **about,
             "run_id": run_id,
             "rollout_id": rollout_id,
             "version": version,
@@ -267,6 +406,11 @@ class RunStateStore:
             "backup": None,
             "router_before": None,
             "deployment_image": None,
+            "window": None,
+            "asked": {},
+            "decisions": {},
+            "companions": [],
+            "parked": None,
         }
         if previous is None:
             try:
@@ -445,6 +589,71 @@ class RunStateStore:
             f"record step of {plan}", lambda: self._runs.update_one({"_id": plan}, {"$push": {"steps": step}})
         )
 
+    def save_progress(self, plan: str, run_id: str, progress: Progress, lease: timedelta) -> None:
+        """Keep the rollout's progress (window, questions, decisions, companions) as ``run_id`` made it.
+
+        Only while ``run_id`` drives the rollout (:class:`LeaseLost` otherwise); renews its lease.
+        """
+        fields = {**progress_fields(progress), "lease_until": datetime.now(UTC) + lease}
+        saved = call(
+            f"record progress of {plan}",
+            lambda: self._runs.update_one(
+                {"_id": plan, "run_id": run_id, "status": {"$in": _stored(DRIVEN)}}, {"$set": fields}
+            ),
+        )
+        if saved.matched_count != 1:
+            raise self._lost(plan, run_id, self.get(plan))
+
+    def park(self, plan: str, run_id: str, parked: Parked, progress: Progress) -> RunRecord:
+        """Park ``run_id``'s rollout: nothing due before ``parked.until``; its run gives its process back."""
+        return self.move(
+            plan,
+            Status.PARKED,
+            by=f"run {run_id}",
+            why=f"parked until {_when(parked.until)}: {parked.next}",
+            run_id=run_id,
+            also={**progress_fields(progress), "parked": _parked_doc(parked)},
+        )
+
+    def save_parked_window(self, record: RunRecord, window: WindowState) -> bool:
+        """Keep rounds measured while the rollout is parked; False if it moved or was taken since read."""
+        saved = call(
+            f"record parked window of {record.plan}",
+            lambda: self._runs.update_one(
+                {"_id": record.plan, "status": Status.PARKED.value, "epoch": record.epoch},
+                {"$set": {"window": _window_doc(window)}},
+            ),
+        )
+        return saved.modified_count == 1
+
+    def fence_parked(self, record: RunRecord, why: str) -> int | None:
+        """Raise a parked rollout's epoch (flag writes with the old one are refused); None if it moved."""
+        raised = call(
+            f"fence parked {record.plan}",
+            lambda: self._runs.update_one(
+                {"_id": record.plan, "status": Status.PARKED.value, "epoch": record.epoch},
+                {"$set": {"epoch": record.epoch + 1, "fenced_because": why}},
+            ),
+        )
+        return record.epoch + 1 if raised.modified_count == 1 else None
+
+    def unpark(self, record: RunRecord, by: str, why: str) -> RunRecord:
+        """A parked rollout whose run is gone: back where it parked from, unleased, for a new run to take."""
+        assert record.parked is not None
+        return self.move(
+            record.plan,
+            record.parked.status,
+            by=by,
+            why=why,
+            revision=record.revision,
+            also={"parked": None, "lease_until": datetime.now(UTC) - timedelta(seconds=1)},
+        )
+
+    def all(self) -> list[RunRecord]:
+        """Every plan's rollout on record in this database."""
+        plans = call("list rollouts", lambda: [doc["_id"] for doc in self._runs.find({}, {"_id": 1})])
+        return [record for plan in plans if (record := self.get(plan)) is not None]
+
     def get(self, plan: str) -> RunRecord | None:
         """The plan's last run, if any."""
         doc = call(f"read run of {plan}", lambda: self._runs.find_one({"_id": plan}))
@@ -489,6 +698,14 @@ class RunStateStore:
             _aware(doc.get("backup_at")),
             doc.get("rollback_run_id"),
             int(doc.get("epoch") or 0),
+            _window_of(doc.get("window")),
+            {about: _aware(at) or at for about, at in (doc.get("asked") or {}).items()},
+            {about: _decision_of(d) for about, d in (doc.get("decisions") or {}).items()},
+            frozenset(doc.get("companions") or ()),
+            _parked_of(doc.get("parked")),
+            doc.get("plan_digest"),
+            doc.get("plan_path"),
+            doc.get("deployment_id"),
         )
 
 

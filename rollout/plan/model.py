@@ -9,6 +9,7 @@ whole plan (gate references, ramp order across phases) live in
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from datetime import timedelta
 from typing import Any, Literal, Self
@@ -696,6 +697,18 @@ class Plan(StrictModel):
         "renews it every third of this, whatever the windows' length); another run of the plan is "
         "refused until then, and a run that died blocks a resume for no longer. Default: 1m.",
     )
+
+    park_after: Duration = Field(
+        default=timedelta(minutes=2),
+        description="A run started from a deployment that has nothing to change for at least this long (a "
+        "window measured every 5m, a 7-day window, an approval) parks: it gives its process back, the "
+        "reconciler takes the window's measurements, and the run is woken when there is something to do.",
+    )
+
+    @property
+    def digest(self) -> str:
+        """A fingerprint of the plan as validated (formatting and comments aside)."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
 
     @property
     def lease(self) -> timedelta:

@@ -24,7 +24,7 @@ from rollout.adapters.flags import FlagChange, FlagState, FlagStore
 from rollout.adapters.run_state import ReleaseStore, RunStateStore
 from rollout.lifecycle import Status
 from rollout.sandbox.stack import SandboxInfo
-from tests.operator import Operator, flow_run_process, kill, operator
+from tests.operator import Operator, flow_run_process, flow_run_processes, kill, operator
 from tests.prefect_server import ROOT
 
 pytestmark = pytest.mark.integration
@@ -120,7 +120,7 @@ def test_bad_input_and_a_refused_second_start_change_nothing_and_start_no_rollba
     second = ops.wait(ops.start("rollout", "rollout-manual", {"plan_path": gated_path}))
     kind, name, message = state(second)
     assert (kind, name) == ("FAILED", "Refused")
-    assert f"is being rolled out by run {waiting}" in message
+    assert f"is parked (run {waiting} is suspended, decision on starting phase pilot)" in message
 
     time.sleep(QUIET)
     assert rollbacks(ops) == []
@@ -128,11 +128,17 @@ def test_bad_input_and_a_refused_second_start_change_nothing_and_start_no_rollba
     live = runs.get("safety-live")
     assert live is not None and live.status is Status.PROMOTED and live.run_id == first["id"]
     assert flags.get("SAFETY_LIVE").percentage == 100
-    held = runs.get("safety-gated")
-    assert held is not None and (held.status, held.run_id) == (Status.AWAITING_APPROVAL, waiting)
-    assert ops.run(waiting)["state"]["type"] == "PAUSED"
-    ops.set_state(waiting, "CANCELLING")
-    ops.wait(waiting)
+    parked = runs.get("safety-gated")
+    assert parked is not None and (parked.status, parked.run_id) == (Status.PARKED, waiting)
+    assert parked.parked is not None and parked.parked.for_decision
+    # Waiting for a person holds no process; the answer (as the UI's Resume form sends it) wakes the run.
+    assert ops.run(waiting)["state"]["name"] == "Suspended" and flow_run_processes(waiting) == []
+    ops.resume(waiting, {"approved": True, "approver": "maria", "note": "pilot clean"})
+    done = ops.wait(waiting)
+    assert state(done)[:2] == ("COMPLETED", "Promoted"), ops.tail()
+    assert flags.get("SAFETY_GATED").percentage == 100
+    record = runs.get("safety-gated")
+    assert record is not None and record.decisions["approval:pilot"].by == "maria"
 
 
 def test_a_crashed_rollout_run_is_not_rolled_back(
