@@ -554,8 +554,8 @@ class _Driver:
             return self.result("blocked", reason)
         rollback = None
         outcome: Ending
-        if status is Status.ROLLED_BACK and not plan.rollback.automatic:
-            # The plan leaves the decision to a person or an automation: say so loudly, change nothing.
+        if status is Status.STOPPED:
+            # The plan leaves the rollback to a person or an automation: say so loudly, change nothing.
             outcome = "stopped"
             logger.error("stopped without rolling back (rollback.automatic is off): %s", reason)
             finish(targets, plan, run_id, Status.STOPPED, reason)

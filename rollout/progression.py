@@ -180,7 +180,11 @@ class Wait:
 
 @dataclass(frozen=True)
 class Finish:
-    """End the rollout as ``status``; ``judged`` when its gates or a person found the release bad."""
+    """End the rollout as ``status``; ``judged`` when its gates or a person found the release bad.
+
+    A rollout judged bad is rolled back, or stopped where traffic is when the plan's rollback is not
+    automatic (``judged`` then says the release was found bad, for whoever acts on it).
+    """
 
     status: Status
     reason: str
@@ -236,9 +240,9 @@ def next_action(
                 why = f"nobody approved {phase.name} within {format_duration(timeout)}"
                 if phase.approval.on_timeout == "hold":
                     return Finish(Status.HELD, f"{why}: traffic stays at {audience.describe()}")
-                return Finish(Status.ROLLED_BACK, f"approval for {phase.name} timed out")
+                return _roll_back(plan, f"approval for {phase.name} timed out")
             if not decision.approved:
-                return Finish(Status.ROLLED_BACK, f"{decision.by} rejected {phase.name}", judged=True)
+                return _roll_back(plan, f"{decision.by} rejected {phase.name}", judged=True)
         if phase.flags and phase.name not in progress.companions:
             return SetCompanions(phase)
         if phase.pilot_stores is not None and phase.name not in progress.pilots:
@@ -252,6 +256,12 @@ def next_action(
                 return SetStep(step)
             return _in_window(plan, progress, step, step.window, window, now)
     return Finish(Status.PROMOTED, "")
+
+
+def _roll_back(plan: Plan, reason: str, first_bad_at: datetime | None = None, judged: bool = False) -> Finish:
+    """Roll back; or, when the plan leaves that to a person (``rollback.automatic: false``), stop."""
+    status = Status.ROLLED_BACK if plan.rollback.automatic else Status.STOPPED
+    return Finish(status, reason, first_bad_at, judged)
 
 
 def _touched(progress: Progress) -> set[str]:
@@ -305,19 +315,17 @@ def _in_window(
     if verdict.outcome is not Outcome.RUNNING and step.key not in progress.outcomes:
         return Conclude(step, verdict, state)
     if verdict.outcome.aborts:
-        return Finish(Status.ROLLED_BACK, f"{where}: {verdict.reason}", state.first_bad_at(), judged=True)
+        return _roll_back(plan, f"{where}: {verdict.reason}", state.first_bad_at(), judged=True)
     if verdict.outcome is Outcome.INCONCLUSIVE:
         inconclusive = f"{where} inconclusive: {verdict.reason}"
         if window.on_inconclusive == "rollback":
-            return Finish(Status.ROLLED_BACK, inconclusive, state.first_bad_at(), judged=True)
+            return _roll_back(plan, inconclusive, state.first_bad_at(), judged=True)
         about = inconclusive_key(step.key)
         decision = _decision(progress, about, window.decision_timeout, now)
         if decision is None:
             return _ask(progress, about, f"inconclusive {step.key}", window.decision_timeout, now, step)
         # An approved decision commits the step ("continued"), so only a rejection or silence is left.
-        return Finish(
-            Status.ROLLED_BACK, inconclusive, state.first_bad_at(), judged=decision.approved is not None
-        )
+        return _roll_back(plan, inconclusive, state.first_bad_at(), judged=decision.approved is not None)
     done = len(state.rounds)
     measure = Measure(step, gates, done + 1, window.measurements)
     due = due_at(window, state)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from prefect import get_run_logger, task
@@ -15,7 +15,6 @@ from rollout.gates import Measurement, classify
 from rollout.plan.model import Gate, Targets
 from rollout.progression import Round
 from rollout.sli import builtin_query, render, traffic_share_query
-from rollout.window import Measure
 from tasks.retries import TRANSIENT_RETRIES
 from tasks.secrets import prefect_resolver
 
@@ -43,8 +42,12 @@ def comparison_queries(gate: Gate, targets: Targets, variant: str) -> dict[str, 
     }
 
 
-def measure_with(clients: Clients) -> Measure:
-    """A ``Measure`` that reads gates from Prometheus through ``clients``."""
+ReadGate = Callable[[str, Gate, datetime], Measurement]
+"""Reads one gate at a time and judges the reading."""
+
+
+def measure_with(clients: Clients) -> ReadGate:
+    """A ``ReadGate`` that reads gates from Prometheus through ``clients``."""
     targets = clients.targets
 
     def measure(name: str, gate: Gate, at: datetime) -> Measurement:
