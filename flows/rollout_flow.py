@@ -339,6 +339,7 @@ class _Driver:
         self.checks: tuple[CheckResult, ...] = ()
         self.backup: BackupResult | None = None
         self.started = False
+        self.status = Status.CHECKING
         self.ramp = RampProgress(plan.name, _count_steps(plan))
         for _ in self.steps:
             self.ramp.advance()
@@ -431,6 +432,12 @@ class _Driver:
     def enter(self, status: Status, why: str) -> None:
         """Move the rollout to ``status`` (renewing the lease); LeaseLost if the run lost it."""
         enter(self.targets, self.plan, self.run_id, status, why)
+        self.status = status
+
+    def observing(self, step: TrafficStep) -> None:
+        """Say the rollout observes ``step``'s window, when this run picked the window up half-way."""
+        if self.status is not Status.OBSERVING:
+            self.enter(Status.OBSERVING, f"window of {step.phase} {step.audience.describe()} picked up")
 
     def keep(self, progress: Progress) -> None:
         """Adopt and persist ``progress``."""
@@ -450,12 +457,14 @@ class _Driver:
 
     def measure(self, action: Measure) -> None:
         """Take one round of the step's window and keep it."""
+        self.observing(action.step)
         taken = measure_round(self.targets, dict(action.gates), action.number, action.total)
         self.keep(observed_round(self.progress, action.step, taken))
 
     def conclude(self, action: Conclude) -> None:
         """Record the window's verdict with the step."""
         step, verdict = action.step, action.verdict
+        self.observing(step)
         level = "info" if verdict.outcome is Outcome.SUCCESSFUL else "warning"
         getattr(self.logger, level)("window %s: %s", verdict.outcome, verdict.reason)
         result = StepResult(
@@ -478,6 +487,7 @@ class _Driver:
 
     def wait(self, action: Wait) -> None:
         """Sleep until the next round, or park when that is far and the run came from a deployment."""
+        self.observing(action.then.step)
         left = (action.until - self.clock.now()).total_seconds()
         if self.parks and left >= self.plan.park_after.total_seconds():
             then = action.then

@@ -390,6 +390,40 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    """One reconciler pass against the Prefect server in PREFECT_API_URL (for cron): 0 when nothing is
+    left for a person, 1 when some rollout needs one, 2 when the server cannot be reached."""
+    prefect_defaults()
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
+    api = PREFECT_API_URL.value()
+    if not api:
+        print(
+            "PREFECT_API_URL is not set: the reconciler wakes and adopts runs of a Prefect server; "
+            "set it to the server's API (e.g. http://127.0.0.1:4200/api)",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    try:
+        httpx.get(f"{api.rstrip('/')}/health", timeout=10).raise_for_status()
+    except httpx.HTTPError as error:
+        print(
+            f"the Prefect server at {api} cannot be reached ({error}): nothing was reconciled",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    from flows.reconcile import reconcile_flow
+
+    report = reconcile_flow(plans=args.plans or None)
+    print(report.summary())
+    for acted in report.acted:
+        print(f"{acted.plan}: {acted.did} ({acted.why})")
+    for acted in report.cannot_act:
+        print(f"{acted.plan}: cannot act: {acted.why}")
+    return EXIT_FAILED if report.cannot_act else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``rollout`` command."""
     parser = argparse.ArgumentParser(prog="rollout", description=__doc__)
@@ -486,6 +520,16 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("--note", default="")
     promote.add_argument("--reject", action="store_true", help="refuse instead: the rollout rolls back")
     promote.set_defaults(run=cmd_promote)
+
+    reconcile = sub.add_parser(
+        "reconcile", help="one pass: measure parked windows, wake, adopt or hold rollouts (for cron)"
+    )
+    reconcile.add_argument(
+        "plans",
+        nargs="*",
+        help="plan files or globs whose databases to reconcile (default: deployments/plans/*.yaml)",
+    )
+    reconcile.set_defaults(run=cmd_reconcile)
 
     from rollout.sandbox.stack import DEFAULT_STATE_FILE
 

@@ -11,6 +11,7 @@ import yaml
 from prefect import Flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import DeploymentScheduleCreate, DeploymentUpdate
+from prefect.client.schemas.objects import ConcurrencyLimitConfig
 from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule, RRuleSchedule
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentEventTrigger, DeploymentTriggerTypes, TriggerTypes
@@ -119,6 +120,13 @@ def _schedules(deployment: dict[str, Any]) -> list[DeploymentScheduleCreate]:
     return made
 
 
+def _concurrency(deployment: dict[str, Any]) -> ConcurrencyLimitConfig | int | None:
+    spec = deployment.get("concurrency_limit")
+    if isinstance(spec, dict):
+        return ConcurrencyLimitConfig(**spec)
+    return int(spec) if spec is not None else None
+
+
 def register_deployments(config: Path) -> list[str]:
     """Check ``config`` whole, then register each deployment on the server; returns their names.
 
@@ -146,6 +154,7 @@ def register_deployments(config: Path) -> list[str]:
             triggers=triggers or None,
             work_pool_name=pool.get("name"),
             work_queue_name=pool.get("work_queue_name"),
+            concurrency_limit=_concurrency(deployment),
         )
         # Called from synchronous code, Prefect's sync-compatible method returns the deployment itself.
         assert isinstance(runner, RunnerDeployment)

@@ -97,7 +97,7 @@ SOURCES: dict[Status, frozenset[Status]] = {
     Status.CHECKING: RESUMABLE | REPLACEABLE,
     Status.BACKING_UP: frozenset({Status.CHECKING}),
     Status.STEPPING: DRIVEN,
-    Status.OBSERVING: frozenset({Status.STEPPING, Status.OBSERVING, Status.PARKED}),
+    Status.OBSERVING: frozenset({Status.CHECKING, Status.STEPPING, Status.OBSERVING, Status.PARKED}),
     Status.AWAITING_APPROVAL: DRIVEN | {Status.PARKED},
     Status.PARKED: frozenset({Status.OBSERVING, Status.AWAITING_APPROVAL}),
     Status.PROMOTED: frozenset({Status.STEPPING, Status.OBSERVING, Status.AWAITING_APPROVAL}),

@@ -104,6 +104,11 @@ def _as_before(before: FlagState, traffic_off: bool) -> FlagChange:
     )
 
 
+def traffic_off(clients: Clients, before: FlagState, fence: Fence) -> FlagState:
+    """Close the main flag (disabled, 0 %, its allowlists as before the rollout) under ``fence``."""
+    return clients.flags.set(before.name, _as_before(before, traffic_off=True), fence=fence)
+
+
 @task(name="restore-flag", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def restore_flag(
     targets: Targets, before: FlagState, traffic_off: bool, fence: Fence | None = None

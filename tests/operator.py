@@ -45,6 +45,16 @@ class Operator:
         response.raise_for_status()
         return str(response.json()["id"])
 
+    def pause(self, flow: str, deployment: str) -> None:
+        """Pause a deployment's schedules, as the UI's toggle does (runs can still be started by hand)."""
+        response = httpx.patch(
+            f"{self.api}/deployments/{self.deployment_id(flow, deployment)}",
+            json={"paused": True},
+            auth=self.auth,
+            timeout=30,
+        )
+        response.raise_for_status()
+
     def start(self, flow: str, deployment: str, parameters: dict[str, Any]) -> str:
         """Start a run of a deployment as the UI's Run button or the REST API does; returns its id."""
         run = self._post(
@@ -136,12 +146,19 @@ def make_deploy(env: dict[str, str]) -> None:
 
 @contextmanager
 def operator(
-    workdir: Path, auth: tuple[str, str], extra: dict[str, str] | None = None, *, postgres: bool = False
+    workdir: Path,
+    auth: tuple[str, str],
+    extra: dict[str, str] | None = None,
+    *,
+    postgres: bool = False,
+    reconciler: bool = False,
 ) -> Iterator[Operator]:
     """A self-hosted server, `make deploy` of the shipped prefect.yaml, and a process worker.
 
     With ``postgres``, the server keeps its database in PostgreSQL, as a team running many
-    rollouts at once would (SQLite answers 503 under concurrent writes).
+    rollouts at once would (SQLite answers 503 under concurrent writes). The reconciler's
+    schedule is paused unless ``reconciler``: its passes act on every rollout in the sandbox,
+    other tests' included, so a test that is not about it starts its passes itself.
     """
     settings = {"PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2"}
     with ExitStack() as stack:
@@ -164,6 +181,8 @@ def operator(
         worker = [sys.executable, "-m", "prefect", "worker", "start", "--pool", "rollout-local"]
         stack.enter_context(running([*worker, "--prefetch-seconds", "5"], env, workdir / "worker.log"))
         ops = Operator(api, auth, env, workdir)
+        if not reconciler:
+            ops.pause("reconcile", "rollout-reconcile")
         deadline = time.monotonic() + 60
         while not ops._post("automations/filter", {}):
             assert time.monotonic() < deadline, "no automation registered"

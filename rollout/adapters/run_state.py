@@ -78,6 +78,8 @@ class RunRecord:
     plan_path: str | None = None
     deployment_id: str | None = None
     """The Prefect deployment the driving run came from (None: started from the CLI)."""
+    adopted_by: str | None = None
+    """The run the reconciler started to carry the rollout on after its run was gone."""
 
     def progress(self, *, restarted: bool, observe_again: bool = False) -> Progress:
         """The rollout as the progression core reads it.
@@ -308,6 +310,7 @@ class RunStateStore:
                         "revision": previous.revision + 1,
                         "epoch": max(previous.epoch, epoch_floor) + 1,
                         "parked": None,
+                        "adopted_by": None,
                         **self._carried_on(previous, about),
                     },
                     "$push": {
@@ -649,6 +652,28 @@ class RunStateStore:
             also={"parked": None, "lease_until": datetime.now(UTC) - timedelta(seconds=1)},
         )
 
+    def mark_adopted(self, record: RunRecord, run_id: str, why: str) -> bool:
+        """Note that ``run_id`` was started to carry the rollout on; False if it moved since it was read."""
+        marked = call(
+            f"record adoption of {record.plan}",
+            lambda: self._runs.update_one(
+                _same_revision(record),
+                {
+                    "$set": {"adopted_by": run_id, "revision": record.revision + 1},
+                    "$push": {
+                        "history": _history(
+                            record.status,
+                            record.status,
+                            datetime.now(UTC),
+                            "reconciler",
+                            f"adopted by run {run_id}: {why}",
+                        )
+                    },
+                },
+            ),
+        )
+        return marked.modified_count == 1
+
     def all(self) -> list[RunRecord]:
         """Every plan's rollout on record in this database."""
         plans = call("list rollouts", lambda: [doc["_id"] for doc in self._runs.find({}, {"_id": 1})])
@@ -706,6 +731,7 @@ class RunStateStore:
             doc.get("plan_digest"),
             doc.get("plan_path"),
             doc.get("deployment_id"),
+            doc.get("adopted_by"),
         )
 
 

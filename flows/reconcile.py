@@ -1,0 +1,49 @@
+"""The reconciler as a flow: one pass over every rollout in the plans' databases.
+
+Deployed as ``rollout-reconcile`` on a one-minute interval, one run at a time (a run
+that would overlap the one under way is cancelled), and run by ``rollout reconcile``
+from cron where there is no Prefect worker.
+"""
+
+from glob import glob
+
+from prefect import flow
+from prefect.artifacts import create_table_artifact
+
+from rollout.errors import PlanInvalid, Problem
+from rollout.plan.model import Targets
+from rollout.targets import resolve_targets
+from tasks.reconcile import PassReport, databases, reconcile_pass
+
+DEFAULT_PLANS = ["deployments/plans/*.yaml"]
+
+
+def plan_files(patterns: list[str]) -> list[str]:
+    """The plan files ``patterns`` (paths or globs) name; an error naming the field when there are none."""
+    found = sorted({path for pattern in patterns for path in (glob(pattern) or [])})
+    if not found:
+        raise PlanInvalid(
+            [
+                Problem(
+                    "plans", f"no plan file matches {', '.join(patterns) or 'nothing'}: give paths or globs"
+                )
+            ]
+        )
+    return found
+
+
+@flow(name="reconcile")
+def reconcile_flow(plans: list[str] | None = None, targets: Targets | None = None) -> PassReport:
+    """Measure parked windows, wake, adopt or hold rollouts whose run cannot, and list what needs a person.
+
+    Args:
+        plans: Plan files (paths or globs) whose databases hold the rollouts to reconcile; every rollout
+            recorded there is reconciled with its own plan. Default: deployments/plans/*.yaml.
+        targets: Where the rollouts are recorded, instead of the plans' own targets.
+    """
+    where = databases(plan_files(plans or DEFAULT_PLANS), targets, resolve_targets)
+    report = reconcile_pass(where)
+    rows = [{"plan": a.plan, "did": a.did, "why": a.why} for a in report.acted + report.cannot_act]
+    if rows:
+        create_table_artifact(rows, key="reconcile", description=report.summary())
+    return report

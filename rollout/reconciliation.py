@@ -1,0 +1,102 @@
+"""What the reconciler does for one rollout, from its record, its run's state in Prefect and the time. Pure.
+
+The reconciler keeps rollouts going when no process holds them: it measures parked
+windows, wakes a parked run when there is something to change, adopts a rollout
+whose run is gone (a new run carries it on from its record, never a rollback for a
+dead process), and holds a rollout whose run was cancelled. Anything else it
+cannot act on is listed, with what a person can do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from rollout.adapters.run_state import RunRecord
+from rollout.lifecycle import DRIVEN, Status
+
+Kind = Literal["measure", "wake", "adopt", "hold", "report", "none"]
+
+FINAL = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
+"""Prefect state types after which a run never changes anything again."""
+CANCELLED = frozenset({"CANCELLED", "CANCELLING"})
+
+
+@dataclass(frozen=True)
+class Chore:
+    """One thing to do for a rollout, and why."""
+
+    kind: Kind
+    why: str = ""
+
+
+def chore_for(
+    record: RunRecord,
+    run_state: str | None,
+    now: datetime,
+    *,
+    adoption: str | None = None,
+    grace: timedelta = timedelta(seconds=5),
+) -> Chore:
+    """What to do for ``record``, whose holder (:func:`holder`) is in Prefect state ``run_state``
+    (None: no such run).
+
+    ``adoption`` is the Prefect state of the run started to adopt it, if one was: while that run
+    has not started yet, nothing more is done. ``grace`` is how far past its lease a driven rollout
+    must be before its run counts as gone.
+    """
+    run = f"run {record.run_id}"
+    if record.status is Status.PARKED:
+        if run_state in CANCELLED:
+            return Chore("hold", f"{run} was cancelled in Prefect while parked")
+        if run_state in ("SCHEDULED", "PENDING", "RUNNING"):
+            return Chore("none", f"{run} is being woken")
+        if run_state != "PAUSED":
+            return _adopt(record, f"{run} is {_named(run_state)} while its rollout is parked", adoption)
+        parked = record.parked
+        if parked is not None and parked.for_decision:
+            if parked.until is not None and now >= parked.until:
+                return Chore("wake", f"nobody decided on {parked.about} by {parked.until:%Y-%m-%d %H:%M} UTC")
+            return Chore("none", f"waits for a decision on {parked.about}")
+        return Chore("measure", f"window of {parked.about if parked else 'its step'}")
+    if record.status in DRIVEN:
+        if run_state in CANCELLED:
+            return Chore("hold", f"{run} was cancelled in Prefect")
+        lease = record.lease_until
+        if lease is not None and lease + grace > now:
+            return Chore("none", f"driven by {run}")
+        gone = (
+            f"{run} stopped renewing its lease at {lease:%Y-%m-%d %H:%M:%S} UTC"
+            if lease
+            else f"{run} holds no lease"
+        )
+        return _adopt(record, f"{gone} ({_named(run_state)})", adoption)
+    if record.status is Status.ROLLING_BACK and (run_state is None or run_state in FINAL - {"COMPLETED"}):
+        return Chore(
+            "report",
+            f"the rollback by run {record.rollback_run_id} is {_named(run_state)} before it finished: run "
+            f"`rollout rollback` (or the emergency-rollback deployment) for {record.plan} to finish it",
+        )
+    return Chore("none")
+
+
+def holder(record: RunRecord) -> str | None:
+    """The run that holds the rollout now: the rollback's while one is under way, else the driver's."""
+    return record.rollback_run_id if record.status is Status.ROLLING_BACK else record.run_id
+
+
+def _named(run_state: str | None) -> str:
+    return "gone from Prefect" if run_state is None else run_state.lower()
+
+
+def _adopt(record: RunRecord, why: str, adoption: str | None) -> Chore:
+    if adoption is not None and adoption not in FINAL:
+        return Chore("none", f"adopted; the new run is {adoption.lower()}")
+    if record.deployment_id is None:
+        return Chore(
+            "report",
+            f"{why}; it was started from the CLI, so no deployment can carry it on: run it again with "
+            f"`rollout run {record.plan_path or 'PLAN'} --rollout-id {record.rollout_id}`, or roll it back",
+        )
+    return Chore("adopt", why)

@@ -1,0 +1,270 @@
+"""One reconciler pass over every rollout in the plans' databases: measure, wake, adopt, hold, report.
+
+Parked windows are measured here, in batch (a thread per rollout, one PromQL round each),
+instead of by a process per rollout: a process costs seconds of CPU and hundreds of MiB,
+a query milliseconds. A window that fails turns traffic off at once, under a raised
+fencing token, before the run is woken to roll the rest back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from uuid import UUID
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.sorting import FlowRunSort
+from prefect.states import Crashed, Scheduled
+
+from rollout.adapters.clients import Clients
+from rollout.adapters.flags import Fence
+from rollout.adapters.run_state import RunRecord
+from rollout.errors import RolloutError
+from rollout.gates import Outcome
+from rollout.lifecycle import MoveRefused, Status
+from rollout.plan import Plan, load_plan
+from rollout.plan.model import Targets
+from rollout.progression import Conclude, Finish, Measure, next_action, observed_round
+from rollout.reconciliation import Chore, chore_for, holder
+from tasks.observe import take_round
+from tasks.secrets import prefect_resolver
+from tasks.traffic import traffic_off
+
+WORKERS = 16
+"""Rollouts measured at once in a pass."""
+
+
+@dataclass(frozen=True)
+class Acted:
+    """What the pass did for one rollout."""
+
+    plan: str
+    did: str
+    why: str
+
+
+@dataclass(frozen=True)
+class PassReport:
+    """One reconciler pass: what it did, what it could not act on, how long it took."""
+
+    rollouts: int
+    rounds: int
+    acted: tuple[Acted, ...]
+    cannot_act: tuple[Acted, ...]
+    seconds: float
+    parked: int = 0
+
+    def summary(self) -> str:
+        """``12 rollouts (10 parked), 10 rounds measured, 1 woken, 0 adopted, 0 held, ... 0.4 s``."""
+        kinds = ("woken", "adopted", "held", "traffic off")
+        count = {kind: sum(a.did == kind for a in self.acted) for kind in kinds}
+        return (
+            f"{self.rollouts} rollouts ({self.parked} parked), {self.rounds} rounds measured, "
+            f"{count['woken']} woken, {count['adopted']} adopted, {count['held']} held, "
+            f"{count['traffic off']} turned traffic off, {len(self.cannot_act)} to look at, "
+            f"{self.seconds:.1f} s"
+        )
+
+
+@dataclass
+class _Found:
+    record: RunRecord
+    clients: Clients
+    run: FlowRun | None
+    plan: Plan | None = None
+    rounds: int = 0
+    acted: list[Acted] = field(default_factory=list)
+
+
+def databases(
+    plan_paths: Iterable[str], targets: Targets | None, resolve: Callable[[Plan, Targets | None], Targets]
+) -> list[Targets]:
+    """The distinct targets of the plans (or ``targets`` for all of them): where rollout records live."""
+    seen: dict[str, Targets] = {}
+    for path in plan_paths:
+        resolved = targets or resolve(load_plan(path), None)
+        flags = resolved.flag_store.model_dump_json() if resolved.flag_store else ""
+        seen.setdefault(resolved.mongodb.model_dump_json() + flags, resolved)
+    return list(seen.values())
+
+
+def _runs(client: SyncPrefectClient, ids: list[str]) -> dict[str, FlowRun]:
+    found: dict[str, FlowRun] = {}
+    for start in range(0, len(ids), 200):
+        chunk = [UUID(i) for i in ids[start : start + 200]]
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)),
+            limit=len(chunk),
+            sort=FlowRunSort.ID_DESC,  # this server refuses a filter without a sort (422)
+        )
+        found.update({str(r.id): r for r in runs})
+    return found
+
+
+@task(name="reconcile-pass", cache_policy=NO_CACHE)
+def reconcile_pass(where: list[Targets]) -> PassReport:
+    """Act once on every rollout recorded in ``where``'s databases (see the module's docstring)."""
+    logger = get_run_logger()
+    started = time.perf_counter()
+    with ExitStack() as stack, get_client(sync_client=True) as client:
+        found: list[_Found] = []
+        for targets in where:
+            clients = stack.enter_context(Clients(targets, prefect_resolver))
+            found += [_Found(r, clients, None) for r in clients.runs.all()]
+        ids = sorted({i for f in found for i in (holder(f.record), f.record.adopted_by) if i})
+        runs = _runs(client, ids)
+        for f in found:
+            run_id = holder(f.record)
+            f.run = runs.get(run_id) if run_id else None
+        now = datetime.now(UTC)
+        chores = []
+        for f in found:
+            adoption = runs.get(f.record.adopted_by) if f.record.adopted_by else None
+            state = f.run.state_type.value if f.run and f.run.state_type else None
+            adopted_state = adoption.state_type.value if adoption and adoption.state_type else None
+            chores.append((f, chore_for(f.record, state, now, adoption=adopted_state)))
+        with ThreadPoolExecutor(WORKERS) as pool:
+            list(pool.map(lambda fc: _measure(*fc), [(f, c) for f, c in chores if c.kind == "measure"]))
+        for f, chore in chores:
+            try:
+                _act(client, f, chore)
+            except (RolloutError, MoveRefused) as error:
+                f.acted.append(Acted(f.record.plan, "failed", f"{chore.kind}: {error}"))
+    acted = [a for f, _ in chores for a in f.acted if a.did != "report"]
+    report = PassReport(
+        len(found),
+        sum(f.rounds for f in found),
+        tuple(acted),
+        tuple(a for f, _ in chores for a in f.acted if a.did == "report"),
+        time.perf_counter() - started,
+        sum(f.record.status is Status.PARKED for f in found),
+    )
+    for a in acted:
+        logger.info("%s: %s (%s)", a.plan, a.did, a.why)
+    for a in report.cannot_act:
+        logger.warning("%s: cannot act: %s", a.plan, a.why)
+    logger.info("reconciled: %s", report.summary())
+    return report
+
+
+def _plan(f: _Found) -> Plan | None:
+    if f.plan is None and f.record.plan_path:
+        try:
+            f.plan = load_plan(f.record.plan_path)
+        except RolloutError as error:
+            f.acted.append(
+                Acted(f.record.plan, "report", f"its plan {f.record.plan_path} cannot be read: {error}")
+            )
+    elif f.plan is None:
+        f.acted.append(
+            Acted(f.record.plan, "report", "its record names no plan file (written by an older version)")
+        )
+    return f.plan
+
+
+def _measure(f: _Found, chore: Chore) -> None:
+    """Take the parked window's due rounds, keep them, and say what comes next."""
+    plan = _plan(f)
+    if plan is None:
+        return
+    progress = replace(f.record.progress(restarted=False), checked=True)
+    action = next_action(plan, progress, datetime.now(UTC))
+    while isinstance(action, Measure):
+        taken = take_round(f.clients, action.gates, datetime.now(UTC))
+        progress = observed_round(progress, action.step, taken)
+        f.rounds += 1
+        action = next_action(plan, progress, datetime.now(UTC))
+    if (
+        f.rounds
+        and progress.window is not None
+        and not f.clients.runs.save_parked_window(f.record, progress.window)
+    ):
+        f.rounds = 0  # woken or taken meanwhile: its new holder measures again
+        return
+    if isinstance(action, Conclude):
+        verdict = action.verdict.outcome
+        bad = verdict.aborts or (verdict is Outcome.INCONCLUSIVE and _rolls_back_inconclusive(action))
+        if bad and plan.rollback.automatic:
+            f.acted.append(Acted(f.record.plan, "traffic off", _traffic_off(f, plan, action)))
+    if isinstance(action, Conclude | Finish):
+        f.acted.append(Acted(f.record.plan, "wake", "the window has a verdict"))
+
+
+def _rolls_back_inconclusive(action: Conclude) -> bool:
+    window = action.step.window
+    return window is not None and window.on_inconclusive == "rollback"
+
+
+def _traffic_off(f: _Found, plan: Plan, action: Conclude) -> str:
+    """The rollback's first step, here and now: the main flag and the router admit no one."""
+    epoch = f.clients.runs.fence_parked(f.record, f"window of {action.step.key}: {action.verdict.reason}")
+    if epoch is None:
+        return "not done: the rollout moved meanwhile"
+    before = next((u for u in f.record.undo if u.name == plan.flag), None)
+    if before is None:
+        return f"not done: {plan.flag} has no undo entry"
+    traffic_off(f.clients, before, Fence(plan.name, epoch))
+    router = f.clients.targets.kubernetes.router if f.clients.targets.kubernetes else None
+    if router is not None and f.clients.cluster is not None:
+        f.clients.cluster.set_weight(router, 0)
+    return f"{action.step.key}: {action.verdict.reason}"
+
+
+def _act(client: SyncPrefectClient, f: _Found, chore: Chore) -> None:
+    record = f.record
+    if chore.kind == "report":
+        f.acted.append(Acted(record.plan, "report", chore.why))
+    elif chore.kind == "hold":
+        record_moved = f.clients.runs.move(
+            record.plan,
+            Status.HELD,
+            by="reconciler",
+            why=f"{chore.why}: held with traffic where it is (run it again to carry it on, or roll it back)",
+            revision=record.revision,
+            epoch_floor=record.epoch,
+        )
+        f.acted.append(Acted(record.plan, "held", f"{chore.why} (epoch {record_moved.epoch})"))
+    elif chore.kind == "wake" or any(a.did == "wake" for a in f.acted):
+        f.acted = [a for a in f.acted if a.did != "wake"]
+        # Forced: a suspension waiting for a decision cannot be resumed without one, and its run
+        # reads what to do (the deadline passed, the window's verdict) from the record anyway.
+        client.set_flow_run_state(UUID(record.run_id), Scheduled(name="Resuming"), force=True)
+        f.acted.append(
+            Acted(record.plan, "woken", chore.why if chore.kind == "wake" else "the window has a verdict")
+        )
+    elif chore.kind == "adopt":
+        _adopt(client, f, chore)
+
+
+def _adopt(client: SyncPrefectClient, f: _Found, chore: Chore) -> None:
+    """Mark the gone run Crashed, unpark the rollout if it was parked, and start a run that carries it on."""
+    record = f.record
+    assert record.deployment_id is not None
+    old = f.run
+    if old is not None and (
+        old.state_type is None or old.state_type.value not in ("COMPLETED", "FAILED", "CRASHED")
+    ):
+        client.set_flow_run_state(
+            old.id, Crashed(message=f"the reconciler found it gone: {chore.why}"), force=True
+        )
+    if record.status is Status.PARKED:
+        record = f.clients.runs.unpark(record, "reconciler", chore.why)
+    parameters = dict(old.parameters) if old is not None else {"plan_path": record.plan_path}
+    parameters["rollout_id"] = record.rollout_id or ""
+    new = client.create_flow_run_from_deployment(
+        UUID(record.deployment_id), parameters=parameters, tags=["adopted"]
+    )
+    if not f.clients.runs.mark_adopted(record, str(new.id), chore.why):
+        f.acted.append(
+            Acted(record.plan, "report", f"adopting run {new.id} started, but the record moved meanwhile")
+        )
+        return
+    f.acted.append(Acted(record.plan, "adopted", f"{chore.why}; run {new.id} carries it on"))

@@ -1,0 +1,235 @@
+"""Drills: rollouts that outlive their processes, on a real Prefect server (PostgreSQL) and process worker.
+
+Each drill ends in a documented state, and the flag's version shows no step applied twice.
+The reconciler's passes are started by hand (its schedule is paused) so each drill knows
+when one ran; the rollouts' records and flags live in a database of their own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pymongo import MongoClient
+
+from rollout.adapters.flags import FlagStore
+from rollout.adapters.run_state import RunRecord, RunStateStore
+from rollout.lifecycle import Status
+from rollout.sandbox.stack import SandboxInfo
+from tests.operator import Operator, flow_run_process, flow_run_processes, kill, operator
+
+pytestmark = pytest.mark.integration
+
+AUTH = ("operator", "durable-drills")
+DATABASE = "durability_drills"
+
+
+@pytest.fixture(scope="module")
+def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    with operator(tmp_path_factory.mktemp("operator"), AUTH, postgres=True) as deployed:
+        yield deployed
+
+
+@pytest.fixture(scope="module")
+def db(sandbox: SandboxInfo) -> Iterator[Any]:
+    client: MongoClient[dict[str, Any]] = MongoClient(sandbox.mongodb_uri, tz_aware=True)
+    yield client[DATABASE]
+    client.close()
+
+
+def write_plan(tmp_path: Path, sandbox: SandboxInfo, name: str, errors: str, **extra: Any) -> str:
+    targets = sandbox.targets().model_dump(mode="json", exclude_none=True, by_alias=True)
+    targets["flag_store"] = {"database": DATABASE}
+    plan: dict[str, Any] = {
+        "name": name,
+        "release": {"version": "v2", "stable_version": "v1"},
+        "flag": name.upper().replace("-", "_"),
+        "targets": targets,
+        "backup": {"enabled": False, "waived_by": "durability drills"},
+        "gates": {"errors": {"query": errors, "max": 0.5}},
+        "rollback": {"watch": {"duration": "1s", "interval": "1s"}},
+        **extra,
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    return str(path)
+
+
+def record_of(db: Any, plan: str) -> RunRecord:
+    record = RunStateStore(db["rollout_runs"]).get(plan)
+    assert record is not None, f"no record of {plan}"
+    return record
+
+
+def until(check: Any, what: str, ops: Operator, timeout: float = 180) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"{what} did not happen\n{ops.tail()}"
+        time.sleep(0.5)
+    return found
+
+
+def reconcile(ops: Operator, plan: str) -> dict[str, Any]:
+    """One reconciler pass, as the rollout-reconcile deployment runs it."""
+    done = ops.wait(ops.start("reconcile", "rollout-reconcile", {"plans": [plan]}))
+    assert done["state"]["type"] == "COMPLETED", ops.tail()
+    return done
+
+
+def test_a_parked_window_is_measured_by_the_reconciler_and_its_run_woken_to_promote(
+    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
+) -> None:
+    window = {"interval": "8s", "count": 2, "gates": ["errors"]}
+    plan = write_plan(
+        tmp_path,
+        sandbox,
+        "parked-window",
+        "vector(0)",
+        park_after="4s",
+        phases=[{"name": "ramp", "ramp": [50, 100], "window": window}],
+    )
+    run_id = ops.start("rollout", "rollout-manual", {"plan_path": plan})
+    parked = until(
+        lambda: (r := record_of_or_none(db, "parked-window")) and r.status is Status.PARKED and r,
+        "parking",
+        ops,
+    )
+    assert parked.parked is not None and parked.parked.next == "round 2 of 2 of ramp/0"
+    assert parked.window is not None and len(parked.window.rounds) == 1  # the first round, by the run
+    until(lambda: ops.run(run_id)["state"]["name"] == "Suspended", "suspension", ops)
+    until(lambda: flow_run_processes(run_id) == [], "the run's process ending", ops, timeout=30)
+    time.sleep(8)
+    reconcile(ops, plan)  # takes round 2 of 2 itself, then wakes the run
+    woken = record_of(db, "parked-window")
+    assert woken.window is not None and len(woken.window.rounds) == 2
+    # The woken run records the verdict, sets 100 % and parks again; the next pass finishes the window.
+    until(
+        lambda: (
+            record_of(db, "parked-window").status is Status.PARKED
+            and record_of(db, "parked-window").window.key == "ramp/1"
+        ),
+        "parking at 100 %",
+        ops,
+    )  # type: ignore[union-attr]
+    time.sleep(8)
+    reconcile(ops, plan)
+    done = ops.wait(run_id)
+    assert (done["state"]["type"], done["state"]["name"]) == ("COMPLETED", "Promoted"), ops.tail()
+    flag = FlagStore(db["feature_flags"]).get("PARKED_WINDOW")
+    assert (flag.percentage, flag.version) == (100, 2)  # two steps, each written once
+    record = record_of(db, "parked-window")
+    assert [s["key"] for s in record.steps] == ["ramp/0", "ramp/1"]
+    assert sum(m.target is Status.PARKED for m in record.history) == 2
+
+
+def record_of_or_none(db: Any, plan: str) -> RunRecord | None:
+    return RunStateStore(db["rollout_runs"]).get(plan)
+
+
+def test_a_parked_window_that_fails_has_traffic_turned_off_by_the_reconciler_then_rolls_back(
+    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
+) -> None:
+    breaks_at = time.time() + 12
+    window = {"interval": "8s", "count": 4, "gates": ["errors"]}
+    plan = write_plan(
+        tmp_path,
+        sandbox,
+        "parked-failing",
+        f"vector(time() > bool {breaks_at:.0f})",
+        park_after="4s",
+        phases=[{"name": "ramp", "ramp": [25, 100], "window": window}],
+    )
+    run_id = ops.start("rollout", "rollout-manual", {"plan_path": plan})
+    until(
+        lambda: (r := record_of_or_none(db, "parked-failing")) and r.status is Status.PARKED, "parking", ops
+    )
+    flags = FlagStore(db["feature_flags"])
+    assert flags.get("PARKED_FAILING").percentage == 25
+    while time.time() < breaks_at + 1:
+        time.sleep(1)
+    for _ in range(3):  # round 2 may still pass; the next one fails
+        time.sleep(8)
+        reconcile(ops, plan)
+        if record_of(db, "parked-failing").status is not Status.PARKED:
+            break
+    doc = db["rollout_runs"].find_one({"_id": "parked-failing"})
+    assert doc is not None and "errors" in doc.get("fenced_because", "")
+    done = ops.wait(run_id)
+    assert (done["state"]["type"], done["state"]["name"]) == ("FAILED", "RolledBack"), ops.tail()
+    flag = flags.get("PARKED_FAILING")
+    assert not flag.enabled and flag.percentage == 0
+    assert record_of(db, "parked-failing").status is Status.ROLLED_BACK
+
+
+def test_a_killed_run_is_adopted_by_the_reconciler_and_its_window_carries_on_where_it_was(
+    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
+) -> None:
+    window = {"interval": "1s", "count": 15, "gates": ["errors"]}
+    plan = write_plan(
+        tmp_path,
+        sandbox,
+        "adopted",
+        "vector(0)",
+        lease_ttl="3s",
+        phases=[{"name": "ramp", "ramp": [10, 100], "window": window}],
+    )
+    run_id = ops.start("rollout", "rollout-manual", {"plan_path": plan})
+    until(
+        lambda: (
+            (r := record_of_or_none(db, "adopted")) and r.window is not None and len(r.window.rounds) >= 5
+        ),
+        "five rounds",
+        ops,
+    )
+    kill(flow_run_process(run_id))
+    measured = len(record_of(db, "adopted").window.rounds)  # type: ignore[union-attr]
+    time.sleep(4)  # the lease runs out
+    reconcile(ops, plan)
+    record = record_of(db, "adopted")
+    assert record.adopted_by is not None
+    old = ops.run(run_id)
+    assert (
+        old["state"]["type"] == "CRASHED"
+    )  # the worker saw its child die; the reconciler marks it otherwise
+    done = ops.wait(record.adopted_by)
+    assert (done["state"]["type"], done["state"]["name"]) == ("COMPLETED", "Promoted"), ops.tail()
+    final = record_of(db, "adopted")
+    assert [s["key"] for s in final.steps] == ["ramp/0", "ramp/1"]
+    moves = [m.why for m in final.history if m.target is Status.CHECKING]
+    assert moves[-1].startswith("resumes rollout v2 after run")
+    flag = FlagStore(db["feature_flags"]).get("ADOPTED")
+    assert (flag.percentage, flag.version) == (100, 2)
+    logs = ops._post(
+        "logs/filter",
+        {"logs": {"flow_run_id": {"any_": [record.adopted_by]}}, "sort": "TIMESTAMP_ASC", "limit": 200},
+    )
+    first = next(line["message"] for line in logs if line["message"].startswith("measurement "))
+    assert first.startswith(f"measurement {measured + 1}/15:"), first  # not 1/15: the window carried on
+
+
+def test_a_cancelled_run_is_held_with_traffic_where_it_was(
+    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
+) -> None:
+    window = {"interval": "1s", "count": 120, "gates": ["errors"]}
+    plan = write_plan(
+        tmp_path,
+        sandbox,
+        "cancelled",
+        "vector(0)",
+        phases=[{"name": "ramp", "ramp": [10, 100], "window": window}],
+    )
+    run_id = ops.start("rollout", "rollout-manual", {"plan_path": plan})
+    until(
+        lambda: (r := record_of_or_none(db, "cancelled")) and r.status is Status.OBSERVING, "observing", ops
+    )
+    ops.set_state(run_id, "CANCELLING")
+    ops.wait(run_id)
+    reconcile(ops, plan)
+    record = record_of(db, "cancelled")
+    assert record.status is Status.HELD
+    assert record.history[-1].by == "reconciler" and "cancelled in Prefect" in record.history[-1].why
+    assert FlagStore(db["feature_flags"]).get("CANCELLED").percentage == 10
