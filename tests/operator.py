@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,23 @@ class Operator:
     auth: tuple[str, str]
     env: dict[str, str]
     logs: Path
+    workers: ExitStack = field(default_factory=ExitStack)
+    worker_pid: int = 0
+
+    def start_worker(self) -> None:
+        """Start a process worker on the rollout pool (another one, after :meth:`lose_host`)."""
+        argv = [sys.executable, "-m", "prefect", "worker", "start", "--pool", "rollout-local"]
+        worker = self.workers.enter_context(
+            running([*argv, "--prefetch-seconds", "5"], self.env, self.logs / "worker.log")
+        )
+        self.worker_pid = worker.pid
+
+    def lose_host(self, *run_ids: str) -> None:
+        """SIGKILL the worker and the processes of ``run_ids`` at once, as a lost host would."""
+        children = [pid for run_id in run_ids for pid in flow_run_processes(run_id)]
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+        os.killpg(self.worker_pid, signal.SIGKILL)
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
         # A busy server answers 503 (SQLite locked under concurrent writes); Prefect's own client
@@ -178,9 +195,9 @@ def operator(
             },
         )
         make_deploy(env)
-        worker = [sys.executable, "-m", "prefect", "worker", "start", "--pool", "rollout-local"]
-        stack.enter_context(running([*worker, "--prefetch-seconds", "5"], env, workdir / "worker.log"))
         ops = Operator(api, auth, env, workdir)
+        stack.enter_context(ops.workers)
+        ops.start_worker()
         if not reconciler:
             ops.pause("reconcile", "rollout-reconcile")
         deadline = time.monotonic() + 60

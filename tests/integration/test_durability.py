@@ -233,3 +233,33 @@ def test_a_cancelled_run_is_held_with_traffic_where_it_was(
     assert record.status is Status.HELD
     assert record.history[-1].by == "reconciler" and "cancelled in Prefect" in record.history[-1].why
     assert FlagStore(db["feature_flags"]).get("CANCELLED").percentage == 10
+
+
+def test_a_lost_host_leaves_a_run_running_for_good_and_the_reconciler_adopts_it_after_the_lease(
+    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
+) -> None:
+    window = {"interval": "1s", "count": 15, "gates": ["errors"]}
+    phases = [{"name": "ramp", "ramp": [10, 100], "window": window}]
+    plan = write_plan(tmp_path, sandbox, "lost-host", "vector(0)", lease_ttl="3s", phases=phases)
+    run_id = ops.start("rollout", "rollout-manual", {"plan_path": plan})
+    until(
+        lambda: (
+            (r := record_of_or_none(db, "lost-host")) and r.window is not None and len(r.window.rounds) >= 3
+        ),
+        "three rounds",
+        ops,
+    )
+    ops.lose_host(run_id)  # the worker and its child, together: nobody tells Prefect the run died
+    ops.start_worker()
+    time.sleep(4)
+    assert ops.run(run_id)["state"]["type"] == "RUNNING"
+    reconcile(ops, plan)
+    old = ops.run(run_id)
+    assert old["state"]["type"] == "CRASHED" and "reconciler found it gone" in old["state"]["message"]
+    record = record_of(db, "lost-host")
+    assert record.adopted_by is not None
+    done = ops.wait(record.adopted_by)
+    assert (done["state"]["type"], done["state"]["name"]) == ("COMPLETED", "Promoted"), ops.tail()
+    flag = FlagStore(db["feature_flags"]).get("LOST_HOST")
+    assert (flag.percentage, flag.version) == (100, 2)
+    assert record_of(db, "lost-host").status is Status.PROMOTED
