@@ -16,12 +16,15 @@ status``, the exporter) decides from the status alone.
                               │                                    │
                               v                                    │
           ┌─────────> stepping ──> observing ──> promoted          │
-          │               ^  │         │                           │
-          │               │  v         v                           │
-          └─── awaiting-approval   (window failed, automatic off)  │
-                   │                   └────────> stopped ─────────┤
+          │               ^  │       │   ^ │                       │
+          │               │  v       v   │ v                       │
+          └─── awaiting-approval <─ parked (window failed,         │
+                   │          └───────┘     automatic off)         │
+                   │                           └────> stopped ─────┤
                    └ nobody in time, on_timeout: hold ──> held ────┘
 
+    parked ── woken (a decision, a window's verdict) ──> checking
+    a driven or parked rollout whose run was cancelled ── reconciler ──> held
     any of the above but blocked ── rollback ──> rolling-back ──> rolled-back
                                                       └─────────> rollback-incomplete
 """

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from uuid import UUID
 
 from prefect import get_run_logger, task
@@ -22,6 +23,7 @@ from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import FlowRunSort
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.states import Crashed, Scheduled
 
 from rollout.adapters.clients import Clients
@@ -29,7 +31,7 @@ from rollout.adapters.flags import Fence
 from rollout.adapters.run_state import RunRecord
 from rollout.errors import RolloutError
 from rollout.gates import Outcome
-from rollout.lifecycle import MoveRefused, Status
+from rollout.lifecycle import Status
 from rollout.plan import Plan, load_plan
 from rollout.plan.model import Targets
 from rollout.progression import Conclude, Finish, Measure, next_action, observed_round
@@ -114,6 +116,7 @@ def reconcile_pass(where: list[Targets]) -> PassReport:
     """Act once on every rollout recorded in ``where``'s databases (see the module's docstring)."""
     logger = get_run_logger()
     started = time.perf_counter()
+    _load.cache_clear()
     with ExitStack() as stack, get_client(sync_client=True) as client:
         found: list[_Found] = []
         for targets in where:
@@ -136,7 +139,7 @@ def reconcile_pass(where: list[Targets]) -> PassReport:
         for f, chore in chores:
             try:
                 _act(client, f, chore)
-            except (RolloutError, MoveRefused) as error:
+            except (RolloutError, PrefectHTTPStatusError, ObjectNotFound) as error:
                 f.acted.append(Acted(f.record.plan, "failed", f"{chore.kind}: {error}"))
     acted = [a for f, _ in chores for a in f.acted if a.did != "report"]
     report = PassReport(
@@ -155,10 +158,16 @@ def reconcile_pass(where: list[Targets]) -> PassReport:
     return report
 
 
+@lru_cache(maxsize=256)
+def _load(path: str) -> Plan:
+    """A plan file, read once a pass however many rollouts share it (the cache is cleared per pass)."""
+    return load_plan(path)
+
+
 def _plan(f: _Found) -> Plan | None:
     if f.plan is None and f.record.plan_path:
         try:
-            f.plan = load_plan(f.record.plan_path)
+            f.plan = _load(f.record.plan_path)
         except RolloutError as error:
             f.acted.append(
                 Acted(f.record.plan, "report", f"its plan {f.record.plan_path} cannot be read: {error}")

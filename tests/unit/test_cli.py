@@ -32,3 +32,28 @@ def test_validate_a_missing_file() -> None:
     done = rollout("validate", "no/such/plan.yaml")
     assert done.returncode == 2
     assert done.stdout == "(plan): no/such/plan.yaml does not exist; check the path\n"
+
+
+def test_reconcile_without_a_reachable_server_says_so_and_exits_2() -> None:
+    import os
+    import socket
+
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    env = {**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
+    done = subprocess.run(
+        [sys.executable, "-m", "rollout.cli", "reconcile"], capture_output=True, text=True, cwd=ROOT, env=env
+    )
+    assert done.returncode == 2
+    assert f"the Prefect server at http://127.0.0.1:{port}/api cannot be reached" in done.stderr
+    assert "nothing was reconciled" in done.stderr
+    unset = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
+    done = subprocess.run(
+        [sys.executable, "-m", "rollout.cli", "reconcile"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=unset,
+    )
+    assert done.returncode == 2 and "PREFECT_API_URL is not set" in done.stderr

@@ -1,0 +1,79 @@
+"""What the reconciler does for each rollout, decided from the record, the run's state and the time."""
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from rollout.adapters.run_state import RunRecord
+from rollout.lifecycle import Status
+from rollout.progression import Parked
+from rollout.reconciliation import chore_for, holder
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+def record(status: Status, **fields: object) -> RunRecord:
+    base = RunRecord(
+        "orders", "run-1", status, (), (), rollout_id="v2", deployment_id="dep-1", plan_path="p.yaml"
+    )
+    return replace(base, **fields)  # type: ignore[arg-type]
+
+
+def parked(for_decision: bool = False, until: datetime | None = None) -> RunRecord:
+    status = Status.AWAITING_APPROVAL if for_decision else Status.OBSERVING
+    spot = Parked(NOW, until, "next", "approval:pilot" if for_decision else "ramp/0", "key", status)
+    return record(Status.PARKED, parked=spot)
+
+
+@pytest.mark.parametrize(
+    ("rollout", "run_state", "kind"),
+    [
+        (parked(), "PAUSED", "measure"),
+        (parked(True, NOW + timedelta(hours=1)), "PAUSED", "none"),
+        (parked(True, NOW - timedelta(seconds=1)), "PAUSED", "wake"),
+        (parked(), "CANCELLED", "hold"),
+        (parked(), "SCHEDULED", "none"),  # being woken
+        (parked(), "CRASHED", "adopt"),
+        (parked(), None, "adopt"),
+        (record(Status.OBSERVING, lease_until=NOW + timedelta(seconds=30)), "RUNNING", "none"),
+        (record(Status.OBSERVING, lease_until=NOW + timedelta(seconds=30)), "CANCELLING", "hold"),
+        (record(Status.OBSERVING, lease_until=NOW - timedelta(minutes=1)), "RUNNING", "adopt"),
+        (
+            record(Status.OBSERVING, lease_until=NOW - timedelta(minutes=1), deployment_id=None),
+            "CRASHED",
+            "report",
+        ),
+        (record(Status.ROLLING_BACK, rollback_run_id="rb-1"), "CRASHED", "report"),
+        (record(Status.ROLLING_BACK, rollback_run_id="rb-1"), "RUNNING", "none"),
+        (record(Status.PROMOTED), "COMPLETED", "none"),
+        (record(Status.HELD), "FAILED", "none"),
+    ],
+)
+def test_each_rollout_gets_the_chore_its_state_calls_for(
+    rollout: RunRecord, run_state: str | None, kind: str
+) -> None:
+    assert chore_for(rollout, run_state, NOW).kind == kind
+
+
+def test_a_lease_just_run_out_is_given_a_grace_before_its_run_counts_as_gone() -> None:
+    expired = record(Status.STEPPING, lease_until=NOW - timedelta(seconds=2))
+    assert chore_for(expired, "RUNNING", NOW).kind == "none"
+    assert chore_for(expired, "RUNNING", NOW + timedelta(seconds=10)).kind == "adopt"
+
+
+def test_an_adoption_under_way_is_not_started_again() -> None:
+    expired = record(Status.OBSERVING, lease_until=NOW - timedelta(minutes=1), adopted_by="run-2")
+    assert chore_for(expired, "CRASHED", NOW, adoption="SCHEDULED").kind == "none"
+    assert chore_for(expired, "CRASHED", NOW, adoption="CRASHED").kind == "adopt"
+
+
+def test_a_cli_run_gone_is_listed_with_the_command_that_carries_it_on() -> None:
+    gone = record(Status.OBSERVING, lease_until=NOW - timedelta(minutes=1), deployment_id=None)
+    chore = chore_for(gone, None, NOW)
+    assert "`rollout run p.yaml --rollout-id v2`" in chore.why
+
+
+def test_the_holder_of_a_rollback_under_way_is_the_rollback_run() -> None:
+    assert holder(record(Status.ROLLING_BACK, rollback_run_id="rb-1")) == "rb-1"
+    assert holder(record(Status.OBSERVING)) == "run-1"
