@@ -65,6 +65,7 @@ bench: setup
 	$(PY) bench/preflight.py
 	$(PY) bench/overhead.py
 	$(PY) bench/bucketing.py
+	$(PY) bench/durability.py
 
 # Regenerate the README's plan reference from the plan model.
 reference: $(VENV)/.installed

@@ -89,6 +89,14 @@ def describe_run(
     ]
     if record.status in DRIVEN:
         lines.append(_lease(record, now or datetime.now(UTC)))
+    if record.status is Status.PARKED and record.parked is not None:
+        until = record.parked.until
+        lines.append(
+            f"parked    until {until:%Y-%m-%d %H:%M:%S} UTC" if until else "parked    until someone decides"
+        )
+        lines.append(f"next      {record.parked.next} (run {record.run_id} is suspended, holding no process)")
+    if record.window is not None and record.window.key not in record.committed:
+        lines.append(f"window    {record.window.key}: {len(record.window.rounds)} round(s) measured")
     if record.steps:
         last = record.steps[-1]
         lines += [

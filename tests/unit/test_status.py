@@ -72,3 +72,20 @@ def test_a_rolled_back_rollout_expects_the_flag_off() -> None:
     on = FlagState("USE_ORDERS", enabled=True, percentage=10, version=7)
     text = describe_run(record(Status.ROLLED_BACK, None), "orders", "v1", now=NOW, flag=on)
     assert "DIFFERS from the rollback (traffic off)" in text
+
+
+def test_a_parked_rollout_says_until_when_what_comes_next_and_how_far_its_window_got() -> None:
+    from dataclasses import replace
+
+    from rollout.progression import Parked, Round, WindowState
+
+    window = WindowState("ramp/1", NOW, (Round(NOW, ()), Round(NOW + timedelta(minutes=5), ())))
+    spot = Parked(
+        NOW, NOW + timedelta(minutes=10), "round 3 of 2016 of ramp/1", "ramp/1", "k", Status.OBSERVING
+    )
+    parked = replace(record(Status.PARKED, None), parked=spot, window=window)
+    text = describe_run(parked, "orders", "v1", now=NOW)
+    assert "parked    until 2026-11-22 09:10:00 UTC" in text
+    assert "next      round 3 of 2016 of ramp/1 (run run-7 is suspended, holding no process)" in text
+    assert "window    ramp/1: 2 round(s) measured" in text
+    assert "lease" not in text
