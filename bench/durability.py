@@ -116,10 +116,19 @@ def add_parked(ops: Operator, db: Any, template: str, count: int) -> None:
     deployment = ops.deployment_id("rollout", "rollout-manual")
     now = datetime.now(UTC)
     docs = []
+    later = (now + timedelta(days=365)).isoformat()
     for i in range(count):
+        # Created due in a year (no worker takes it), then suspended as parking leaves a run.
         run = ops._post(
             f"deployments/{deployment}/create_flow_run",
-            {"parameters": {"plan_path": doc["plan_path"]}, "state": {"type": "PAUSED", "name": "Suspended"}},
+            {
+                "parameters": {"plan_path": doc["plan_path"]},
+                "state": {"type": "SCHEDULED", "state_details": {"scheduled_time": later}},
+            },
+        )
+        ops._post(
+            f"flow_runs/{run['id']}/set_state",
+            {"state": {"type": "PAUSED", "name": "Suspended"}, "force": True},
         )
         # The next round (5 minutes after the first) comes due evenly from a minute ago to 4 minutes on.
         started = now - timedelta(seconds=60 + 300 * i / count)

@@ -38,6 +38,10 @@ class Operator:
         )
         self.worker_pid = worker.pid
 
+    def stop_worker(self) -> None:
+        """SIGTERM the worker, as a host shutting down or a deploy replacing it does."""
+        os.killpg(self.worker_pid, signal.SIGTERM)
+
     def lose_host(self, *run_ids: str) -> None:
         """SIGKILL the worker and the processes of ``run_ids`` at once, as a lost host would."""
         children = [pid for run_id in run_ids for pid in flow_run_processes(run_id)]

@@ -263,3 +263,36 @@ def test_a_lost_host_leaves_a_run_running_for_good_and_the_reconciler_adopts_it_
     flag = FlagStore(db["feature_flags"]).get("LOST_HOST")
     assert (flag.percentage, flag.version) == (100, 2)
     assert record_of(db, "lost-host").status is Status.PROMOTED
+
+
+def test_a_worker_stopped_with_sigterm_leaves_its_rollout_to_be_adopted_never_rolled_back(
+    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
+) -> None:
+    window = {"interval": "1s", "count": 12, "gates": ["errors"]}
+    phases = [{"name": "ramp", "ramp": [10, 100], "window": window}]
+    plan = write_plan(tmp_path, sandbox, "worker-stopped", "vector(0)", lease_ttl="3s", phases=phases)
+    run_id = ops.start("rollout", "rollout-manual", {"plan_path": plan})
+    until(
+        lambda: (
+            (r := record_of_or_none(db, "worker-stopped"))
+            and r.window is not None
+            and len(r.window.rounds) >= 3
+        ),
+        "three rounds",
+        ops,
+    )
+    ops.stop_worker()
+    # The worker's child goes with it, and Prefect is not told: the run shows Running for good.
+    until(lambda: flow_run_processes(run_id) == [], "the flow-run process ending", ops, timeout=60)
+    ops.start_worker()
+    time.sleep(4)
+    assert ops.run(run_id)["state"]["type"] == "RUNNING"
+    assert record_of(db, "worker-stopped").status is Status.OBSERVING
+    reconcile(ops, plan)
+    record = record_of(db, "worker-stopped")
+    assert record.adopted_by is not None
+    assert ops.run(run_id)["state"]["type"] == "CRASHED"
+    done = ops.wait(record.adopted_by)
+    assert (done["state"]["type"], done["state"]["name"]) == ("COMPLETED", "Promoted"), ops.tail()
+    assert FlagStore(db["feature_flags"]).get("WORKER_STOPPED").version == 2
+    assert not [m for m in record_of(db, "worker-stopped").history if m.target is Status.ROLLING_BACK]
