@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from tests.postgres import postgres_server
-from tests.prefect_server import ROOT, prefect_env, prefect_server, running
+from tests.prefect_server import ROOT, free_port, prefect_env, prefect_server, running
 
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
@@ -29,6 +29,19 @@ class Operator:
     logs: Path
     workers: ExitStack = field(default_factory=ExitStack)
     worker_pid: int = 0
+    server: ExitStack = field(default_factory=ExitStack)
+    server_settings: dict[str, str] = field(default_factory=dict)
+
+    def start_server(self) -> None:
+        """Start the server on its port (again, after :meth:`stop_server`: its database kept)."""
+        port = int(self.api.rsplit(":", 1)[1].split("/")[0])
+        self.server.enter_context(
+            prefect_server(self.logs, ":".join(self.auth), self.server_settings, port=port)
+        )
+
+    def stop_server(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL), as an upgrade or a host restart does."""
+        self.server.close()
 
     def start_worker(self) -> None:
         """Start a process worker on the rollout pool (another one, after :meth:`lose_host`)."""
@@ -185,8 +198,11 @@ def operator(
     with ExitStack() as stack:
         if postgres:
             settings["PREFECT_API_DATABASE_CONNECTION_URL"] = stack.enter_context(postgres_server())
-        api = stack.enter_context(prefect_server(workdir, ":".join(auth), settings))
-        env = prefect_env(
+        ops = Operator(f"http://127.0.0.1:{free_port()}/api", auth, {}, workdir, server_settings=settings)
+        stack.enter_context(ops.server)
+        ops.start_server()
+        api = ops.api
+        ops.env = env = prefect_env(
             workdir / "client",
             {
                 "PREFECT_API_URL": api,
@@ -199,7 +215,6 @@ def operator(
             },
         )
         make_deploy(env)
-        ops = Operator(api, auth, env, workdir)
         stack.enter_context(ops.workers)
         ops.start_worker()
         if not reconciler:

@@ -48,9 +48,15 @@ def running(argv: list[str], env: Mapping[str, str], log: Path) -> Iterator[subp
 
 
 @contextmanager
-def prefect_server(workdir: Path, auth: str, settings: Mapping[str, str] | None = None) -> Iterator[str]:
-    """A Prefect server with basic auth on (and any other ``settings``); yields its API URL."""
-    port = free_port()
+def prefect_server(
+    workdir: Path, auth: str, settings: Mapping[str, str] | None = None, port: int | None = None
+) -> Iterator[str]:
+    """A Prefect server with basic auth on (and any other ``settings``); yields its API URL.
+
+    Given ``port`` (and a database that outlives it, PostgreSQL), a server started again there
+    is the same server to its clients: a restart.
+    """
+    port = port or free_port()
     env = prefect_env(workdir / "server", {"PREFECT_SERVER_API_AUTH_STRING": auth, **(settings or {})})
     argv = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     with running([*argv, "--no-ui", "--analytics-off"], env, workdir / "server.log") as server:

@@ -296,3 +296,33 @@ def test_a_worker_stopped_with_sigterm_leaves_its_rollout_to_be_adopted_never_ro
     assert (done["state"]["type"], done["state"]["name"]) == ("COMPLETED", "Promoted"), ops.tail()
     assert FlagStore(db["feature_flags"]).get("WORKER_STOPPED").version == 2
     assert not [m for m in record_of(db, "worker-stopped").history if m.target is Status.ROLLING_BACK]
+
+
+def test_a_server_restart_is_ridden_out_and_a_cancel_after_it_holds_the_rollout_whatever_the_process_does(
+    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
+) -> None:
+    window = {"interval": "1s", "count": 60, "gates": ["errors"]}
+    phases = [{"name": "ramp", "ramp": [10, 100], "window": window}]
+    plan = write_plan(tmp_path, sandbox, "server-restart", "vector(0)", lease_ttl="3s", phases=phases)
+    run_id = ops.start("rollout", "rollout-manual", {"plan_path": plan})
+
+    def rounds() -> int:
+        record = record_of_or_none(db, "server-restart")
+        return len(record.window.rounds) if record and record.window else 0
+
+    until(lambda: rounds() >= 3, "three rounds", ops)
+    ops.stop_server()
+    ops.start_server()
+    after = rounds()
+    until(lambda: rounds() >= after + 3, "rounds after the restart", ops, timeout=60)
+    assert ops.run(run_id)["state"]["type"] == "RUNNING"
+    # The UI's Cancel. Whether or not it reaches the process, the reconciler holds the rollout and
+    # raises its epoch: the process, if it lives on, can neither move the rollout nor write the flag.
+    ops.set_state(run_id, "CANCELLING")
+    reconcile(ops, plan)
+    record = record_of(db, "server-restart")
+    assert record.status is Status.HELD and "cancelled in Prefect" in record.history[-1].why
+    time.sleep(10)
+    flag = FlagStore(db["feature_flags"]).get("SERVER_RESTART")
+    assert (flag.percentage, flag.version) == (10, 1)
+    assert record_of(db, "server-restart").status is Status.HELD
