@@ -38,6 +38,7 @@ from rollout.plan.source import plan_source
 from rollout.rollback_guard import GuardVerdict, RollbackAsk, judge
 from rollout.targets import resolve_targets
 from tasks.data import backup_data, database_lock, restore_data
+from tasks.lease import rollback_heartbeat
 from tasks.recovery import (
     balance_check,
     deployment_to_stable,
@@ -216,7 +217,12 @@ def _take_over(
             try:
                 floor = clients.flags.highest_fence(plan.name)
                 taken = clients.runs.take_over(
-                    plan.name, run_id, why=reason, revision=record.revision, epoch_floor=floor
+                    plan.name,
+                    run_id,
+                    why=reason,
+                    revision=record.revision,
+                    epoch_floor=floor,
+                    lease=plan.lease,
                 )
             except MoveRefused:
                 continue
@@ -317,33 +323,36 @@ def _rollback(
         collections or plan.rollback.restore.collections,
         _stable(resolved, plan, record),
     )
-    # The main flag goes first, whatever the log's order: traffic off is what makes it safe.
-    undo = sorted(record.undo, key=lambda s: s.name != plan.flag)
-    steps = _Steps()
-    fence = Fence(plan.name, record.epoch)
-    traffic_off_at = _flag_steps(steps, plan, resolved, undo, fence) if undo else None
-    if not undo:
-        logger.info("this rollout changed no flag: traffic is left as it is")
-    if resolved.kubernetes is not None:
-        image = record.deployment_image
-        steps.run("deployment", lambda: deployment_to_stable(resolved, plan, ctx.stable, image))
-    if ctx.mode != "none":
-        _data_steps(steps, plan, resolved, ctx)
-    cache = plan.rollback.cache
-    if cache.purge_url or (cache.redis_url and cache.redis_keys):
-        steps.run("cache invalidation", lambda: invalidate_caches(resolved, plan))
-    steps.run("health check", lambda: health_check(resolved))
-    if resolved.service.smoke:
-        steps.run("smoke test", lambda: smoke_test(resolved))
-    if plan.rollback.balance:
-        steps.run("balance check", lambda: balance_check(resolved, plan))
-    if plan.rollback.watch.duration.total_seconds() > 0:
-        steps.run("health watch", lambda: watch_health(resolved, plan))
-    main_flag = _main_flag_undo(resolved, plan)
-    if main_flag is not None:
-        steps.run("traffic still off", lambda: keep_traffic_off(resolved, main_flag, fence))
-    ok = all(step.ok for step in steps.records)
-    _finish(resolved, plan, ctx, reason, ok)
+    # The heartbeat keeps the rollback's lease: a rollback whose process died is finished by the
+    # reconciler once it runs out, by a run of the emergency-rollback deployment.
+    with rollback_heartbeat(resolved, plan, run_id):
+        # The main flag goes first, whatever the log's order: traffic off is what makes it safe.
+        undo = sorted(record.undo, key=lambda s: s.name != plan.flag)
+        steps = _Steps()
+        fence = Fence(plan.name, record.epoch)
+        traffic_off_at = _flag_steps(steps, plan, resolved, undo, fence) if undo else None
+        if not undo:
+            logger.info("this rollout changed no flag: traffic is left as it is")
+        if resolved.kubernetes is not None:
+            image = record.deployment_image
+            steps.run("deployment", lambda: deployment_to_stable(resolved, plan, ctx.stable, image))
+        if ctx.mode != "none":
+            _data_steps(steps, plan, resolved, ctx)
+        cache = plan.rollback.cache
+        if cache.purge_url or (cache.redis_url and cache.redis_keys):
+            steps.run("cache invalidation", lambda: invalidate_caches(resolved, plan))
+        steps.run("health check", lambda: health_check(resolved))
+        if resolved.service.smoke:
+            steps.run("smoke test", lambda: smoke_test(resolved))
+        if plan.rollback.balance:
+            steps.run("balance check", lambda: balance_check(resolved, plan))
+        if plan.rollback.watch.duration.total_seconds() > 0:
+            steps.run("health watch", lambda: watch_health(resolved, plan))
+        main_flag = _main_flag_undo(resolved, plan)
+        if main_flag is not None:
+            steps.run("traffic still off", lambda: keep_traffic_off(resolved, main_flag, fence))
+        ok = all(step.ok for step in steps.records)
+        _finish(resolved, plan, ctx, reason, ok)
     release = record.version or plan.release.version
     incident = Incident(
         plan=plan.name,
@@ -387,10 +396,19 @@ def _main_flag_undo(targets: Targets, plan: Plan) -> FlagState | None:
 
 
 def _finish(targets: Targets, plan: Plan, ctx: _Context, reason: str, ok: bool) -> None:
-    """Record how the rollback ended; a promoted release taken back gives the stable release back."""
+    """Record how the rollback ended; a promoted release taken back gives the stable release back.
+
+    Only while this rollback is still the one on record: a later rollback that took the rollout
+    over (this one's process paused, or slow) ends it, not this one.
+    """
     to = Status.ROLLED_BACK if ok else Status.ROLLBACK_INCOMPLETE
     with Clients(targets, prefect_resolver) as clients:
-        clients.runs.move(plan.name, to, by=f"rollback run {ctx.run_id}", why=reason)
+        now = clients.runs.get(plan.name)
+        if now is None or now.rollback_run_id != ctx.run_id or now.status is not Status.ROLLING_BACK:
+            holder = f"rollback run {now.rollback_run_id}" if now else "nobody"
+            get_run_logger().warning("not recording the end: the rollout is now held by %s", holder)
+            return
+        clients.runs.move(plan.name, to, by=f"rollback run {ctx.run_id}", why=reason, revision=now.revision)
         taken_from = ctx.record.history[-1].source if ctx.record.history else None
         if ok and taken_from is Status.PROMOTED:
             release = ctx.record.version or plan.release.version

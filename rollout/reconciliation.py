@@ -3,8 +3,10 @@
 The reconciler keeps rollouts going when no process holds them: it measures parked
 windows, wakes a parked run when there is something to change, adopts a rollout
 whose run is gone (a new run carries it on from its record, never a rollback for a
-dead process), and holds a rollout whose run was cancelled. Anything else it
-cannot act on is listed, with what a person can do.
+dead process), finishes a rollback whose run died (a run of the emergency-rollback
+deployment, whose steps are idempotent and which restores data at most once), and holds
+a rollout whose run was cancelled. Anything else it cannot act on is listed, with what a
+person can do.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Literal
 from rollout.adapters.run_state import RunRecord
 from rollout.lifecycle import DRIVEN, Status
 
-Kind = Literal["measure", "wake", "adopt", "hold", "report", "none"]
+Kind = Literal["measure", "wake", "adopt", "finish-rollback", "hold", "report", "none"]
 
 FINAL = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 """Prefect state types after which a run never changes anything again."""
@@ -72,11 +74,25 @@ def chore_for(
             else f"{run} holds no lease"
         )
         return _adopt(record, f"{gone} ({_named(run_state)})", adoption)
-    if record.status is Status.ROLLING_BACK and (run_state is None or run_state in FINAL - {"COMPLETED"}):
+    if record.status is Status.ROLLING_BACK:
+        lease = record.lease_until
+        if lease is None:  # a rollback from before rollbacks held a lease: judged by its run alone
+            if run_state is None or run_state in FINAL - {"COMPLETED"}:
+                return Chore(
+                    "report",
+                    f"the rollback by run {record.rollback_run_id} is {_named(run_state)} before it "
+                    f"finished: run `rollout rollback` (or the emergency-rollback deployment) for "
+                    f"{record.plan} to finish it",
+                )
+            return Chore("none", f"rolled back by run {record.rollback_run_id}")
+        if lease + grace > now:
+            return Chore("none", f"rolled back by run {record.rollback_run_id}")
+        if adoption is not None and adoption not in FINAL:
+            return Chore("none", f"finishing; the new rollback run is {adoption.lower()}")
         return Chore(
-            "report",
-            f"the rollback by run {record.rollback_run_id} is {_named(run_state)} before it finished: run "
-            f"`rollout rollback` (or the emergency-rollback deployment) for {record.plan} to finish it",
+            "finish-rollback",
+            f"the rollback by run {record.rollback_run_id} stopped renewing its lease at "
+            f"{lease:%Y-%m-%d %H:%M:%S} UTC ({_named(run_state)})",
         )
     return Chore("none")
 

@@ -81,6 +81,23 @@ def finish(targets: Targets, plan: Plan, run_id: str, status: Status, why: str) 
 
 
 @contextmanager
+def rollback_heartbeat(targets: Targets, plan: Plan, run_id: str) -> Iterator[None]:
+    """Renew the rollback's lease every third of it while the block runs; stops once another took over."""
+    logger = get_run_logger()
+    with Clients(targets, prefect_resolver) as clients:
+
+        def beat() -> bool:
+            try:
+                return clients.runs.renew_rollback(plan.name, run_id, plan.lease)
+            except RolloutError as error:  # a passing fault: the next beat tries again
+                logger.warning("rollback heartbeat missed a beat: %s", error)
+                return True
+
+        with every(plan.lease.total_seconds() / 3, beat, f"rollback heartbeat {plan.name}"):
+            yield
+
+
+@contextmanager
 def heartbeat(targets: Targets, plan: Plan, run_id: str) -> Iterator[None]:
     """Renew this run's lease every third of it from a thread while the block runs (waits included).
 

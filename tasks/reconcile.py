@@ -251,6 +251,40 @@ def _act(client: SyncPrefectClient, f: _Found, chore: Chore) -> None:
         )
     elif chore.kind == "adopt":
         _adopt(client, f, chore)
+    elif chore.kind == "finish-rollback":
+        _finish_rollback(client, f, chore)
+
+
+ROLLBACK_DEPLOYMENT = "rollback/emergency-rollback"
+
+
+def _finish_rollback(client: SyncPrefectClient, f: _Found, chore: Chore) -> None:
+    """Mark the dead rollback run Crashed and start the emergency rollback, which takes the rollout over."""
+    record = f.record
+    old = f.run
+    _crash(client, old, chore)
+    deployment = client.read_deployment_by_name(ROLLBACK_DEPLOYMENT)
+    parameters: dict[str, object] = {
+        "plan_path": record.plan_path,
+        "reason": f"finishing the rollback run {record.rollback_run_id} began: {chore.why}",
+    }
+    if old is not None and old.parameters.get("targets"):
+        parameters["targets"] = old.parameters["targets"]
+    new = client.create_flow_run_from_deployment(deployment.id, parameters=parameters, tags=["adopted"])
+    if not f.clients.runs.mark_adopted(record, str(new.id), chore.why):
+        f.acted.append(Acted(record.plan, "report", f"rollback run {new.id} started, but the record moved"))
+        return
+    f.acted.append(Acted(record.plan, "adopted", f"{chore.why}; rollback run {new.id} finishes it"))
+
+
+def _crash(client: SyncPrefectClient, run: FlowRun | None, chore: Chore) -> None:
+    """Tell Prefect a run it still shows as going is gone."""
+    if run is not None and (
+        run.state_type is None or run.state_type.value not in ("COMPLETED", "FAILED", "CRASHED")
+    ):
+        client.set_flow_run_state(
+            run.id, Crashed(message=f"the reconciler found it gone: {chore.why}"), force=True
+        )
 
 
 def _adopt(client: SyncPrefectClient, f: _Found, chore: Chore) -> None:
@@ -258,12 +292,7 @@ def _adopt(client: SyncPrefectClient, f: _Found, chore: Chore) -> None:
     record = f.record
     assert record.deployment_id is not None
     old = f.run
-    if old is not None and (
-        old.state_type is None or old.state_type.value not in ("COMPLETED", "FAILED", "CRASHED")
-    ):
-        client.set_flow_run_state(
-            old.id, Crashed(message=f"the reconciler found it gone: {chore.why}"), force=True
-        )
+    _crash(client, old, chore)
     if record.status is Status.PARKED:
         record = f.clients.runs.unpark(record, "reconciler", chore.why)
     parameters = dict(old.parameters) if old is not None else {"plan_path": record.plan_path}

@@ -522,7 +522,13 @@ class RunStateStore:
             raise self._lost(plan, run_id, self.get(plan))
 
     def take_over(
-        self, plan: str, run_id: str, why: str = "rollback", revision: int | None = None, epoch_floor: int = 0
+        self,
+        plan: str,
+        run_id: str,
+        why: str = "rollback",
+        revision: int | None = None,
+        epoch_floor: int = 0,
+        lease: timedelta | None = None,
     ) -> RunRecord:
         """Mark the plan ``rolling-back`` by ``run_id`` under a new epoch: a rollout still running stops at
         its next step, and any flag write it already started is refused.
@@ -534,10 +540,22 @@ class RunStateStore:
             Status.ROLLING_BACK,
             by=f"rollback run {run_id}",
             why=why,
-            also={"rollback_run_id": run_id},
+            also={"rollback_run_id": run_id, "adopted_by": None},
             revision=revision,
             epoch_floor=epoch_floor,
+            lease=lease,
         )
+
+    def renew_rollback(self, plan: str, run_id: str, lease: timedelta) -> bool:
+        """Extend rollback run ``run_id``'s hold on ``plan``; False once another took it or it ended."""
+        renewed = call(
+            f"renew rollback lease on {plan}",
+            lambda: self._runs.update_one(
+                {"_id": plan, "rollback_run_id": run_id, "status": Status.ROLLING_BACK.value},
+                {"$set": {"lease_until": datetime.now(UTC) + lease}},
+            ),
+        )
+        return renewed.matched_count == 1
 
     def keep_backup(self, plan: str, uri: str, at: datetime | None = None) -> None:
         """Name the run's pre-rollout backup (the first one wins: a resumed run keeps the original)."""

@@ -326,3 +326,41 @@ def test_a_server_restart_is_ridden_out_and_a_cancel_after_it_holds_the_rollout_
     flag = FlagStore(db["feature_flags"]).get("SERVER_RESTART")
     assert (flag.percentage, flag.version) == (10, 1)
     assert record_of(db, "server-restart").status is Status.HELD
+
+
+def test_a_rollback_killed_half_way_is_finished_by_the_reconciler_with_the_emergency_rollback(
+    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
+) -> None:
+    window = {"interval": "1s", "count": 3, "gates": ["errors"]}
+    phases = [{"name": "ramp", "ramp": [10, 100], "window": window}]
+    plan = write_plan(
+        tmp_path,
+        sandbox,
+        "rollback-killed",
+        "vector(1)",  # fails at once: the rollout rolls back
+        lease_ttl="3s",
+        phases=phases,
+        rollback={"watch": {"duration": "60s", "interval": "1s"}},
+    )
+    run_id = ops.start("rollout", "rollout-manual", {"plan_path": plan})
+    flags = FlagStore(db["feature_flags"])
+    until(
+        lambda: (r := record_of_or_none(db, "rollback-killed")) and r.status is Status.ROLLING_BACK,
+        "rollback",
+        ops,
+    )
+    until(lambda: not flags.get("ROLLBACK_KILLED").enabled, "traffic off", ops, timeout=60)
+    first = record_of(db, "rollback-killed").rollback_run_id
+    time.sleep(3)  # inside the health watch
+    kill(flow_run_process(run_id))  # the rollback runs as a subflow in the rollout's process
+    time.sleep(5)  # its lease runs out; Prefect still shows the rollback subflow running
+    assert first is not None and ops.run(first)["state"]["type"] == "RUNNING"
+    reconcile(ops, plan)
+    record = record_of(db, "rollback-killed")
+    assert record.adopted_by is not None
+    assert ops.run(first)["state"]["type"] == "CRASHED"
+    done = ops.wait(record.adopted_by, timeout=300)
+    assert (done["state"]["type"], done["state"]["name"]) == ("COMPLETED", "RolledBack"), ops.tail()
+    final = record_of(db, "rollback-killed")
+    assert final.status is Status.ROLLED_BACK and final.rollback_run_id == record.adopted_by
+    assert not flags.get("ROLLBACK_KILLED").enabled

@@ -37,7 +37,12 @@ def test_make_deploy_registers_every_deployment_with_its_schedules_and_triggers(
             "backup-on-demand",
             "restore",
             "emergency-rollback",
+            "rollout-reconcile",
         }
+        reconciler = deployments["rollout-reconcile"]
+        assert [(s["schedule"]["interval"], s["active"]) for s in reconciler["schedules"]] == [(60.0, True)]
+        assert reconciler["global_concurrency_limit"]["limit"] == 1
+        assert reconciler["concurrency_options"]["collision_strategy"] == "CANCEL_NEW"
         nightly = deployments["data-checks-nightly"]["schedules"]
         assert [(s["schedule"]["cron"], s["active"]) for s in nightly] == [("0 2 * * *", True)]
         scheduled = deployments["rollout-scheduled"]["schedules"]

@@ -44,8 +44,18 @@ def parked(for_decision: bool = False, until: datetime | None = None) -> RunReco
             "CRASHED",
             "report",
         ),
-        (record(Status.ROLLING_BACK, rollback_run_id="rb-1"), "CRASHED", "report"),
+        (record(Status.ROLLING_BACK, rollback_run_id="rb-1"), "CRASHED", "report"),  # no lease: older
         (record(Status.ROLLING_BACK, rollback_run_id="rb-1"), "RUNNING", "none"),
+        (
+            record(Status.ROLLING_BACK, rollback_run_id="rb-1", lease_until=NOW + timedelta(seconds=9)),
+            "RUNNING",
+            "none",
+        ),
+        (
+            record(Status.ROLLING_BACK, rollback_run_id="rb-1", lease_until=NOW - timedelta(minutes=1)),
+            "RUNNING",
+            "finish-rollback",
+        ),
         (record(Status.PROMOTED), "COMPLETED", "none"),
         (record(Status.HELD), "FAILED", "none"),
     ],
