@@ -59,6 +59,28 @@ def write_plan(tmp_path: Path, sandbox: SandboxInfo, name: str, errors: str, **e
     return str(path)
 
 
+def launch(
+    ops: Operator,
+    tmp_path: Path,
+    sandbox: SandboxInfo,
+    name: str,
+    errors: str,
+    window: dict[str, Any],
+    ramp: tuple[int, ...] = (10, 100),
+    **extra: Any,
+) -> tuple[str, str]:
+    """Write a one-phase plan (a ramp whose steps share ``window``) and start it from rollout-manual."""
+    phases = [{"name": "ramp", "ramp": list(ramp), "window": window}]
+    plan = write_plan(tmp_path, sandbox, name, errors, phases=phases, **extra)
+    return plan, ops.start("rollout", "rollout-manual", {"plan_path": plan})
+
+
+def rounds_of(db: Any, plan: str) -> int:
+    """How many rounds the plan's current window has measured (0 with none under way)."""
+    record = RunStateStore(db["rollout_runs"]).get(plan)
+    return len(record.window.rounds) if record and record.window else 0
+
+
 def record_of(db: Any, plan: str) -> RunRecord:
     record = RunStateStore(db["rollout_runs"]).get(plan)
     assert record is not None, f"no record of {plan}"
@@ -84,15 +106,9 @@ def test_a_parked_window_is_measured_by_the_reconciler_and_its_run_woken_to_prom
     ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
 ) -> None:
     window = {"interval": "8s", "count": 2, "gates": ["errors"]}
-    plan = write_plan(
-        tmp_path,
-        sandbox,
-        "parked-window",
-        "vector(0)",
-        park_after="4s",
-        phases=[{"name": "ramp", "ramp": [50, 100], "window": window}],
+    plan, run_id = launch(
+        ops, tmp_path, sandbox, "parked-window", "vector(0)", window, (50, 100), park_after="4s"
     )
-    run_id = ops.start("rollout", "rollout-manual", {"plan_path": plan})
     parked = until(
         lambda: (r := record_of_or_none(db, "parked-window")) and r.status is Status.PARKED and r,
         "parking",
@@ -135,15 +151,16 @@ def test_a_parked_window_that_fails_has_traffic_turned_off_by_the_reconciler_the
 ) -> None:
     breaks_at = time.time() + 12
     window = {"interval": "8s", "count": 4, "gates": ["errors"]}
-    plan = write_plan(
+    plan, run_id = launch(
+        ops,
         tmp_path,
         sandbox,
         "parked-failing",
         f"vector(time() > bool {breaks_at:.0f})",
+        window,
+        (25, 100),
         park_after="4s",
-        phases=[{"name": "ramp", "ramp": [25, 100], "window": window}],
     )
-    run_id = ops.start("rollout", "rollout-manual", {"plan_path": plan})
     until(
         lambda: (r := record_of_or_none(db, "parked-failing")) and r.status is Status.PARKED, "parking", ops
     )
@@ -169,24 +186,10 @@ def test_a_killed_run_is_adopted_by_the_reconciler_and_its_window_carries_on_whe
     ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
 ) -> None:
     window = {"interval": "1s", "count": 15, "gates": ["errors"]}
-    plan = write_plan(
-        tmp_path,
-        sandbox,
-        "adopted",
-        "vector(0)",
-        lease_ttl="3s",
-        phases=[{"name": "ramp", "ramp": [10, 100], "window": window}],
-    )
-    run_id = ops.start("rollout", "rollout-manual", {"plan_path": plan})
-    until(
-        lambda: (
-            (r := record_of_or_none(db, "adopted")) and r.window is not None and len(r.window.rounds) >= 5
-        ),
-        "five rounds",
-        ops,
-    )
+    plan, run_id = launch(ops, tmp_path, sandbox, "adopted", "vector(0)", window, lease_ttl="3s")
+    until(lambda: rounds_of(db, "adopted") >= 5, "five rounds", ops)
     kill(flow_run_process(run_id))
-    measured = len(record_of(db, "adopted").window.rounds)  # type: ignore[union-attr]
+    measured = rounds_of(db, "adopted")
     time.sleep(4)  # the lease runs out
     reconcile(ops, plan)
     record = record_of(db, "adopted")
@@ -215,14 +218,7 @@ def test_a_cancelled_run_is_held_with_traffic_where_it_was(
     ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
 ) -> None:
     window = {"interval": "1s", "count": 120, "gates": ["errors"]}
-    plan = write_plan(
-        tmp_path,
-        sandbox,
-        "cancelled",
-        "vector(0)",
-        phases=[{"name": "ramp", "ramp": [10, 100], "window": window}],
-    )
-    run_id = ops.start("rollout", "rollout-manual", {"plan_path": plan})
+    plan, run_id = launch(ops, tmp_path, sandbox, "cancelled", "vector(0)", window)
     until(
         lambda: (r := record_of_or_none(db, "cancelled")) and r.status is Status.OBSERVING, "observing", ops
     )
@@ -239,16 +235,8 @@ def test_a_lost_host_leaves_a_run_running_for_good_and_the_reconciler_adopts_it_
     ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
 ) -> None:
     window = {"interval": "1s", "count": 15, "gates": ["errors"]}
-    phases = [{"name": "ramp", "ramp": [10, 100], "window": window}]
-    plan = write_plan(tmp_path, sandbox, "lost-host", "vector(0)", lease_ttl="3s", phases=phases)
-    run_id = ops.start("rollout", "rollout-manual", {"plan_path": plan})
-    until(
-        lambda: (
-            (r := record_of_or_none(db, "lost-host")) and r.window is not None and len(r.window.rounds) >= 3
-        ),
-        "three rounds",
-        ops,
-    )
+    plan, run_id = launch(ops, tmp_path, sandbox, "lost-host", "vector(0)", window, lease_ttl="3s")
+    until(lambda: rounds_of(db, "lost-host") >= 3, "three rounds", ops)
     ops.lose_host(run_id)  # the worker and its child, together: nobody tells Prefect the run died
     ops.start_worker()
     time.sleep(4)
@@ -269,18 +257,8 @@ def test_a_worker_stopped_with_sigterm_leaves_its_rollout_to_be_adopted_never_ro
     ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
 ) -> None:
     window = {"interval": "1s", "count": 12, "gates": ["errors"]}
-    phases = [{"name": "ramp", "ramp": [10, 100], "window": window}]
-    plan = write_plan(tmp_path, sandbox, "worker-stopped", "vector(0)", lease_ttl="3s", phases=phases)
-    run_id = ops.start("rollout", "rollout-manual", {"plan_path": plan})
-    until(
-        lambda: (
-            (r := record_of_or_none(db, "worker-stopped"))
-            and r.window is not None
-            and len(r.window.rounds) >= 3
-        ),
-        "three rounds",
-        ops,
-    )
+    plan, run_id = launch(ops, tmp_path, sandbox, "worker-stopped", "vector(0)", window, lease_ttl="3s")
+    until(lambda: rounds_of(db, "worker-stopped") >= 3, "three rounds", ops)
     ops.stop_worker()
     # The worker's child goes with it, and Prefect is not told: the run shows Running for good.
     until(lambda: flow_run_processes(run_id) == [], "the flow-run process ending", ops, timeout=60)
@@ -302,19 +280,13 @@ def test_a_server_restart_is_ridden_out_and_a_cancel_after_it_holds_the_rollout_
     ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
 ) -> None:
     window = {"interval": "1s", "count": 60, "gates": ["errors"]}
-    phases = [{"name": "ramp", "ramp": [10, 100], "window": window}]
-    plan = write_plan(tmp_path, sandbox, "server-restart", "vector(0)", lease_ttl="3s", phases=phases)
-    run_id = ops.start("rollout", "rollout-manual", {"plan_path": plan})
+    plan, run_id = launch(ops, tmp_path, sandbox, "server-restart", "vector(0)", window, lease_ttl="3s")
 
-    def rounds() -> int:
-        record = record_of_or_none(db, "server-restart")
-        return len(record.window.rounds) if record and record.window else 0
-
-    until(lambda: rounds() >= 3, "three rounds", ops)
+    until(lambda: rounds_of(db, "server-restart") >= 3, "three rounds", ops)
     ops.stop_server()
     ops.start_server()
-    after = rounds()
-    until(lambda: rounds() >= after + 3, "rounds after the restart", ops, timeout=60)
+    after = rounds_of(db, "server-restart")
+    until(lambda: rounds_of(db, "server-restart") >= after + 3, "rounds after the restart", ops, timeout=60)
     assert ops.run(run_id)["state"]["type"] == "RUNNING"
     # The UI's Cancel. Whether or not it reaches the process, the reconciler holds the rollout and
     # raises its epoch: the process, if it lives on, can neither move the rollout nor write the flag.
@@ -332,17 +304,11 @@ def test_a_rollback_killed_half_way_is_finished_by_the_reconciler_with_the_emerg
     ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
 ) -> None:
     window = {"interval": "1s", "count": 3, "gates": ["errors"]}
-    phases = [{"name": "ramp", "ramp": [10, 100], "window": window}]
-    plan = write_plan(
-        tmp_path,
-        sandbox,
-        "rollback-killed",
-        "vector(1)",  # fails at once: the rollout rolls back
-        lease_ttl="3s",
-        phases=phases,
-        rollback={"watch": {"duration": "60s", "interval": "1s"}},
+    watch = {"watch": {"duration": "60s", "interval": "1s"}}
+    # The gate fails at once: the rollout rolls back, and its rollback watches health for a minute.
+    plan, run_id = launch(
+        ops, tmp_path, sandbox, "rollback-killed", "vector(1)", window, lease_ttl="3s", rollback=watch
     )
-    run_id = ops.start("rollout", "rollout-manual", {"plan_path": plan})
     flags = FlagStore(db["feature_flags"])
     until(
         lambda: (r := record_of_or_none(db, "rollback-killed")) and r.status is Status.ROLLING_BACK,
