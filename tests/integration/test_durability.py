@@ -330,3 +330,26 @@ def test_a_rollback_killed_half_way_is_finished_by_the_reconciler_with_the_emerg
     final = record_of(db, "rollback-killed")
     assert final.status is Status.ROLLED_BACK and final.rollback_run_id == record.adopted_by
     assert not flags.get("ROLLBACK_KILLED").enabled
+
+
+def test_an_adopted_rollout_whose_plan_changed_meanwhile_is_held_naming_the_digests(
+    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
+) -> None:
+    window = {"interval": "1s", "count": 30, "gates": ["errors"]}
+    plan, run_id = launch(ops, tmp_path, sandbox, "plan-changed", "vector(0)", window, lease_ttl="3s")
+    until(lambda: rounds_of(db, "plan-changed") >= 3, "three rounds", ops)
+    kill(flow_run_process(run_id))
+    began = record_of(db, "plan-changed").plan_digest
+    edited = yaml.safe_load(Path(plan).read_text())
+    edited["gates"]["errors"]["max"] = 0.9  # someone loosens the gate while nobody watches
+    Path(plan).write_text(yaml.safe_dump(edited))
+    time.sleep(4)
+    reconcile(ops, plan)
+    adopted = record_of(db, "plan-changed").adopted_by
+    assert adopted is not None
+    done = ops.wait(adopted)
+    assert (done["state"]["type"], done["state"]["name"]) == ("FAILED", "Held"), ops.tail()
+    assert f"the plan changed since rollout v2 began (digest {began}, now " in done["state"]["message"]
+    record = record_of(db, "plan-changed")
+    assert record.status is Status.HELD
+    assert FlagStore(db["feature_flags"]).get("PLAN_CHANGED").percentage == 10
