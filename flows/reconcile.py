@@ -7,7 +7,7 @@ from cron where there is no Prefect worker.
 
 from glob import glob
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from rollout.errors import PlanInvalid, Problem
@@ -41,7 +41,9 @@ def reconcile_flow(plans: list[str] | None = None, targets: Targets | None = Non
             recorded there is reconciled with its own plan. Default: deployments/plans/*.yaml.
         targets: Where the rollouts are recorded, instead of the plans' own targets.
     """
-    where = databases(plan_files(plans or DEFAULT_PLANS), targets, resolve_targets)
+    where, skipped = databases(plan_files(plans or DEFAULT_PLANS), targets, resolve_targets)
+    for reason in skipped:
+        get_run_logger().warning("not reconciled: %s", reason)
     report = reconcile_pass(where)
     rows = [{"plan": a.plan, "did": a.did, "why": a.why} for a in report.acted + report.cannot_act]
     if rows:

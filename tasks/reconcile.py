@@ -88,14 +88,23 @@ class _Found:
 
 def databases(
     plan_paths: Iterable[str], targets: Targets | None, resolve: Callable[[Plan, Targets | None], Targets]
-) -> list[Targets]:
-    """The distinct targets of the plans (or ``targets`` for all of them): where rollout records live."""
+) -> tuple[list[Targets], list[str]]:
+    """The distinct targets of the plans (or ``targets`` for all of them): where rollout records live.
+
+    A plan whose targets cannot be had (invalid, or the sandbox it runs on is not up) is skipped
+    and named in the second list, so one such plan never stops the pass for the others.
+    """
     seen: dict[str, Targets] = {}
+    skipped: list[str] = []
     for path in plan_paths:
-        resolved = targets or resolve(load_plan(path), None)
+        try:
+            resolved = targets or resolve(load_plan(path), None)
+        except RolloutError as error:
+            skipped.append(f"{path}: {error}")
+            continue
         flags = resolved.flag_store.model_dump_json() if resolved.flag_store else ""
         seen.setdefault(resolved.mongodb.model_dump_json() + flags, resolved)
-    return list(seen.values())
+    return list(seen.values()), skipped
 
 
 def _runs(client: SyncPrefectClient, ids: list[str]) -> dict[str, FlowRun]:

@@ -87,3 +87,24 @@ def test_a_cli_run_gone_is_listed_with_the_command_that_carries_it_on() -> None:
 def test_the_holder_of_a_rollback_under_way_is_the_rollback_run() -> None:
     assert holder(record(Status.ROLLING_BACK, rollback_run_id="rb-1")) == "rb-1"
     assert holder(record(Status.OBSERVING)) == "run-1"
+
+
+def test_a_plan_whose_targets_cannot_be_had_is_skipped_and_named_not_fatal() -> None:
+    from pathlib import Path
+
+    from rollout.errors import PermanentError
+    from rollout.plan import Plan
+    from rollout.plan.model import Targets
+    from tasks.reconcile import databases
+
+    plans = sorted(str(p) for p in (Path(__file__).parents[2] / "deployments" / "plans").glob("*.yaml"))
+
+    def resolve(plan: Plan, targets: Targets | None) -> Targets:
+        if plan.targets is None:
+            raise PermanentError(f"plan {plan.name} names no targets and no sandbox is running")
+        return plan.targets
+
+    with_targets = [p for p in plans if "\ntargets:" in Path(p).read_text()]
+    found, skipped = databases(plans, None, resolve)
+    assert [s.split(": ")[0] for s in skipped] == [p for p in plans if p not in with_targets]
+    assert all("no sandbox is running" in s for s in skipped) and len(found) <= len(with_targets)
