@@ -107,7 +107,7 @@ def _flag_steps(
     traffic_off_at = datetime.now(UTC) if off else None
     router = targets.kubernetes.router if targets.kubernetes else None
     if router is not None:
-        steps.run("router weight", lambda: router_to_stable(targets))
+        steps.run("router weight", lambda: router_to_stable(targets, fence))
     for before in reversed(undo[1:]):
         steps.run(f"flag {before.name}", partial(_restore, targets, before, False, fence))
     return traffic_off_at

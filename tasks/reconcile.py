@@ -232,7 +232,7 @@ def _traffic_off(f: _Found, plan: Plan, action: Conclude) -> str:
     traffic_off(f.clients, before, Fence(plan.name, epoch))
     router = f.clients.targets.kubernetes.router if f.clients.targets.kubernetes else None
     if router is not None and f.clients.cluster is not None:
-        f.clients.cluster.set_weight(router, 0)
+        f.clients.cluster.set_weight(router, 0, fence=Fence(plan.name, epoch))
     return f"{action.step.key}: {action.verdict.reason}"
 
 

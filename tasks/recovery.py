@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 
 from rollout.adapters.cache import delete_matching
 from rollout.adapters.clients import Clients
+from rollout.adapters.flags import Fence
 from rollout.adapters.service import purge
 from rollout.clock import SystemClock
 from rollout.data.checks import custom_check, run_check
@@ -28,13 +29,13 @@ class StepFailed(PermanentError):
 
 
 @task(name="router-to-stable", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
-def router_to_stable(targets: Targets) -> str:
-    """Send every request to the stable backend."""
+def router_to_stable(targets: Targets, fence: Fence | None = None) -> str:
+    """Send every request to the stable backend (under the rollback's ``fence``)."""
     assert targets.kubernetes is not None and targets.kubernetes.router is not None
     router = targets.kubernetes.router
     with Clients(targets, prefect_resolver) as clients:
         assert clients.cluster is not None
-        before = clients.cluster.set_weight(router, 0)
+        before = clients.cluster.set_weight(router, 0, fence=fence)
     return f"{router.kind} {router.name}: canary {before.canary_percent}% -> 0%"
 
 

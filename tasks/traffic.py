@@ -65,7 +65,7 @@ def set_audience(
         if router is not None and clients.cluster is not None:
             weight = round(audience.percentage)
             clients.runs.remember_router(plan, asdict(clients.cluster.router_state(router)))
-            clients.cluster.set_weight(router, weight)
+            clients.cluster.set_weight(router, weight, fence=fence)
             logger.info("%s %s -> %d%% to the canary", router.kind, router.name, weight)
     return state
 

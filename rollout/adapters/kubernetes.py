@@ -18,6 +18,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
+from rollout.adapters.flags import Fence, FencedOff
 from rollout.breaker import guarded
 from rollout.errors import PermanentError, ServiceRejected, ServiceUnavailable
 from rollout.plan.model import KubernetesTarget, RouterSettings
@@ -111,6 +112,26 @@ def _with_retry_on_conflict(change: Callable[[], Any]) -> Any:
             if attempt == CONFLICT_ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+FENCE_PREFIX = "rollout.fence/"
+"""Annotation prefix under which a router object keeps the epoch each plan last wrote it with."""
+
+
+def _fenced(obj: Object, fence: Fence | None) -> dict[str, str]:
+    """The annotation a fenced write sets; :class:`FencedOff` if ``obj`` holds a newer epoch."""
+    if fence is None:
+        return {}
+    key = FENCE_PREFIX + fence.plan
+    annotations = obj.get("metadata", {}).get("annotations") or {}
+    held = int(annotations.get(key, "0") or 0)
+    if held > fence.epoch:
+        name = obj.get("metadata", {}).get("name", "?")
+        raise FencedOff(
+            f"{obj.get('kind', 'object')} {name} was written for plan {fence.plan} with epoch {held}, newer "
+            f"than this writer's {fence.epoch}: a rollback or a newer run holds the plan; changing nothing"
+        )
+    return {key: str(fence.epoch)}
 
 
 class Cluster:
@@ -248,34 +269,43 @@ class Cluster:
         return RouterState(round(100 * canary / total) if total else 0, stable, canary)
 
     def set_weight(
-        self, router: RouterSettings, percent: int, total_replicas: int | None = None
+        self,
+        router: RouterSettings,
+        percent: int,
+        total_replicas: int | None = None,
+        fence: Fence | None = None,
     ) -> RouterState:
-        """Send ``percent`` of traffic to the canary; returns the split as it was before."""
+        """Send ``percent`` of traffic to the canary; returns the split as it was before.
+
+        Given ``fence``, the object keeps the epoch it was written with (``rollout.fence/<plan>``),
+        and a write with an older one than it holds is refused (:class:`FencedOff`), as for flags.
+        """
         percent = max(0, min(100, percent))
         before = self.router_state(router)
         if router.kind == "nginx-canary":
 
             def change() -> None:
                 ingress = self._ingress(router.name)
-                annotations = {CANARY: "true", CANARY_WEIGHT: str(percent)}
+                annotations = {CANARY: "true", CANARY_WEIGHT: str(percent), **_fenced(ingress, fence)}
                 self._patch_ingress(
                     router.name, {"metadata": {**self._version(ingress), "annotations": annotations}}
                 )
 
             _with_retry_on_conflict(change)
         elif router.kind == "httproute":
-            _with_retry_on_conflict(lambda: self._set_route_weights(router, percent))
+            _with_retry_on_conflict(lambda: self._set_route_weights(router, percent, fence))
         else:
             total = total_replicas or (before.stable_replicas or 0) + (before.canary_replicas or 0)
             canary = math.ceil(total * percent / 100)
             assert router.stable_backend is not None
             # Stable scales up before the canary scales down, so capacity never dips.
-            self._scale(router.stable_backend, total - canary)
-            self._scale(router.name, canary)
+            self._scale(router.stable_backend, total - canary, fence)
+            self._scale(router.name, canary, fence)
         return before
 
-    def _set_route_weights(self, router: RouterSettings, percent: int) -> None:
+    def _set_route_weights(self, router: RouterSettings, percent: int, fence: Fence | None = None) -> None:
         route = self._route(router.name)
+        mark = _fenced(route, fence)
         rules = route.get("spec", {}).get("rules", [])
         touched = False
         for rule in rules:
@@ -289,12 +319,15 @@ class Cluster:
                 SERVICE,
                 f"HTTPRoute {self.namespace}/{router.name} has no backendRef {router.canary_backend!r}",
             )
-        self._patch_route(router.name, {"metadata": self._version(route), "spec": {"rules": rules}})
+        metadata = {**self._version(route), **({"annotations": mark} if mark else {})}
+        self._patch_route(router.name, {"metadata": metadata, "spec": {"rules": rules}})
 
-    def _scale(self, name: str, replicas: int) -> None:
+    def _scale(self, name: str, replicas: int, fence: Fence | None = None) -> None:
         def change() -> None:
             current = self.deployment(name)
-            self._patch_deployment(name, {"metadata": self._version(current), "spec": {"replicas": replicas}})
+            mark = _fenced(current, fence)
+            metadata = {**self._version(current), **({"annotations": mark} if mark else {})}
+            self._patch_deployment(name, {"metadata": metadata, "spec": {"replicas": replicas}})
 
         _with_retry_on_conflict(change)
 

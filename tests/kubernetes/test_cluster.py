@@ -161,3 +161,42 @@ def test_a_conflict_is_read_again_and_retried(api: k8s.ApiClient, emulator: Emul
     assert len(patches) == 2
     annotations = networking(api).read_namespaced_ingress("canary", NAMESPACE).metadata.annotations
     assert annotations["nginx.ingress.kubernetes.io/canary-weight"] == "10"
+
+
+@pytest.mark.parametrize("kind", ["nginx-canary", "httproute", "replicas"])
+def test_a_router_write_under_an_older_epoch_is_refused_once_a_newer_one_wrote(
+    api: k8s.ApiClient, kind: str
+) -> None:
+    from rollout.adapters.flags import Fence, FencedOff
+
+    if kind == "nginx-canary":
+        networking(api).create_namespaced_ingress(
+            NAMESPACE, {"metadata": {"name": "fenced"}, "spec": {"rules": [{"host": "fenced.example.com"}]}}
+        )
+        router = RouterSettings(kind="nginx-canary", name="fenced")
+    elif kind == "httproute":
+        refs = [{"name": "stable", "port": 80, "weight": 100}, {"name": "canary", "port": 80, "weight": 0}]
+        route = {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": {"name": "fenced", "namespace": NAMESPACE},
+            "spec": {"rules": [{"backendRefs": refs}]},
+        }
+        custom(api).create_namespaced_custom_object(*GATEWAY, route)
+        router = RouterSettings(
+            kind="httproute", name="fenced", stable_backend="stable", canary_backend="canary"
+        )
+    else:
+        apps(api).create_namespaced_deployment(
+            NAMESPACE, deployment("fenced-stable", "o:v1", 1, "u-s", replicas=4)
+        )
+        apps(api).create_namespaced_deployment(NAMESPACE, deployment("fenced", "o:v2", 1, "u-c", replicas=0))
+        router = RouterSettings(kind="replicas", name="fenced", stable_backend="fenced-stable")
+    cluster = Cluster(api, NAMESPACE)
+    cluster.set_weight(router, 50, fence=Fence("orders", 3))  # the rollout, epoch 3
+    cluster.set_weight(router, 0, fence=Fence("orders", 4))  # a rollback took over: epoch 4
+    with pytest.raises(FencedOff, match="epoch 4, newer than this writer's 3"):
+        cluster.set_weight(router, 100, fence=Fence("orders", 3))  # the old run, still going
+    assert cluster.router_state(router).canary_percent == 0
+    cluster.set_weight(router, 25, fence=Fence("other-plan", 1))  # each plan has its own epochs
+    assert cluster.router_state(router).canary_percent == 25
