@@ -89,6 +89,12 @@ def chore_for(
             return Chore("none", f"rolled back by run {record.rollback_run_id}")
         if adoption is not None and adoption not in FINAL:
             return Chore("none", f"finishing; the new rollback run is {adoption.lower()}")
+        if record.adoptions >= MAX_ADOPTIONS:
+            return Chore(
+                "report",
+                f"{record.adoptions} rollback runs started to finish the rollback of {record.plan} stopped "
+                f"(the last: {record.adopted_by}): read its logs, then run `rollout rollback` by hand",
+            )
         return Chore(
             "finish-rollback",
             f"the rollback by run {record.rollback_run_id} stopped renewing its lease at "
@@ -106,9 +112,20 @@ def _named(run_state: str | None) -> str:
     return "gone from Prefect" if run_state is None else run_state.lower()
 
 
+MAX_ADOPTIONS = 3
+"""Runs started for a rollout that records no step in between, before a person is asked to look."""
+
+
 def _adopt(record: RunRecord, why: str, adoption: str | None) -> Chore:
     if adoption is not None and adoption not in FINAL:
         return Chore("none", f"adopted; the new run is {adoption.lower()}")
+    if record.adoptions >= MAX_ADOPTIONS:
+        return Chore(
+            "report",
+            f"{why}; {record.adoptions} runs started to carry it on stopped without recording a step "
+            f"(the last: {record.adopted_by}): read that run's logs, then run the plan again with "
+            f"rollout id {record.rollout_id} or roll it back",
+        )
     if record.deployment_id is None:
         return Chore(
             "report",

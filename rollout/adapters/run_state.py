@@ -80,6 +80,8 @@ class RunRecord:
     """The Prefect deployment the driving run came from (None: started from the CLI)."""
     adopted_by: str | None = None
     """The run the reconciler started to carry the rollout on after its run was gone."""
+    adoptions: int = 0
+    """Runs the reconciler started for it since it last recorded a step."""
 
     def progress(self, *, restarted: bool, observe_again: bool = False) -> Progress:
         """The rollout as the progression core reads it.
@@ -605,9 +607,12 @@ class RunStateStore:
         )
 
     def step(self, plan: str, step: dict[str, Any]) -> None:
-        """Append a completed step."""
+        """Append a completed step (the rollout made progress: its adoptions count from zero again)."""
         call(
-            f"record step of {plan}", lambda: self._runs.update_one({"_id": plan}, {"$push": {"steps": step}})
+            f"record step of {plan}",
+            lambda: self._runs.update_one(
+                {"_id": plan}, {"$push": {"steps": step}, "$set": {"adoptions": 0}}
+            ),
         )
 
     def save_progress(self, plan: str, run_id: str, progress: Progress, lease: timedelta) -> None:
@@ -678,6 +683,7 @@ class RunStateStore:
                 _same_revision(record),
                 {
                     "$set": {"adopted_by": run_id, "revision": record.revision + 1},
+                    "$inc": {"adoptions": 1},
                     "$push": {
                         "history": _history(
                             record.status,
@@ -750,6 +756,7 @@ class RunStateStore:
             doc.get("plan_path"),
             doc.get("deployment_id"),
             doc.get("adopted_by"),
+            int(doc.get("adoptions") or 0),
         )
 
 

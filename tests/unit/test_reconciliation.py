@@ -108,3 +108,10 @@ def test_a_plan_whose_targets_cannot_be_had_is_skipped_and_named_not_fatal() -> 
     found, skipped = databases(plans, None, resolve)
     assert [s.split(": ")[0] for s in skipped] == [p for p in plans if p not in with_targets]
     assert all("no sandbox is running" in s for s in skipped) and len(found) <= len(with_targets)
+
+
+def test_a_rollout_whose_adopted_runs_keep_stopping_is_handed_to_a_person() -> None:
+    gone = record(Status.OBSERVING, lease_until=NOW - timedelta(minutes=1), adopted_by="run-4", adoptions=3)
+    chore = chore_for(gone, "CRASHED", NOW, adoption="FAILED")
+    assert chore.kind == "report" and "3 runs started to carry it on stopped" in chore.why
+    assert chore_for(replace(gone, adoptions=2), "CRASHED", NOW, adoption="FAILED").kind == "adopt"
