@@ -189,7 +189,18 @@ def _plan(f: _Found) -> Plan | None:
 
 
 def _measure(f: _Found, chore: Chore) -> None:
-    """Take the parked window's due rounds, keep them, and say what comes next."""
+    """Take the parked window's due rounds, keep them, and say what comes next.
+
+    A rollout whose rounds cannot be kept (its database unreachable) is named in the report; the
+    others are measured all the same.
+    """
+    try:
+        _measure_rounds(f)
+    except RolloutError as error:
+        f.acted.append(Acted(f.record.plan, "failed", f"{chore.why}: {error}"))
+
+
+def _measure_rounds(f: _Found) -> None:
     plan = _plan(f)
     if plan is None:
         return
