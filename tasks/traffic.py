@@ -104,7 +104,7 @@ def _as_before(before: FlagState, traffic_off: bool) -> FlagChange:
     )
 
 
-def traffic_off(clients: Clients, before: FlagState, fence: Fence) -> FlagState:
+def traffic_off(clients: Clients, before: FlagState, fence: Fence | None) -> FlagState:
     """Close the main flag (disabled, 0 %, its allowlists as before the rollout) under ``fence``."""
     return clients.flags.set(before.name, _as_before(before, traffic_off=True), fence=fence)
 
@@ -134,7 +134,7 @@ def keep_traffic_off(targets: Targets, before: FlagState, fence: Fence | None = 
         state = clients.flags.get(before.name)
         if not state.enabled:
             return "still off"
-        clients.flags.set(before.name, _as_before(before, traffic_off=True), fence=fence)
+        traffic_off(clients, before, fence)
     get_run_logger().warning("%s admitted traffic again after the rollback began: closed again", before.name)
     landed = f"{state.percentage:g}%, version {state.version}"
     return f"closed again: a write landed after the rollback began ({landed})"
