@@ -6,9 +6,9 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 
-.PHONY: setup prometheus redis postgresql demo test lint bench deploy reference monitoring clean
+.PHONY: setup prometheus redis postgresql chromium demo test lint bench deploy reference monitoring clean
 
-setup: $(VENV)/.installed prometheus redis postgresql
+setup: $(VENV)/.installed prometheus redis postgresql chromium
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -35,6 +35,13 @@ postgresql:
 	  echo "installing PostgreSQL from Debian"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }
+
+# Chromium is the browser the UI tests drive through Playwright.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "installing Chromium from Debian"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
 demo: $(VENV)/.installed prometheus
 	$(VENV)/bin/rollout demo

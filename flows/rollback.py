@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from prefect import State, flow, get_run_logger
 from prefect.context import get_run_context
@@ -54,6 +54,10 @@ from tasks.traffic import keep_traffic_off, restore_flag
 
 Severity = Literal["SEV1", "SEV2", "SEV3"]
 RestoreMode = Literal["none", "selective", "full"]
+AS_PLANNED: Final = "as planned"
+"""The form's choice meaning the plan's own severity or restore."""
+SeverityChoice = Literal["as planned", "SEV1", "SEV2", "SEV3"]
+RestoreChoice = Literal["as planned", "none", "selective", "full"]
 RollbackStep = StepRecord
 """One rollback step as it went (name, ok, detail, start and end)."""
 
@@ -243,8 +247,8 @@ def _stable(targets: Targets, plan: Plan, record: RunRecord) -> str | None:
 def rollback_flow(
     plan_path: str,
     reason: Annotated[str, Field(min_length=1, description="Why: shown in the report and the logs.")],
-    severity: Severity | None = None,
-    restore: RestoreMode | None = None,
+    severity: SeverityChoice = AS_PLANNED,
+    restore: RestoreChoice = AS_PLANNED,
     collections: list[str] | None = None,
     targets: Targets | None = None,
     first_bad_at: datetime | None = None,
@@ -261,8 +265,9 @@ def rollback_flow(
     Args:
         plan_path: The plan whose rollout is undone (or leave empty and paste it as plan_yaml).
         reason: Why: shown in the report and the logs.
-        severity: The incident's severity, instead of the plan's.
-        restore: How much data to restore, instead of the plan's.
+        severity: The incident's severity ("as planned": the plan's).
+        restore: How much data to restore: none, selective (the plan's collections, or those named
+            below) or full ("as planned": the plan's).
         collections: Which collections to restore, instead of the plan's.
         targets: The systems to act on, instead of the plan's (or the local sandbox's).
         first_bad_at: When the first bad measurement was taken, for the report's time to safety.
@@ -274,7 +279,15 @@ def rollback_flow(
     try:
         source = plan_source(plan_path, plan_yaml)
         result = _rollback(
-            source, reason, severity, restore, collections, targets, first_bad_at, force, on_behalf_of
+            source,
+            reason,
+            None if severity == AS_PLANNED else severity,
+            None if restore == AS_PLANNED else restore,
+            collections,
+            targets,
+            first_bad_at,
+            force,
+            on_behalf_of,
         )
     except (InputRejected, RolloutBusy) as error:
         get_run_logger().error("%s", error)

@@ -7,6 +7,7 @@ back at once; an inconclusive one waits for a person (or rolls back, as the
 plan says); a phase with ``approval`` waits for one before it starts.
 """
 
+import itertools
 import math
 import re
 from dataclasses import dataclass
@@ -18,11 +19,12 @@ from prefect import State, flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.client.orchestration import get_client
 from prefect.context import get_run_context
-from prefect.exceptions import FlowPauseTimeout
+from prefect.exceptions import FlowPauseTimeout, Pause
 from prefect.flow_runs import pause_flow_run, suspend_flow_run
 from prefect.states import Running
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from flows.decision import Decision, decision_form
 from flows.outcomes import completed, failed, refusal, result_of
 from flows.rollback import RollbackResult, rollback_flow
 from rollout import events
@@ -67,6 +69,7 @@ from rollout.progression import (
     observed_step,
 )
 from rollout.progression import Decision as DecisionRecord
+from rollout.questions import question_markdown
 from rollout.targets import resolve_targets
 from rollout.traffic import Audience, TrafficStep, phase_steps
 from tasks.data import backup_data, keep_backup, run_data_checks
@@ -78,14 +81,6 @@ from tasks.traffic import choose_pilot_stores, record_deployment, set_audience, 
 
 Ending = Literal["promoted", "rolled_back", "held", "blocked", "stopped", "dry_run"]
 """How a run of the rollout ended (the rollout's own status is in :mod:`rollout.lifecycle`)."""
-
-
-class Decision(BaseModel):
-    """A person's answer to an approval or an inconclusive window."""
-
-    approved: bool = Field(description="Go on (true) or roll back (false).")
-    approver: str = Field(min_length=1, description="Who decided.")
-    note: str = Field(default="", description="Why, for the record.")
 
 
 @dataclass(frozen=True)
@@ -149,8 +144,8 @@ def _entry(key: str, step: StepResult, audience: Audience) -> StepRecordEntry:
     )
 
 
-def _ask(what: str, timeout_seconds: float) -> Decision | None:
-    """Pause the run for a :class:`Decision`; None when nobody answered in time."""
+def _ask(what: str, timeout_seconds: float, form: type[Decision]) -> Decision | None:
+    """Pause the run (its process waiting) for a decision; None when nobody answered in time."""
     logger = get_run_logger()
     run_id = get_run_context().flow_run.id  # type: ignore[union-attr]
     logger.warning(
@@ -160,7 +155,7 @@ def _ask(what: str, timeout_seconds: float) -> Decision | None:
     )
     try:
         return pause_flow_run(
-            wait_for_input=Decision, timeout=max(1, math.ceil(timeout_seconds)), poll_interval=2
+            wait_for_input=form, timeout=max(1, math.ceil(timeout_seconds)), poll_interval=2
         )
     except FlowPauseTimeout:
         # The server refuses every state but Failed to a run whose pause ran out; the rollout goes
@@ -168,6 +163,24 @@ def _ask(what: str, timeout_seconds: float) -> Decision | None:
         with get_client(sync_client=True) as client:
             client.set_flow_run_state(run_id, Running(message=f"no decision in time on {what}"), force=True)
         return None
+
+
+def _suspend(key: str, message: str, form: type[Decision] | None = None) -> Decision | None:
+    """Suspend the run (its process ends) under ``key``, its Paused state saying ``message``.
+
+    Returns the decision when the run was woken with one (the run starts again from the top and
+    comes back here). Prefect's suspension carries no message, so the state it set is restated
+    with one, its details (the key, where the form's answer goes) kept as they are.
+    """
+    try:
+        return suspend_flow_run(wait_for_input=form, key=key) if form else suspend_flow_run(key=key)
+    except Pause as paused:
+        state = paused.state
+        if isinstance(state, State):
+            said = State(type=state.type, name=state.name, message=message, state_details=state.state_details)
+            with get_client(sync_client=True) as client:
+                client.set_flow_run_state(get_run_context().flow_run.id, said, force=True)  # type: ignore[union-attr]
+        raise
 
 
 def _dry_run(plan: Plan, targets: Targets, checks: tuple[CheckResult, ...]) -> RolloutResult:
@@ -203,9 +216,9 @@ PlanYaml = Annotated[str, Field(json_schema_extra={"format": "textarea"})]
 """Pasted YAML: a multi-line box in the UI's form."""
 
 
-def _approval_timeout(value: str | None) -> timedelta | None:
-    """The override as a duration; a clear error naming the parameter when it does not parse."""
-    if value is None or not value.strip():
+def _approval_timeout(value: str) -> timedelta | None:
+    """The override as a duration (None when empty); a clear error naming the parameter otherwise."""
+    if not value.strip():
         return None
     try:
         parsed = parse_duration(value)
@@ -222,7 +235,7 @@ def rollout_flow(
     targets: Targets | None = None,
     dry_run: bool = False,
     plan_yaml: PlanYaml = "",
-    approval_timeout: str | None = None,
+    approval_timeout: str = "",
     rollout_id: str = "",
 ) -> State[RolloutResult]:
     """Run a plan and roll it back by itself if the service is not healthy.
@@ -233,14 +246,14 @@ def rollout_flow(
 
     Args:
         plan_path: The plan file, relative to the project (e.g. deployments/plans/unified-orders.yaml).
-            Leave empty to paste the plan as plan_yaml instead.
+            A plan pasted as plan_yaml is run instead.
         targets: The systems to act on, instead of the plan's (or the local sandbox's).
         dry_run: Check everything (gate queries, data checks, the bucket, pilot stores, who each step
             would admit) and change nothing.
-        plan_yaml: The whole plan as YAML, instead of plan_path. It is validated, then kept as a file
-            so the rollback can find it.
+        plan_yaml: The whole plan as YAML; when given, it is run instead of plan_path. It is
+            validated, then kept as a file so the rollback can find it.
         approval_timeout: How long every approval waits for a decision in this run, instead of the
-            plan's (e.g. '30m', '2h').
+            plan's (e.g. '30m', '2h'; empty: the plan's).
         rollout_id: Which rollout this run is (default: the plan's release version). A run of the same
             rollout after one stopped half-way resumes it after its last completed step (or rolls it
             back, as the plan's rollback.on_restart says); a different rollout is refused meanwhile.
@@ -278,7 +291,7 @@ def _rollout(
     targets: Targets | None,
     dry_run: bool,
     plan_yaml: str,
-    approval_timeout: str | None,
+    approval_timeout: str,
     rollout_id: str,
 ) -> RolloutResult:
     plan_path = plan_source(plan_path, plan_yaml)
@@ -500,7 +513,7 @@ class _Driver:
                 Status.OBSERVING,
             )
             self.park(parked)
-            suspend_flow_run(key=parked.key)  # the process ends here; the run starts again when woken
+            _suspend(parked.key, self.parked_message(parked))  # the process ends; woken, it starts over
         self.clock.sleep(left)
 
     def park(self, parked: Parked) -> None:
@@ -519,31 +532,28 @@ class _Driver:
         """Put the question to a person and keep the answer (or that nobody answered in time)."""
         if action.first_asked:
             self.keep(observed_question(self.progress, action.about, self.clock.now()))
-        what = action.question
-        self.enter(Status.AWAITING_APPROVAL, what)
-        left = (action.deadline - self.clock.now()).total_seconds()
-        decision: Decision | None
-        if self.parks:
-            key = _suspension_key("decision", action.about)
-            parked = self.previous.parked if self.woken and self.previous is not None else None
-            if parked is None or parked.key != key:
-                self.park(
-                    Parked(
-                        self.clock.now(),
-                        action.deadline,
-                        f"decision on {what}",
-                        action.about,
-                        key,
-                        Status.AWAITING_APPROVAL,
-                    )
-                )
-            decision = suspend_flow_run(wait_for_input=Decision, key=key)
-        else:
-            decision = _ask(what, left)
+        self.enter(Status.AWAITING_APPROVAL, action.question)
+        approval = action.phase.approval if action.phase is not None else None
+        form = decision_form(
+            approval.checklist if approval else (), question_markdown(self.plan, self.progress, action)
+        )
+        for attempt in itertools.count():
+            decision = self.decision(action, form, attempt)
+            if decision is None or not decision.approved or not decision.unticked():
+                break
+            # The form refuses this; an answer that still gets here is not an approval.
+            self.logger.warning(
+                "%s approved %s with boxes unticked (%s): that is no approval; asking again",
+                decision.approver,
+                action.question,
+                ", ".join(decision.unticked()),
+            )
         if decision is None:
             found = DecisionRecord(None, "nobody", self.clock.now())
         else:
-            found = DecisionRecord(decision.approved, decision.approver, self.clock.now(), decision.note)
+            found = DecisionRecord(
+                decision.approved, decision.approver, self.clock.now(), decision.note, decision.ticked()
+            )
         self.decisions.append(found.describe(action.about.split(":", 1)[1]))
         self.keep(observed_decision(self.progress, action.about, found))
         step = action.step
@@ -553,6 +563,31 @@ class _Driver:
                 step.phase, step.label, step.audience.describe(), "continued", self.decisions[-1], values
             )
             record_step(self.targets, self.plan.name, _entry(step.key, continued, step.audience))
+
+    def decision(self, action: Ask, form: type[Decision], attempt: int) -> Decision | None:
+        """Wait for one answer: parked (no process held) when the run came from a deployment."""
+        if not self.parks:
+            return _ask(action.question, (action.deadline - self.clock.now()).total_seconds(), form)
+        key = _suspension_key("decision", action.about, *(("again", str(attempt)) if attempt else ()))
+        parked = self.previous.parked if self.woken and self.previous is not None else None
+        here = Parked(
+            self.clock.now(),
+            action.deadline,
+            f"decision on {action.question}",
+            action.about,
+            key,
+            Status.AWAITING_APPROVAL,
+        )
+        if parked is None or parked.key != key:
+            self.park(here)
+        return _suspend(key, self.parked_message(here), form)
+
+    def parked_message(self, parked: Parked) -> str:
+        """What the Paused run says in the UI: what it waits for, until when, and what then."""
+        until = f"{parked.until:%Y-%m-%d %H:%M:%S} UTC" if parked.until else "no deadline"
+        if parked.for_decision:
+            return f"waiting for a {parked.next} until {until}: Resume to approve or reject"
+        return f"parked until {until}: {parked.next}, measured by rollout-reconcile"
 
     def finish_as(self, action: Finish) -> RolloutResult:
         """End the rollout as the core says: promoted, held, stopped, blocked, or rolled back."""

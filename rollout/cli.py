@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 from rollout.errors import InputRejected, PlanInvalid, PortInUse, RolloutError
 
@@ -383,10 +383,15 @@ def cmd_promote(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"run_id: {args.run_id!r} is not a flow run id (a UUID, shown by the paused run)")
         return EXIT_BAD_INPUT
-    resume_flow_run(
-        run_id, run_input={"approved": not args.reject, "approver": args.approver, "note": args.note}
-    )
-    print(f"{'rejected' if args.reject else 'approved'} by {args.approver}; run {run_id} resumes")
+    from flows.decision import answer
+
+    decision: Literal["approve", "reject"] = "reject" if args.reject else "approve"
+    try:
+        resume_flow_run(run_id, run_input=answer(decision, args.approver, args.note, args.tick))
+    except RuntimeError as error:  # the server refused the answer: a box unticked, a run not paused
+        print(f"not resumed: {error}")
+        return EXIT_BAD_INPUT
+    print(f"{decision}d by {args.approver}; run {run_id} resumes")
     return EXIT_OK
 
 
@@ -519,6 +524,13 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("--approver", required=True)
     promote.add_argument("--note", default="")
     promote.add_argument("--reject", action="store_true", help="refuse instead: the rollout rolls back")
+    promote.add_argument(
+        "--tick",
+        action="append",
+        default=[],
+        metavar="ITEM",
+        help="a checklist item confirmed (repeat for each; all of the phase's are needed to approve)",
+    )
     promote.set_defaults(run=cmd_promote)
 
     reconcile = sub.add_parser(

@@ -127,6 +127,22 @@ def _concurrency(deployment: dict[str, Any]) -> ConcurrencyLimitConfig | int | N
     return int(spec) if spec is not None else None
 
 
+PLUMBING = frozenset({"targets", "first_bad_at", "on_behalf_of"})
+"""Parameters that programs pass (tests, automations, a rollout to its rollback), left out of forms.
+
+The server still takes them over the API: the deployment's schema allows properties it does not list.
+"""
+
+
+def form_schema(flow: Flow[Any, Any]) -> dict[str, Any]:
+    """The flow's parameter schema as the UI's forms show it: every parameter but the plumbing."""
+    schema = parameter_schema(flow.fn)
+    kept = {name: spec for name, spec in schema.properties.items() if name not in PLUMBING}
+    return schema.model_copy(
+        update={"properties": kept, "required": [name for name in schema.required if name in kept]}
+    ).model_dump_for_openapi()
+
+
 def register_deployments(config: Path) -> list[str]:
     """Check ``config`` whole, then register each deployment on the server; returns their names.
 
@@ -162,6 +178,8 @@ def register_deployments(config: Path) -> list[str]:
         assert isinstance(deployment_id, UUID)
         # A worker runs each flow in a fresh directory: the file's pull steps take it to the code.
         with get_client(sync_client=True) as client:
-            client.update_deployment(deployment_id, DeploymentUpdate(pull_steps=pull))
+            client.update_deployment(
+                deployment_id, DeploymentUpdate(pull_steps=pull, parameter_openapi_schema=form_schema(flow))
+            )
         registered.append(deployment["name"])
     return registered

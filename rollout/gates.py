@@ -74,6 +74,20 @@ class Verdict:
     reason: str
 
 
+def limit_text(gate: Gate) -> str:
+    """The gate's bound for people: ``max 0.05``, ``min 0.99``, ``0.9..1``, or the comparison's scores."""
+    if gate.compare is not None:
+        return f"score >= {gate.compare.pass_score:g} against stable"
+    if gate.min is not None and gate.max is not None:
+        return f"{gate.min:g}..{gate.max:g}"
+    return f"max {gate.max:g}" if gate.max is not None else f"min {gate.min:g}"
+
+
+def value_text(value: float | None) -> str:
+    """A reading for people: four significant digits, or ``no data``."""
+    return "no data" if value is None or math.isnan(value) else f"{value:.4g}"
+
+
 def classify(
     name: str, gate: Gate, value: float | None, at: datetime, error: str | None = None
 ) -> Measurement:

@@ -33,13 +33,17 @@ class Decision:
     by: str
     at: datetime
     note: str = ""
+    ticked: tuple[str, ...] = ()
+    """The checklist items the approver ticked."""
 
     def describe(self, about: str) -> str:
-        """``pilot: approved by ana: looks good``, or that nobody decided in time."""
+        """``pilot: approved by ana at 14:02 UTC (3 checks ticked): looks good``, or nobody in time."""
         if self.approved is None:
             return f"{about}: no decision in time"
         verb = "approved" if self.approved else "rejected"
-        return f"{about}: {verb} by {self.by}{': ' + self.note if self.note else ''}"
+        ticked = f" ({len(self.ticked)} checks ticked)" if self.ticked else ""
+        note = f": {self.note}" if self.note else ""
+        return f"{about}: {verb} by {self.by} at {self.at:%Y-%m-%d %H:%M} UTC{ticked}{note}"
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,10 @@ class Ask:
     """True the first time: the question's time is to be persisted."""
     step: TrafficStep | None = None
     """The step whose window was inconclusive (None for a phase's approval)."""
+    phase: Phase | None = None
+    """The phase waiting for approval (None for an inconclusive window)."""
+    on_timeout: str = "rollback"
+    """What happens when nobody decides by the deadline: rollback or hold."""
 
 
 @dataclass(frozen=True)
@@ -235,7 +243,8 @@ def next_action(
             about = approval_key(phase.name)
             decision = _decision(progress, about, timeout, now)
             if decision is None:
-                return _ask(progress, about, f"starting phase {phase.name}", timeout, now)
+                asked = _ask(progress, about, f"starting phase {phase.name}", timeout, now)
+                return replace(asked, phase=phase, on_timeout=phase.approval.on_timeout)
             if decision.approved is None:
                 why = f"nobody approved {phase.name} within {format_duration(timeout)}"
                 if phase.approval.on_timeout == "hold":
@@ -328,18 +337,29 @@ def _in_window(
         return _roll_back(plan, inconclusive, state.first_bad_at(), judged=decision.approved is not None)
     done = len(state.rounds)
     measure = Measure(step, gates, done + 1, window.measurements)
-    due = due_at(window, state)
+    due = due_at(window, state, settle_time(gates))
     return measure if due <= now else Wait(due, measure)
 
 
-def due_at(window: Window, state: WindowState) -> datetime:
+def settle_time(gates: Mapping[str, Gate]) -> timedelta:
+    """How long after a step the built-in SLIs' ``rate()`` ranges cover the new audience alone.
+
+    A reading taken sooner still averages in the previous audience (14 % at a 10 % step, from the
+    25 % before it), so its verdict would be about the step before. A custom query's own range is
+    its author's to know: its window's ``initial_delay`` says how long to wait.
+    """
+    return max((g.rate_window for g in gates.values() if g.query is None), default=timedelta(0))
+
+
+def due_at(window: Window, state: WindowState, settle: timedelta = timedelta(0)) -> datetime:
     """When the window's next round is due: on its schedule, and never sooner than an interval after the last.
 
-    A round taken late (a reconciler pass missed) does not make the next ones come in a burst: the
-    window stretches instead, which observes more, never less.
+    The first round waits ``initial_delay`` or ``settle`` (see :func:`settle_time`), whichever is
+    longer. A round taken late (a reconciler pass missed) does not make the next ones come in a
+    burst: the window stretches instead, which observes more, never less.
     """
     done = len(state.rounds)
-    scheduled = state.started_at + window.initial_delay + window.interval * done
+    scheduled = state.started_at + max(window.initial_delay, settle) + window.interval * done
     if not state.rounds:
         return scheduled
     return max(scheduled, state.rounds[-1].at + window.interval)

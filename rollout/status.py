@@ -97,6 +97,10 @@ def describe_run(
         lines.append(f"next      {record.parked.next} (run {record.run_id} is suspended, holding no process)")
     if record.window is not None and record.window.key not in record.committed:
         lines.append(f"window    {record.window.key}: {len(record.window.rounds)} round(s) measured")
+    for about, decision in record.decisions.items():
+        lines.append(f"decision  {decision.describe(about)}")
+        if decision.ticked:
+            lines.append(f"          ticked: {'; '.join(decision.ticked)}")
     if record.steps:
         last = record.steps[-1]
         lines += [

@@ -225,7 +225,11 @@ def _window_of(doc: Document | None) -> WindowState | None:
 
 def _decision_of(doc: Document) -> Decision:
     return Decision(
-        doc.get("approved"), doc.get("by", ""), _aware(doc["at"]) or doc["at"], doc.get("note", "")
+        doc.get("approved"),
+        doc.get("by", ""),
+        _aware(doc["at"]) or doc["at"],
+        doc.get("note", ""),
+        tuple(doc.get("ticked") or ()),
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 from datetime import timedelta
 from typing import Any, Literal, Self
 
@@ -392,7 +393,11 @@ class Gate(StrictModel):
     max: float | None = Field(default=None, description="Fail when the value is above this.")
     min: float | None = Field(default=None, description="Fail when the value is below this.")
     rate_window: Duration = Field(
-        default=timedelta(minutes=1), description="Range of `rate()` in built-in SLIs."
+        default=timedelta(minutes=1),
+        description=(
+            "Range of `rate()` in built-in SLIs. A step's first measurement waits this long, so that "
+            "it reads the new audience alone, not the step before."
+        ),
     )
     failure_limit: int = Field(default=0, ge=0, description="Failed measurements tolerated.")
     inconclusive_limit: int = Field(default=0, ge=0, description="Inconclusive measurements tolerated.")
@@ -423,7 +428,10 @@ class Window(StrictModel):
     interval: Duration = Field(default=timedelta(seconds=30), description="Time between measurements.")
     count: int | None = Field(default=None, ge=1, description="Number of measurements.")
     duration: Duration | None = Field(default=None, description="How long to observe.")
-    initial_delay: Duration = Field(default=timedelta(0), description="Wait before the first measurement.")
+    initial_delay: Duration = Field(
+        default=timedelta(0),
+        description="Wait before the first measurement (never less than the gates' built-in `rate_window`).",
+    )
     gates: list[str] = Field(default_factory=list, description="Names of gates from `gates`.")
     on_inconclusive: Literal["pause", "rollback"] = Field(
         default="pause", description="Inconclusive result: wait for a person, or roll back."
@@ -514,6 +522,13 @@ class Approval(StrictModel):
         default="rollback",
         description="No decision in time: roll back, or stop with traffic where it is.",
     )
+    checklist: list[str] = Field(
+        default_factory=list,
+        description=(
+            "What the approver confirms, one box each in the approval form (e.g. 'support team "
+            "ready'); every box must be ticked to approve."
+        ),
+    )
 
     @field_validator("timeout")
     @classmethod
@@ -521,6 +536,24 @@ class Approval(StrictModel):
         if value <= timedelta(0):
             raise ValueError("must be positive, e.g. '24h'")
         return value
+
+    @field_validator("checklist")
+    @classmethod
+    def _distinct_items(cls, items: list[str]) -> list[str]:
+        seen: dict[str, str] = {}
+        for item in items:
+            key = checklist_field(item)
+            if not key:
+                raise ValueError(f"{item!r}: an item needs letters or digits")
+            if key in seen:
+                raise ValueError(f"{item!r} and {seen[key]!r} are the same item; word them apart")
+            seen[key] = item
+        return items
+
+
+def checklist_field(item: str) -> str:
+    """The approval form's field for a checklist item: ``Support team ready`` -> ``support_team_ready``."""
+    return re.sub(r"[^a-z0-9]+", "_", item.lower()).strip("_")
 
 
 class Phase(StrictModel):

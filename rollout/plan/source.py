@@ -42,11 +42,15 @@ def keep_inline_plan(text: str) -> Path:
 
 
 def plan_source(plan_path: str, plan_yaml: str) -> str:
-    """The path of the plan to run: ``plan_path``, or ``plan_yaml`` kept as a file; exactly one is given."""
+    """The path of the plan to run: ``plan_yaml`` kept as a file when pasted, else ``plan_path``.
+
+    A pasted plan wins over a path: a form whose deployment prefills ``plan_path`` sends that
+    default again when the field is cleared, so a person who pastes a plan always means it.
+    """
     path, text = plan_path.strip(), plan_yaml.strip()
-    if path and text:
-        raise PlanInvalid([Problem("plan_yaml", "give plan_path or plan_yaml, not both; clear one of them")])
-    if not path and not text:
+    if text:
+        return str(keep_inline_plan(plan_yaml))
+    if not path:
         raise PlanInvalid(
             [
                 Problem(
@@ -54,4 +58,4 @@ def plan_source(plan_path: str, plan_yaml: str) -> str:
                 )
             ]
         )
-    return path or str(keep_inline_plan(plan_yaml))
+    return path

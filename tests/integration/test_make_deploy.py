@@ -50,6 +50,20 @@ def test_make_deploy_registers_every_deployment_with_its_schedules_and_triggers(
         assert all(d["work_pool_name"] == "rollout-local" for d in deployments.values())
         schema = deployments["emergency-rollback"]["parameter_openapi_schema"]
         assert "reason" in schema["required"]
+        # Forms people use: no plumbing, every dropdown with its values, no None toggles.
+        assert not {"targets", "first_bad_at", "on_behalf_of"} & set(schema["properties"])
+        assert schema["properties"]["severity"]["enum"] == ["as planned", "SEV1", "SEV2", "SEV3"]
+        assert schema["properties"]["restore"]["default"] == "as planned"
+        form = deployments["rollout-manual"]["parameter_openapi_schema"]["properties"]
+        assert "targets" not in form
+        assert form["approval_timeout"] == {
+            "default": "",
+            "description": form["approval_timeout"]["description"],
+            "position": form["approval_timeout"]["position"],
+            "title": "approval_timeout",
+            "type": "string",
+        }
+        assert form["plan_yaml"]["format"] == "textarea"
         # Only the rollout's own verdict starts a rollback: no trigger on a run's Failed or Crashed state.
         automations = {a["name"]: a for a in api_list(api, "automations")}
         assert set(automations) == {"rollout-failed-event"}

@@ -133,7 +133,7 @@ def test_bad_input_and_a_refused_second_start_change_nothing_and_start_no_rollba
     assert parked.parked is not None and parked.parked.for_decision
     # Waiting for a person holds no process; the answer (as the UI's Resume form sends it) wakes the run.
     assert ops.run(waiting)["state"]["name"] == "Suspended" and flow_run_processes(waiting) == []
-    ops.resume(waiting, {"approved": True, "approver": "maria", "note": "pilot clean"})
+    ops.resume(waiting, {"decision": "approve", "approver": "maria", "note": "pilot clean"})
     done = ops.wait(waiting)
     assert state(done)[:2] == ("COMPLETED", "Promoted"), ops.tail()
     assert flags.get("SAFETY_GATED").percentage == 100

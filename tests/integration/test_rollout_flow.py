@@ -147,7 +147,10 @@ def test_an_approval_resumes_the_paused_rollout_and_is_recorded(
 
     from flows.promote import promote_flow
 
-    plan = write_plan(tmp_path, approval="approval: {timeout: 2m, on_timeout: rollback}")
+    checklist = "[tests pass, support team ready]"
+    plan = write_plan(
+        tmp_path, approval=f"approval: {{timeout: 2m, on_timeout: rollback, checklist: {checklist}}}"
+    )
     results: list[Any] = []
     runner = threading.Thread(
         target=lambda: results.append(run_rollout(plan_path=plan, targets=sandbox.targets()))
@@ -163,11 +166,23 @@ def test_an_approval_resumes_the_paused_rollout_and_is_recorded(
         time.sleep(0.5)
     assert run_id is not None, "the rollout never paused for approval"
     assert flag_store.get("USE_UNIFIED_ORDERS").percentage == 0
-    # As the pilot-promotion deployment does it.
-    assert promote_flow(run_id=str(run_id), approver="maria", note="pilot clean") == "approved by maria"
+    with get_client(sync_client=True) as client:
+        description = client.read_flow_run_input(run_id, "paused-1-description")
+    assert "Approve phase `ramp`" in description and "- support team ready" in description
+    # As the pilot-promotion deployment does it: an approval with a box unticked is refused.
+    with pytest.raises(RuntimeError, match="Validation failed"):
+        promote_flow(run_id=str(run_id), decision="approve", approver="maria", ticked=["tests pass"])
+    ticked = ["tests pass", "Support team ready"]
+    approved = promote_flow(
+        run_id=str(run_id), decision="approve", approver="maria", note="pilot clean", ticked=ticked
+    )
+    assert approved == "approved by maria"
     runner.join(timeout=120)
     assert results and results[0].status == "promoted"
-    assert results[0].decisions == ("ramp: approved by maria: pilot clean",)
+    [decision] = results[0].decisions
+    assert decision.startswith("ramp: approved by maria at ") and decision.endswith(
+        " UTC (2 checks ticked): pilot clean"
+    )
 
 
 def test_rollback_runs_on_its_own_from_the_persisted_undo_log(

@@ -34,9 +34,13 @@ def test_a_pasted_plan_is_kept_once_under_its_name_and_digest(plans_dir: Path) -
     assert len(list(plans_dir.iterdir())) == 1
 
 
-def test_both_or_neither_is_refused_naming_the_parameter() -> None:
-    with pytest.raises(PlanInvalid, match="plan_yaml: give plan_path or plan_yaml, not both"):
-        plan_source("p.yaml", PLAN)
+def test_a_pasted_plan_wins_over_a_prefilled_path(plans_dir: Path) -> None:
+    kept = plan_source("deployments/plans/sandbox-demo.yaml", PLAN)
+    assert Path(kept).parent == plans_dir
+    assert Path(kept).read_text() == PLAN
+
+
+def test_no_plan_at_all_is_refused_naming_the_parameter() -> None:
     with pytest.raises(PlanInvalid, match="plan_path: no plan given"):
         plan_source(" ", "\n")
 
@@ -48,7 +52,7 @@ def test_a_pasted_plan_that_does_not_validate_is_not_kept(plans_dir: Path) -> No
 
 
 def test_the_approval_timeout_override_parses_or_names_the_parameter() -> None:
-    assert _approval_timeout(None) is None
+    assert _approval_timeout("") is None
     assert _approval_timeout("  ") is None
     override = _approval_timeout("30m")
     assert override is not None and override.total_seconds() == 1800

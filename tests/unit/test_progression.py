@@ -54,7 +54,8 @@ def plan(**changes: object) -> Plan:
         "release": {"version": "v2"},
         "flag": "USE_NEW",
         "backup": {"enabled": False, "waived_by": "test"},
-        "gates": {"errors": {"sli": "error_ratio", "max": 0.05}},
+        # A custom query: no rate() range of ours to wait out, so rounds fall on the window's schedule.
+        "gates": {"errors": {"query": "sum(errors)", "max": 0.05}},
         "phases": [
             {
                 "name": "ramp",
@@ -200,7 +201,9 @@ def test_an_approved_phase_sets_its_companions_and_pilots_then_carries_on() -> N
     assert end.status is Status.PROMOTED
     kinds = [type(a) for a in sim.actions]
     assert kinds.index(Ask) < kinds.index(SetCompanions) < kinds.index(ChoosePilots)
-    assert progress.decisions["approval:pilot"].describe("pilot") == "pilot: approved by maria: clean"
+    assert progress.decisions["approval:pilot"].describe("pilot") == (
+        "pilot: approved by maria at 2026-12-01 09:00 UTC: clean"
+    )
     assert current_audience(sim.plan, progress).stores == ("s1", "s2")
 
 
@@ -245,7 +248,7 @@ def inconclusive_plan(on_inconclusive: str = "pause") -> Plan:
         "decision_timeout": "1h",
     }
     return plan(
-        gates={"slow": {"sli": "latency_p95", "max": 0.5}},
+        gates={"slow": {"query": "max(p95)", "max": 0.5}},
         phases=[{"name": "ramp", "ramp": [10, 100], "window": window}],
     )
 
@@ -324,6 +327,35 @@ def test_late_rounds_stretch_the_window_instead_of_bursting() -> None:
     assert due_at(window, state) == T0
     late = Round(T0 + timedelta(minutes=12), ())  # the first round was taken 12 minutes late
     assert due_at(window, replace(state, rounds=(late,))) == T0 + timedelta(minutes=17)
+
+
+def test_a_steps_first_round_waits_until_the_slis_rate_window_covers_the_new_audience_alone() -> None:
+    gates = {
+        "errors": {"sli": "error_ratio", "max": 0.05, "rate_window": "2m"},
+        "p95": {"sli": "latency_p95", "max": 0.5, "rate_window": "5m"},
+        "custom": {"query": "sum(x)", "max": 1},
+    }
+    window = {"interval": "1m", "count": 3, "initial_delay": "30s", "gates": ["errors", "p95", "custom"]}
+    p = plan(gates=gates, phases=[{"name": "ramp", "ramp": [10, 100], "window": window}])
+    sim = Simulation(p, iter([0.0] * 30))
+    end, _ = sim.run(Progress())
+    assert end.status is Status.PROMOTED
+    # Each step's first round 5 minutes after it was set (the longest rate window), then every minute.
+    assert [(a.then.number, a.until - T0) for a in sim.actions if isinstance(a, Wait)] == [
+        (1, timedelta(minutes=5)),
+        (2, timedelta(minutes=6)),
+        (3, timedelta(minutes=7)),
+        (1, timedelta(minutes=12)),
+        (2, timedelta(minutes=13)),
+        (3, timedelta(minutes=14)),
+    ]
+    # A longer initial_delay is kept.
+    window["initial_delay"] = "8m"
+    one_step = plan(gates=gates, phases=[{"name": "ramp", "ramp": [100], "window": window}])
+    later = Simulation(one_step, iter([0.0] * 9))
+    later.run(Progress())
+    first = next(a for a in later.actions if isinstance(a, Wait))
+    assert first.until == T0 + timedelta(minutes=8)
 
 
 def test_a_long_wait_is_a_wait_with_the_round_that_follows() -> None:

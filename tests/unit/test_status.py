@@ -89,3 +89,19 @@ def test_a_parked_rollout_says_until_when_what_comes_next_and_how_far_its_window
     assert "next      round 3 of 2016 of ramp/1 (run run-7 is suspended, holding no process)" in text
     assert "window    ramp/1: 2 round(s) measured" in text
     assert "lease" not in text
+
+
+def test_each_decision_shows_who_when_the_note_and_the_boxes_ticked() -> None:
+    from dataclasses import replace
+
+    from rollout.progression import Decision
+
+    ana = Decision(True, "ana", NOW, "pilot clean", ("tests pass", "support team ready"))
+    text = describe_run(
+        replace(record(Status.OBSERVING, None), decisions={"approval:ramp": ana}), "orders", None
+    )
+    assert (
+        "decision  approval:ramp: approved by ana at 2026-11-22 09:00 UTC (2 checks ticked): pilot clean"
+        in text
+    )
+    assert "          ticked: tests pass; support team ready" in text
