@@ -25,6 +25,21 @@ class RollbackRefused(InputRejected):
     """A rollback that would do harm unless forced (a promoted rollout), or that has nothing to act on."""
 
 
+class Ended(Exception):
+    """A failed run's outcome as Prefect wants a Failed state's data: an exception, here with the result.
+
+    A worker's engine raises it once the state is set, so the run's log ends with what happened
+    (``RolledBack: full-launch 25%: errors ...``) rather than with a TypeError about the data.
+    """
+
+    def __init__(self, summary: str, result: Any) -> None:
+        super().__init__(summary, result)
+        self.result = result
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 def _message(text: str) -> str:
     text = redact(text)
     return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"
@@ -36,8 +51,13 @@ def completed(name: str, message: str, data: Any) -> State[Any]:
 
 
 def failed(name: str, message: str, data: Any) -> State[Any]:
-    """A Failed state named ``name``."""
-    return Failed(name=name, message=_message(message), data=data)
+    """A Failed state named ``name``; a result that is no exception rides in an :class:`Ended`."""
+    said = _message(message)
+    return Failed(
+        name=name,
+        message=said,
+        data=data if isinstance(data, BaseException) else Ended(f"{name}: {said}", data),
+    )
 
 
 def refusal(error: RolloutError) -> State[Any]:
@@ -56,6 +76,8 @@ def refusal(error: RolloutError) -> State[Any]:
 def result_of(state: State[Any], kind: type[T]) -> T:
     """The flow's result whatever its final state; an error it stopped on is raised again."""
     value = state.result(raise_on_failure=False)
+    if isinstance(value, Ended):
+        value = value.result
     if isinstance(value, BaseException):
         raise value
     if not isinstance(value, kind):

@@ -15,7 +15,7 @@ def promote_flow(
     decision: Literal["approve", "reject"],
     approver: str,
     note: str = "",
-    ticked: list[str] | None = None,
+    ticked: tuple[str, ...] = (),
 ) -> str:
     """Resume the paused rollout ``run_id`` with a decision recorded under ``approver``'s name.
 
@@ -26,7 +26,7 @@ def promote_flow(
         note: Why, for the record.
         ticked: The checklist items confirmed (all of the phase's are needed to approve).
     """
-    resume_flow_run(UUID(run_id), run_input=answer(decision, approver, note, ticked or ()))
+    resume_flow_run(UUID(run_id), run_input=answer(decision, approver, note, ticked))
     said = "approved" if decision == "approve" else "rejected"
     get_run_logger().info("rollout run %s %s by %s", run_id, said, approver)
     return f"{said} by {approver}"

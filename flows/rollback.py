@@ -26,6 +26,7 @@ from prefect.context import get_run_context
 from pydantic import Field
 
 from flows.outcomes import RollbackRefused, completed, failed, refusal, result_of
+from flows.run_names import rollback_run_name
 from rollout.adapters.clients import Clients
 from rollout.adapters.flags import Fence, FlagState
 from rollout.adapters.run_state import RestoreRecord, RunRecord
@@ -243,13 +244,13 @@ def _stable(targets: Targets, plan: Plan, record: RunRecord) -> str | None:
         return clients.releases.stable_before(plan.name, release, plan.release.stable_version)
 
 
-@flow(name="rollback")
+@flow(name="rollback", flow_run_name=rollback_run_name)
 def rollback_flow(
     plan_path: str,
     reason: Annotated[str, Field(min_length=1, description="Why: shown in the report and the logs.")],
     severity: SeverityChoice = AS_PLANNED,
     restore: RestoreChoice = AS_PLANNED,
-    collections: list[str] | None = None,
+    collections: tuple[str, ...] = (),
     targets: Targets | None = None,
     first_bad_at: datetime | None = None,
     plan_yaml: str = "",
@@ -268,7 +269,7 @@ def rollback_flow(
         severity: The incident's severity ("as planned": the plan's).
         restore: How much data to restore: none, selective (the plan's collections, or those named
             below) or full ("as planned": the plan's).
-        collections: Which collections to restore, instead of the plan's.
+        collections: Which collections to restore, instead of the plan's (none listed: the plan's).
         targets: The systems to act on, instead of the plan's (or the local sandbox's).
         first_bad_at: When the first bad measurement was taken, for the report's time to safety.
         plan_yaml: The whole plan as YAML, instead of plan_path.
@@ -283,7 +284,7 @@ def rollback_flow(
             reason,
             None if severity == AS_PLANNED else severity,
             None if restore == AS_PLANNED else restore,
-            collections,
+            list(collections) or None,
             targets,
             first_bad_at,
             force,

@@ -10,7 +10,7 @@ plan says); a phase with ``approval`` waits for one before it starts.
 import itertools
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import uuid4
@@ -27,6 +27,7 @@ from pydantic import Field
 from flows.decision import Decision, decision_form
 from flows.outcomes import completed, failed, refusal, result_of
 from flows.rollback import RollbackResult, rollback_flow
+from flows.run_names import rollout_run_name
 from rollout import events
 from rollout.adapters.flags import Fence
 from rollout.adapters.run_state import Claim
@@ -70,13 +71,15 @@ from rollout.progression import (
 )
 from rollout.progression import Decision as DecisionRecord
 from rollout.questions import question_markdown
+from rollout.rollout_table import rollout_rows
 from rollout.targets import resolve_targets
 from rollout.traffic import Audience, TrafficStep, phase_steps
 from tasks.data import backup_data, keep_backup, run_data_checks
 from tasks.dry_run import check_bucket, count_audiences
 from tasks.lease import claim_plan, enter, finish, heartbeat, park, save_progress
 from tasks.observe import check_gate_queries, measure_round
-from tasks.record import RampProgress, StepRecordEntry, now, record_step
+from tasks.record import RampProgress, RolloutTable, StepRecordEntry, courtesy, now, record_step
+from tasks.report import show_on_rollout
 from tasks.traffic import choose_pilot_stores, record_deployment, set_audience, set_companion_flags
 
 Ending = Literal["promoted", "rolled_back", "held", "blocked", "stopped", "dry_run"]
@@ -229,7 +232,7 @@ def _approval_timeout(value: str) -> timedelta | None:
     return parsed
 
 
-@flow(name="rollout")
+@flow(name="rollout", flow_run_name=rollout_run_name)
 def rollout_flow(
     plan_path: str = "",
     targets: Targets | None = None,
@@ -354,6 +357,8 @@ class _Driver:
         self.started = False
         self.status = Status.CHECKING
         self.ramp = RampProgress(plan.name, _count_steps(plan))
+        self.table = RolloutTable(plan.name)
+        self.entries: list[dict[str, Any]] = list(previous.steps) if previous is not None else []
         for _ in self.steps:
             self.ramp.advance()
 
@@ -375,7 +380,7 @@ class _Driver:
                     f"the plan changed since rollout {previous.rollout_id} began ({change}): held with "
                     "traffic where it is; run it again to carry it on with the new plan, or roll it back"
                 )
-                return self.finish_as(Finish(Status.HELD, why))
+                return self.ended(self.finish_as(Finish(Status.HELD, why)))
             self.logger.warning(
                 "carrying rollout %s on with a changed plan (%s)", previous.rollout_id, change
             )
@@ -383,7 +388,7 @@ class _Driver:
             while True:
                 action = next_action(self.plan, self.progress, self.clock.now(), self.timeout_override)
                 if isinstance(action, Finish):
-                    return self.finish_as(action)
+                    return self.ended(self.finish_as(action))
                 self.act(action)
         except LeaseLost as error:
             self.logger.error("%s", error)
@@ -461,7 +466,7 @@ class _Driver:
         """Write the step's audience, read it back, and start its window."""
         where = f"{step.phase} {step.audience.describe()}"
         self.enter(Status.STEPPING, f"{where} ({step.key})")
-        set_audience(self.targets, self.plan.name, self.plan.flag, step.audience, self.fence)
+        set_audience(self.targets, self.plan.name, self.plan.flag, step.audience, self.fence, where)
         self.keep(observed_step(self.progress, step, self.clock.now()))
         if step.window is None:
             self.record(StepResult(step.phase, step.label, step.audience.describe(), "set", "", {}), step)
@@ -471,8 +476,10 @@ class _Driver:
     def measure(self, action: Measure) -> None:
         """Take one round of the step's window and keep it."""
         self.observing(action.step)
-        taken = measure_round(self.targets, dict(action.gates), action.number, action.total)
+        where = f"{action.step.phase} {action.step.audience.describe()}"
+        taken = measure_round(self.targets, dict(action.gates), action.number, action.total, where)
         self.keep(observed_round(self.progress, action.step, taken))
+        self.show(f"measuring {where} ({action.number}/{action.total})")
 
     def conclude(self, action: Conclude) -> None:
         """Record the window's verdict with the step."""
@@ -492,11 +499,26 @@ class _Driver:
         self.keep(observed_conclusion(self.progress, step, verdict))
 
     def record(self, result: StepResult, step: TrafficStep) -> None:
-        """Persist the step's outcome (the run's record, a gate table) and show it in the result."""
+        """Persist the step's outcome (the run's record, the rollout table) and show it in the result."""
         self.steps.append(result)
-        record_step(self.targets, self.plan.name, _entry(step.key, result, step.audience))
+        self.persist(step, result)
         if result.outcome in PASSED:
             self.ramp.advance()
+        self.show(f"{result.phase} {result.audience}: {result.outcome}")
+
+    def persist(self, step: TrafficStep, result: StepResult) -> None:
+        """Keep the step's outcome in the run's record, and for the rollout table."""
+        entry = _entry(step.key, result, step.audience)
+        record_step(self.targets, self.plan.name, entry)
+        self.entries.append(asdict(entry))
+
+    def show(self, status: str) -> None:
+        """Rewrite the rollout table: every step so far, the window under way, the decisions."""
+        progress = self.progress
+        now = current_audience(self.plan, progress).describe()
+        self.table.show(
+            rollout_rows(self.plan, self.entries, progress.window, progress.decisions, now), status
+        )
 
     def wait(self, action: Wait) -> None:
         """Sleep until the next round, or park when that is far and the run came from a deployment."""
@@ -562,7 +584,8 @@ class _Driver:
             continued = StepResult(
                 step.phase, step.label, step.audience.describe(), "continued", self.decisions[-1], values
             )
-            record_step(self.targets, self.plan.name, _entry(step.key, continued, step.audience))
+            self.persist(step, continued)
+        self.show(self.decisions[-1])
 
     def decision(self, action: Ask, form: type[Decision], attempt: int) -> Decision | None:
         """Wait for one answer: parked (no process held) when the run came from a deployment."""
@@ -624,6 +647,9 @@ class _Driver:
                 return_state=True,
             )
             rollback = result_of(state, RollbackResult)
+            courtesy(
+                "the incident report", lambda: show_on_rollout(plan.name, state.state_details.flow_run_id)
+            )
             events.emit(
                 events.ROLLED_BACK, plan.name, self.plan_path, reason=reason, ok=rollback.ok, run_id=run_id
             )
@@ -636,6 +662,14 @@ class _Driver:
                     events.PROMOTED, plan.name, self.plan_path, version=plan.release.version, run_id=run_id
                 )
         return self.result(outcome, reason, rollback, first_bad)
+
+    def ended(self, result: RolloutResult) -> RolloutResult:
+        """Say how the rollout ended on its progress and in its table."""
+        state = _final_state(result)
+        how = f"{state.name}: {state.message}"
+        self.ramp.ended(how)
+        self.show(how)
+        return result
 
     def result(
         self,

@@ -251,7 +251,8 @@ def next_action(
                     return Finish(Status.HELD, f"{why}: traffic stays at {audience.describe()}")
                 return _roll_back(plan, f"approval for {phase.name} timed out")
             if not decision.approved:
-                return _roll_back(plan, f"{decision.by} rejected {phase.name}", judged=True)
+                why = f": {decision.note}" if decision.note else ""
+                return _roll_back(plan, f"{decision.by} rejected {phase.name}{why}", judged=True)
         if phase.flags and phase.name not in progress.companions:
             return SetCompanions(phase)
         if phase.pilot_stores is not None and phase.name not in progress.pilots:

@@ -15,7 +15,7 @@ def _first_step(phase: Phase, progress: Progress, plan: Plan) -> str:
     if phase.pilot_stores is not None and chosen is None:
         return f"up to {phase.pilot_stores.limit} pilot stores picked by the phase's query, then its window"
     steps = phase_steps(phase, current_audience(plan, progress), chosen or ())
-    return f"{steps[0].label}: {steps[0].audience.describe()}" if steps else "its companion flags only"
+    return f"{steps[0].audience.describe()} first" if steps else "its companion flags only"
 
 
 def gate_lines(plan: Plan, progress: Progress) -> list[str]:
@@ -43,7 +43,7 @@ def question_markdown(plan: Plan, progress: Progress, ask: Ask) -> str:
     then = "traffic stays where it is (held)" if ask.on_timeout == "hold" else "the rollout is rolled back"
     if ask.phase is not None:
         title = f"### Approve phase `{ask.phase.name}` of `{plan.name}`?"
-        on_approve = f"phase {ask.phase.name} starts: {_first_step(ask.phase, progress, plan)}"
+        on_approve = f"phase {ask.phase.name} starts, {_first_step(ask.phase, progress, plan)}"
     else:
         assert ask.step is not None
         where = f"{ask.step.phase} {ask.step.audience.describe()}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -70,11 +71,18 @@ def run_data_checks(targets: Targets, plan_name: str, preflight: Preflight) -> l
         validate_checks(clients.db, specs)
         results = [run_check(clients.db, spec) for spec in specs]
     table = checks_table(results)
-    logger.info("data checks:\n%s", table.to_string(index=False))
+    failing = [r.name for r in results if not r.passed]
+    summary = f"{len(results) - len(failing)} of {len(results)} passed"
+    logger.log(
+        logging.ERROR if failing else logging.INFO,
+        "data checks: %s%s (table in the run's artifacts)",
+        summary,
+        f"; failing: {', '.join(failing)}" if failing else "",
+    )
     create_table_artifact(
         table.astype(str).to_dict(orient="records"),
         key=_artifact_key(plan_name, "data-checks"),
-        description=f"Data checks of {plan_name}: {sum(r.passed for r in results)} of {len(results)} passed",
+        description=f"Data checks of {plan_name}: {summary}",
     )
     return results
 

@@ -44,7 +44,7 @@ def claim_plan(
         )
 
 
-@task(name="move-rollout", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+@task(name="move-rollout", task_run_name="{status}: {why}", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def enter(targets: Targets, plan: Plan, run_id: str, status: Status, why: str) -> None:
     """Move this run's rollout to ``status``, renewing its lease in the same write.
 
@@ -64,14 +64,14 @@ def save_progress(targets: Targets, plan: Plan, run_id: str, progress: Progress)
         clients.runs.save_progress(plan.name, run_id, progress, plan.lease)
 
 
-@task(name="park-rollout", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+@task(name="park-rollout", task_run_name="park: {parked.next}", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def park(targets: Targets, plan: Plan, run_id: str, parked: Parked, progress: Progress) -> None:
     """Record that the rollout waits with no process held (its run is suspended next)."""
     with Clients(targets, prefect_resolver) as clients:
         clients.runs.park(plan.name, run_id, parked, progress)
 
 
-@task(name="finish-rollout", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+@task(name="finish-rollout", task_run_name="finish: {status}", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def finish(targets: Targets, plan: Plan, run_id: str, status: Status, why: str) -> None:
     """End this run's rollout as ``status``; a promoted release becomes the plan's stable one."""
     with Clients(targets, prefect_resolver) as clients:

@@ -97,8 +97,10 @@ def describe_round(taken: Round) -> str:
     )
 
 
-@task(name="measure-gates", cache_policy=NO_CACHE)
-def measure_round(targets: Targets, gates: dict[str, Gate], number: int, total: int) -> Round:
+@task(name="measure-gates", task_run_name="measure {where} ({number}/{total})", cache_policy=NO_CACHE)
+def measure_round(
+    targets: Targets, gates: dict[str, Gate], number: int, total: int, where: str = ""
+) -> Round:
     """One round of a window: every gate read from Prometheus now and judged (errors are readings too)."""
     logger = get_run_logger()
     with Clients(targets, prefect_resolver) as clients:

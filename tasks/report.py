@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
+from uuid import UUID
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.settings import get_current_settings
 
 from rollout.adapters.clients import Clients
 from rollout.chart import Points, metrics_chart
@@ -17,6 +20,7 @@ from rollout.incident import Incident, incident_markdown
 from rollout.plan import Plan
 from rollout.plan.model import Targets
 from tasks.observe import gate_query
+from tasks.record import find_artifact
 from tasks.secrets import prefect_resolver
 
 REPORTS_DIR = "ROLLOUT_REPORTS_DIR"
@@ -43,6 +47,28 @@ def _series(targets: Targets, plan: Plan, start: datetime, end: datetime) -> dic
     return found
 
 
+def incident_key(plan: str) -> str:
+    """The incident report's artifact key."""
+    return f"{plan}-incident-report".lower()
+
+
+def show_on_rollout(plan: str, rollback_run: UUID | None) -> None:
+    """Show the rollback's incident report on the rollout's own run, with a link to the rollback run."""
+    if rollback_run is None:
+        return
+    report = find_artifact(incident_key(plan), rollback_run)
+    if report is not None and isinstance(report.data, str):
+        create_markdown_artifact(report.data, key=incident_key(plan), description=report.description)
+    ui = get_current_settings().ui_url
+    if ui:
+        create_link_artifact(
+            f"{ui.rstrip('/')}/runs/flow-run/{rollback_run}",
+            link_text=f"The rollback run of {plan}",
+            key=f"{plan}-rollback-run".lower(),
+            description=f"Every step the rollback of {plan} took, with its logs",
+        )
+
+
 @task(name="incident-report", cache_policy=NO_CACHE)
 def write_incident_report(
     targets: Targets, plan: Plan, incident: Incident, rollout_started: datetime | None
@@ -66,9 +92,12 @@ def write_incident_report(
     markdown = incident_markdown(incident, chart.name)
     path = folder / "incident.md"
     path.write_text(markdown)
+    embedded = base64.b64encode(chart.read_bytes()).decode("ascii")
     create_markdown_artifact(
-        incident_markdown(incident, None) + f"\nChart and report files: `{folder.resolve()}`\n",
-        key=f"{plan.name}-incident-report",
+        incident_markdown(incident, None)
+        + f"\n![Gated metrics of the candidate](data:image/png;base64,{embedded})\n"
+        + f"\nChart and report files on the worker: `{folder.resolve()}`\n",
+        key=incident_key(plan.name),
         description=f"Rollback of {plan.name} ({incident.severity})",
     )
     get_run_logger().info("incident report: %s", path.resolve())

@@ -52,9 +52,9 @@ def _already(state: FlagState, change: FlagChange) -> bool:
     )
 
 
-@task(name="set-audience", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+@task(name="set-audience", task_run_name="set audience {where}", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def set_audience(
-    targets: Targets, plan: str, flag: str, audience: Audience, fence: Fence | None = None
+    targets: Targets, plan: str, flag: str, audience: Audience, fence: Fence | None = None, where: str = ""
 ) -> FlagState:
     """Write the flag so that exactly ``audience`` takes the new code path (refused once fenced off)."""
     logger = get_run_logger()
@@ -82,7 +82,12 @@ def record_deployment(targets: Targets, plan: str) -> str | None:
     return image
 
 
-@task(name="set-companion-flags", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+@task(
+    name="set-companion-flags",
+    task_run_name="set companion flags {flags}",
+    cache_policy=NO_CACHE,
+    **TRANSIENT_RETRIES,
+)
 def set_companion_flags(
     targets: Targets, plan: str, flags: dict[str, bool], fence: Fence | None = None
 ) -> list[FlagState]:
@@ -109,7 +114,12 @@ def traffic_off(clients: Clients, before: FlagState, fence: Fence | None) -> Fla
     return clients.flags.set(before.name, _as_before(before, traffic_off=True), fence=fence)
 
 
-@task(name="restore-flag", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+@task(
+    name="restore-flag",
+    task_run_name="restore flag {before.name}",
+    cache_policy=NO_CACHE,
+    **TRANSIENT_RETRIES,
+)
 def restore_flag(
     targets: Targets, before: FlagState, traffic_off: bool, fence: Fence | None = None
 ) -> FlagState:
@@ -123,7 +133,12 @@ def restore_flag(
     return state
 
 
-@task(name="keep-traffic-off", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+@task(
+    name="keep-traffic-off",
+    task_run_name="check flag {before.name} stays off",
+    cache_policy=NO_CACHE,
+    **TRANSIENT_RETRIES,
+)
 def keep_traffic_off(targets: Targets, before: FlagState, fence: Fence | None = None) -> str:
     """Check, at the end of a rollback, that the main flag still admits no one; close it again if not.
 

@@ -31,12 +31,13 @@ class Operator:
     worker_pid: int = 0
     server: ExitStack = field(default_factory=ExitStack)
     server_settings: dict[str, str] = field(default_factory=dict)
+    ui: bool = False
 
     def start_server(self) -> None:
         """Start the server on its port (again, after :meth:`stop_server`: its database kept)."""
         port = int(self.api.rsplit(":", 1)[1].split("/")[0])
         self.server.enter_context(
-            prefect_server(self.logs, ":".join(self.auth), self.server_settings, port=port)
+            prefect_server(self.logs, ":".join(self.auth), self.server_settings, port=port, ui=self.ui)
         )
 
     def stop_server(self) -> None:
@@ -186,6 +187,7 @@ def operator(
     *,
     postgres: bool = False,
     reconciler: bool = False,
+    ui: bool = False,
 ) -> Iterator[Operator]:
     """A self-hosted server, `make deploy` of the shipped prefect.yaml, and a process worker.
 
@@ -198,7 +200,9 @@ def operator(
     with ExitStack() as stack:
         if postgres:
             settings["PREFECT_API_DATABASE_CONNECTION_URL"] = stack.enter_context(postgres_server())
-        ops = Operator(f"http://127.0.0.1:{free_port()}/api", auth, {}, workdir, server_settings=settings)
+        ops = Operator(
+            f"http://127.0.0.1:{free_port()}/api", auth, {}, workdir, server_settings=settings, ui=ui
+        )
         stack.enter_context(ops.server)
         ops.start_server()
         api = ops.api

@@ -49,17 +49,26 @@ def running(argv: list[str], env: Mapping[str, str], log: Path) -> Iterator[subp
 
 @contextmanager
 def prefect_server(
-    workdir: Path, auth: str, settings: Mapping[str, str] | None = None, port: int | None = None
+    workdir: Path,
+    auth: str,
+    settings: Mapping[str, str] | None = None,
+    port: int | None = None,
+    ui: bool = False,
 ) -> Iterator[str]:
     """A Prefect server with basic auth on (and any other ``settings``); yields its API URL.
 
     Given ``port`` (and a database that outlives it, PostgreSQL), a server started again there
-    is the same server to its clients: a restart.
+    is the same server to its clients: a restart. With ``ui``, it serves the UI at the URL's root.
     """
     port = port or free_port()
-    env = prefect_env(workdir / "server", {"PREFECT_SERVER_API_AUTH_STRING": auth, **(settings or {})})
+    # The UI's pages call the API at the address they are told (by default port 4200's).
+    ui_api = {"PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api"} if ui else {}
+    env = prefect_env(
+        workdir / "server", {"PREFECT_SERVER_API_AUTH_STRING": auth, **ui_api, **(settings or {})}
+    )
     argv = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    with running([*argv, "--no-ui", "--analytics-off"], env, workdir / "server.log") as server:
+    argv += ["--analytics-off"] if ui else ["--no-ui", "--analytics-off"]
+    with running(argv, env, workdir / "server.log") as server:
         api = f"http://127.0.0.1:{port}/api"
 
         def healthy() -> bool:
