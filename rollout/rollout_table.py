@@ -39,8 +39,9 @@ def rollout_rows(
     """Every step recorded (as the run record keeps them), then the window under way, if any.
 
     Columns: step, phase, traffic, one per gate of the plan, outcome, why, at; ``traffic_now`` is
-    whom the step under way admits. A phase's approval is
-    shown on its first step's row; an inconclusive window's decision on its own step's.
+    whom the step under way admits. A phase's approval is told on its first step's row, or on a
+    row of its own when the phase has no step yet (it was rejected, or has only just been approved).
+    An inconclusive window's decision is on its own step's row (its outcome ``continued``).
     """
     decided = dict(decisions or {})
     rows: list[Row] = []
@@ -63,6 +64,21 @@ def rollout_rows(
             row[gate] = _gate_cell(plan, gate, values[gate]) if gate in values else ""
         row |= {"outcome": str(step.get("outcome", "")), "why": why, "at": _when(step.get("at"))}
         rows.append(row)
+    for about, decision in decided.items():
+        kind, _, phase = about.partition(":")
+        if kind == "approval" and phase not in seen_phases:
+            # Decided before the phase set any traffic (a rejection, or an approval just given).
+            verdict = (
+                "no decision"
+                if decision.approved is None
+                else "approved"
+                if decision.approved
+                else "rejected"
+            )
+            row = {"step": "approval", "phase": phase, "traffic": ""} | {gate: "" for gate in plan.gates}
+            rows.append(
+                row | {"outcome": verdict, "why": decision.describe("approval"), "at": _when(decision.at)}
+            )
     done = {str(s.get("key")) for s in steps}
     if window is not None and window.key not in done:
         row = {"step": window.key, "phase": window.key.split("/", 1)[0], "traffic": traffic_now}

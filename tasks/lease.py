@@ -54,7 +54,7 @@ def enter(targets: Targets, plan: Plan, run_id: str, status: Status, why: str) -
         clients.runs.move(plan.name, status, by=f"run {run_id}", why=why, run_id=run_id, lease=plan.lease)
 
 
-@task(name="save-progress", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+@task(name="save-progress", task_run_name="keep progress", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def save_progress(targets: Targets, plan: Plan, run_id: str, progress: Progress) -> None:
     """Persist what the rollout has done and seen so far, so whichever run picks it up carries on from here.
 

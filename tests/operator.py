@@ -121,6 +121,11 @@ class Operator:
         runs: list[dict[str, Any]] = self._post("flow_runs/filter", body)
         return runs
 
+    def log_lines(self, run_id: str) -> list[str]:
+        """The run's log messages, oldest first."""
+        body = {"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC", "limit": 200}
+        return [log["message"] for log in self._post("logs/filter", body)]
+
     def resume(self, run_id: str, run_input: dict[str, Any] | None = None) -> None:
         """Resume a paused or suspended run, as the UI's Resume form does (with its input)."""
         self._post(f"flow_runs/{run_id}/resume", {"run_input": run_input} if run_input else {})
