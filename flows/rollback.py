@@ -379,6 +379,7 @@ def _rollback(
         steps=tuple(steps.records),
         first_bad_at=first_bad_at,
         traffic_off_at=traffic_off_at,
+        decisions=tuple(d.describe(about) for about, d in record.decisions.items()),
     )
     report = _report(resolved, plan, incident, record)
     return RollbackResult(

@@ -272,7 +272,8 @@ def rollout_flow(
 def _final_state(result: RolloutResult) -> State[RolloutResult]:
     """The run's Prefect state: the outcome by name, the reason as its message."""
     if result.status == "promoted":
-        return completed("Promoted", f"{result.plan}: {result.final_audience}", result)
+        decided = "".join(f"; {decision}" for decision in result.decisions)
+        return completed("Promoted", f"{result.plan}: {result.final_audience}{decided}", result)
     if result.status == "dry_run":
         return completed("DryRun", f"{result.plan}: nothing was changed", result)
     rollback = result.rollback
@@ -666,7 +667,7 @@ class _Driver:
     def ended(self, result: RolloutResult) -> RolloutResult:
         """Say how the rollout ended on its progress and in its table."""
         state = _final_state(result)
-        how = f"{state.name}: {state.message}"
+        how = f"{state.name}: {(state.message or '').removeprefix(f'{self.plan.name}: ')}"
         self.ramp.ended(how)
         self.show(how)
         return result

@@ -36,6 +36,8 @@ class Incident:
     steps: tuple[StepRecord, ...]
     first_bad_at: datetime | None = None
     traffic_off_at: datetime | None = None
+    decisions: tuple[str, ...] = ()
+    """The people's decisions during the rollout (who, when, boxes ticked, note)."""
 
     @property
     def ok(self) -> bool:
@@ -49,7 +51,8 @@ def _duration(seconds: float) -> str:
 
 
 def incident_markdown(incident: Incident, chart: str | None = None) -> str:
-    """The report as Markdown: facts, each step's result, data restored, and room for lessons."""
+    """The report as Markdown: facts, each step's result, decisions, data restored, the chart (a
+    file name or a ``data:`` URI), and room for lessons."""
     took = (incident.finished_at - incident.started_at).total_seconds()
     restored = [s for s in incident.steps if s.name == "data restore"]
     lines = [
@@ -73,6 +76,8 @@ def incident_markdown(incident: Incident, chart: str | None = None) -> str:
         took_step = (step.finished_at - step.started_at).total_seconds()
         detail = step.detail.replace("|", "\\|").replace("\n", " ")
         lines.append(f"| {step.name} | {'ok' if step.ok else '**FAILED**'} | {took_step:.1f} s | {detail} |")
+    if incident.decisions:
+        lines += ["", "## Decisions", ""] + [f"- {decision}" for decision in incident.decisions]
     lines += ["", "## Data restored", ""]
     lines += [f"- {s.detail}" for s in restored] or ["- none: the plan restores no data"]
     if chart:

@@ -38,7 +38,7 @@ def rollout_rows(
 ) -> list[Row]:
     """Every step recorded (as the run record keeps them), then the window under way, if any.
 
-    Columns: step, phase, traffic, one per gate of the plan, outcome, why, at; ``traffic_now`` is
+    Columns: step, phase, traffic, one per gate of the plan, outcome, at, why; ``traffic_now`` is
     whom the step under way admits. A phase's approval is told on its first step's row, or on a
     row of its own when the phase has no step yet (it was rejected, or has only just been approved).
     An inconclusive window's decision is on its own step's row (its outcome ``continued``).
@@ -62,7 +62,7 @@ def rollout_rows(
         values = step.get("values") or {}
         for gate in plan.gates:
             row[gate] = _gate_cell(plan, gate, values[gate]) if gate in values else ""
-        row |= {"outcome": str(step.get("outcome", "")), "why": why, "at": _when(step.get("at"))}
+        row |= {"outcome": str(step.get("outcome", "")), "at": _when(step.get("at")), "why": why}
         rows.append(row)
     for about, decision in decided.items():
         kind, _, phase = about.partition(":")
@@ -87,6 +87,6 @@ def rollout_rows(
             row[gate] = _gate_cell(plan, gate, values[gate]) if gate in values else ""
         measured = f"{len(window.rounds)} round(s) measured" if window.rounds else "not measured yet"
         last = window.rounds[-1].at if window.rounds else window.started_at
-        row |= {"outcome": "observing", "why": measured, "at": _when(last)}
+        row |= {"outcome": "observing", "at": _when(last), "why": measured}
         rows.append(row)
     return rows

@@ -94,8 +94,7 @@ def write_incident_report(
     path.write_text(markdown)
     embedded = base64.b64encode(chart.read_bytes()).decode("ascii")
     create_markdown_artifact(
-        incident_markdown(incident, None)
-        + f"\n![Gated metrics of the candidate](data:image/png;base64,{embedded})\n"
+        incident_markdown(incident, f"data:image/png;base64,{embedded}")
         + f"\nChart and report files on the worker: `{folder.resolve()}`\n",
         key=incident_key(plan.name),
         description=f"Rollback of {plan.name} ({incident.severity})",

@@ -29,7 +29,9 @@ def ops(sandbox: SandboxInfo, tmp_path_factory: pytest.TempPathFactory) -> Itera
     work = tmp_path_factory.mktemp("ui")
     # The shipped plans name no targets: the worker's runs find the sandbox as a user's would.
     save(sandbox, work / "home" / ".rollout" / "sandbox.json")
-    with operator(work, AUTH, ui=True) as deployed:
+    # PostgreSQL, as a team's server: on SQLite the UI's Submit sometimes meets a 503 (database busy
+    # while the worker and the services write), which a person would simply click again.
+    with operator(work, AUTH, ui=True, postgres=True) as deployed:
         yield deployed
 
 
@@ -175,6 +177,7 @@ def test_a_pasted_plan_asks_an_approval_that_says_what_is_decided_and_a_rejectio
     chart = ui.page.locator("img[src^='data:image/png']").first
     chart.wait_for()
     assert chart.evaluate("img => img.complete && img.naturalWidth") > 300
+    assert "approval:pilot: rejected by maria at " in ui.page.inner_text("body")  # its Decisions
     ui.shot("08-incident-report")
     ui.shot_of(chart, "08-incident-report-chart")
 
@@ -192,6 +195,10 @@ def test_an_approval_with_every_box_ticked_carries_the_rollout_on_to_promotion(
     dialog.get_by_role("button", name="Submit").click()
     ended = ops.wait(run_id)
     assert ended["state"]["name"] == "Promoted", ended["state"]
+    message = ended["state"]["message"]
+    assert (
+        message.startswith("ui-approve: 100%; pilot: approved by ana at ") and "(3 checks ticked)" in message
+    )
     found = artifacts(ops, run_id)
     assert found["ui-approve-progress"]["description"].startswith("Promoted: ")
     ui.open(f"/artifacts/artifact/{found['ui-approve-rollout']['id']}")

@@ -86,8 +86,13 @@ def test_a_scheduled_run_executes_the_demo_plan_through_a_worker(
             artifacts = api(base, "artifacts", {"flow_runs": {"id": {"any_": [run["id"]]}}})
 
     kinds = {(a["key"], a["type"]) for a in artifacts}
-    assert {("sandbox-demo-data-checks", "table"), ("sandbox-demo-gates", "table")} <= kinds, kinds
-    assert (None, "progress") in kinds, kinds
+    assert {
+        ("sandbox-demo-data-checks", "table"),
+        ("sandbox-demo-rollout", "table"),
+        ("sandbox-demo-progress", "progress"),
+    } <= kinds, kinds
+    [table] = [a for a in artifacts if a["key"] == "sandbox-demo-rollout"]  # one, rewritten at each step
+    assert table["description"].startswith("sandbox-demo: Promoted: ")
 
     assert run["parameters"] == {"plan_path": str(DEMO)}
     assert run["expected_start_time"] is not None and run["auto_scheduled"] is True

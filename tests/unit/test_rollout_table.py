@@ -83,9 +83,10 @@ def test_each_step_shows_every_gate_against_its_limit_and_the_window_under_way()
         "errors": "0.012 (max 0.05) ok",
         "success": "",
         "outcome": "successful",
-        "why": "errors: 2 measured",
         "at": "2026-12-01 09:00:00 UTC",
+        "why": "errors: 2 measured",
     }
+    assert list(rows[0]) == ["step", "phase", "traffic", "errors", "success", "outcome", "at", "why"]
     assert rows[1]["why"].startswith(
         "approval: approved by ana at 2026-12-01 09:04 UTC (2 checks ticked): go; "
     )
