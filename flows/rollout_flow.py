@@ -173,16 +173,20 @@ def _suspend(key: str, message: str, form: type[Decision] | None = None) -> Deci
 
     Returns the decision when the run was woken with one (the run starts again from the top and
     comes back here). Prefect's suspension carries no message, so the state it set is restated
-    with one, its details (the key, where the form's answer goes) kept as they are.
+    with one, its details (the key, where the form's answer goes) kept as they are: only while it
+    is still the run's state, so that a Resume given in between is never undone.
     """
     try:
         return suspend_flow_run(wait_for_input=form, key=key) if form else suspend_flow_run(key=key)
     except Pause as paused:
         state = paused.state
+        run_id = get_run_context().flow_run.id  # type: ignore[union-attr]
         if isinstance(state, State):
             said = State(type=state.type, name=state.name, message=message, state_details=state.state_details)
             with get_client(sync_client=True) as client:
-                client.set_flow_run_state(get_run_context().flow_run.id, said, force=True)  # type: ignore[union-attr]
+                now = client.read_flow_run(run_id).state
+                if now is not None and now.id == state.id:
+                    client.set_flow_run_state(run_id, said, force=True)
         raise
 
 

@@ -168,7 +168,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     state = rollout_flow(
         plan_path=str(args.plan),
         dry_run=args.dry_run,
-        approval_timeout=args.approval_timeout,
+        approval_timeout=args.approval_timeout or "",
         rollout_id=args.rollout_id or "",
         return_state=True,
     )
@@ -184,16 +184,16 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         raise InputRejected(f"{what} the rollout is being rolled back (it goes into the report)")
     prefect_defaults()
     from flows.outcomes import result_of
-    from flows.rollback import RollbackResult, rollback_flow
+    from flows.rollback import AS_PLANNED, RollbackResult, rollback_flow
     from rollout.plan import load_plan
 
     load_plan(args.plan)
-    collections = [c.strip() for c in args.collections.split(",") if c.strip()] if args.collections else None
+    collections = tuple(c.strip() for c in (args.collections or "").split(",") if c.strip())
     state = rollback_flow(
         plan_path=str(args.plan),
         reason=args.reason,
-        severity=args.severity,
-        restore=args.restore,
+        severity=args.severity or AS_PLANNED,
+        restore=args.restore or AS_PLANNED,
         collections=collections,
         force=args.force,
         return_state=True,

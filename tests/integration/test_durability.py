@@ -149,7 +149,8 @@ def record_of_or_none(db: Any, plan: str) -> RunRecord | None:
 def test_a_parked_window_that_fails_has_traffic_turned_off_by_the_reconciler_then_rolls_back(
     ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
 ) -> None:
-    breaks_at = time.time() + 12
+    # Late enough for a busy worker to start the run and park it after a first passing round.
+    breaks_at = time.time() + 25
     window = {"interval": "8s", "count": 4, "gates": ["errors"]}
     plan, run_id = launch(
         ops,

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from pymongo import MongoClient
 
 from rollout.sandbox.stack import SandboxInfo, save
 from tests.browser import Browser, browser
@@ -65,12 +66,20 @@ def plan_text(name: str, flag: str) -> str:
 
 
 def start_from_the_form(ops: Operator, ui: Browser, name: str, flag: str, shot: str) -> str:
-    """Paste a plan into rollout-manual's run form (its plan_path prefilled) and submit; the run's id."""
+    """Start a run of the two-phase plan from the form; the run's id once it waits for the approval."""
+    run_id = paste_and_submit(ops, ui, plan_text(name, flag), shot)
+    paused = ops.wait(run_id, {"PAUSED", "FAILED", "COMPLETED", "CRASHED"})
+    assert paused["state"]["type"] == "PAUSED", paused["state"]
+    return run_id
+
+
+def paste_and_submit(ops: Operator, ui: Browser, text: str, shot: str) -> str:
+    """Paste ``text`` into rollout-manual's run form (its plan_path prefilled) and submit; the run's id."""
     ui.open(f"/deployments/deployment/{ops.deployment_id('rollout', 'rollout-manual')}/run")
     prefilled = ui.field(ui.page, "plan_path").locator("textarea").input_value()
     assert prefilled == "deployments/plans/sandbox-demo.yaml"
     assert ui.field(ui.page, "targets").count() == 0  # plumbing is not in the form
-    ui.field(ui.page, "plan_yaml").locator("textarea").fill(plan_text(name, flag))
+    ui.field(ui.page, "plan_yaml").locator("textarea").fill(text)
     ui.shot(shot)
     before = {r["id"] for r in ops.runs_of("rollout")}
     ui.submit(f"{shot}-submitted")  # the UI shows the deployment's runs next
@@ -81,9 +90,7 @@ def start_from_the_form(ops: Operator, ui: Browser, name: str, flag: str, shot: 
         started = [r for r in ops.runs_of("rollout") if r["id"] not in before]
         run_id = started[0]["id"] if started else ""
         time.sleep(0.5)
-    assert started[0]["parameters"]["plan_yaml"] == plan_text(name, flag), started[0]["parameters"]
-    paused = ops.wait(run_id, {"PAUSED", "FAILED", "COMPLETED", "CRASHED"})
-    assert paused["state"]["type"] == "PAUSED", paused["state"]
+    assert started[0]["parameters"]["plan_yaml"] == text, started[0]["parameters"]
     return run_id
 
 
@@ -224,3 +231,23 @@ def test_the_emergency_rollback_form_lists_every_choice_and_hides_the_plumbing(
         assert ui.field(ui.page, plumbing).count() == 0, plumbing
     assert "Property is type" not in ui.page.inner_text("body")  # no None toggles
     ui.shot("13-emergency-rollback-form")
+
+
+def test_a_pasted_plan_that_does_not_validate_fails_the_run_naming_each_field_and_changes_nothing(
+    ops: Operator, ui: Browser, sandbox: SandboxInfo
+) -> None:
+    bad = plan_text("ui-bad", "UI_BAD").replace("release:", "releases:").replace("max: 0.05", "max: lots")
+    run_id = paste_and_submit(ops, ui, bad, "14-run-form-with-a-bad-plan")
+    ended = ops.wait(run_id)
+    assert ended["state"]["name"] == "InvalidInput", ended["state"]
+    lines = ended["state"]["message"].splitlines()
+    assert "release: required; add it" in lines and any(line.startswith("releases: ") for line in lines), (
+        lines
+    )
+    assert any(line.startswith("gates.errors.max: ") for line in lines), lines
+    ui.open(f"/runs/flow-run/{run_id}")
+    ui.page.get_by_text("Details", exact=True).first.click()
+    ui.page.get_by_text("release: required; add it").first.wait_for()
+    ui.shot("15-a-bad-plan-run")
+    with MongoClient(sandbox.mongodb_uri) as client:
+        assert client[sandbox.database]["feature_flags"].find_one({"_id": "UI_BAD"}) is None  # unchanged

@@ -152,8 +152,9 @@ def test_an_approval_resumes_the_paused_rollout_and_is_recorded(
         tmp_path, approval=f"approval: {{timeout: 2m, on_timeout: rollback, checklist: {checklist}}}"
     )
     results: list[Any] = []
+    # A daemon: a failing assertion must not leave the session waiting on a paused run.
     runner = threading.Thread(
-        target=lambda: results.append(run_rollout(plan_path=plan, targets=sandbox.targets()))
+        target=lambda: results.append(run_rollout(plan_path=plan, targets=sandbox.targets())), daemon=True
     )
     runner.start()
     paused = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])))
@@ -265,7 +266,8 @@ def test_a_heartbeat_keeps_a_short_lease_alive_through_a_longer_window(
     runs = client.shop.rollout_runs
     results: list[Any] = []
     runner = threading.Thread(
-        target=lambda: results.append(run_rollout(plan_path=str(plan), targets=sandbox.targets()))
+        target=lambda: results.append(run_rollout(plan_path=str(plan), targets=sandbox.targets())),
+        daemon=True,
     )
     runner.start()
     seen: list[tuple[datetime, datetime]] = []
