@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import pandas as pd
 
+from rollout.gates import value_text
 from rollout.redact import redact
-
-
-def _value(value: float | None) -> str:
-    return "no data" if value is None or math.isnan(value) else f"{value:.4g}"
 
 
 def result_table(result: Any) -> pd.DataFrame:
@@ -21,7 +17,7 @@ def result_table(result: Any) -> pd.DataFrame:
         {
             "phase": step.phase,
             "traffic": step.audience,
-            "gate values": "; ".join(f"{k} {_value(v)}" for k, v in step.values.items()) or step.reason,
+            "gate values": "; ".join(f"{k} {value_text(v)}" for k, v in step.values.items()) or step.reason,
             "decision": step.outcome,
         }
         for step in result.steps
