@@ -70,6 +70,11 @@ def start_from_the_form(ops: Operator, ui: Browser, name: str, flag: str, shot: 
     run_id = paste_and_submit(ops, ui, plan_text(name, flag), shot)
     paused = ops.wait(run_id, {"PAUSED", "FAILED", "COMPLETED", "CRASHED"})
     assert paused["state"]["type"] == "PAUSED", paused["state"]
+    # The run restates its Paused state with a message just after suspending.
+    deadline = time.monotonic() + 30
+    while not paused["state"]["message"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+        paused = ops.run(run_id)
     return run_id
 
 
