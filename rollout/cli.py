@@ -12,9 +12,13 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from rollout.errors import InputRejected, PlanInvalid, PortInUse, RolloutError
+
+if TYPE_CHECKING:
+    from rollout.plan import Plan
+    from rollout.plan.model import KubernetesTarget
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_ROLLED_BACK = 0, 1, 2, 3
 DEMO_PLAN = Path(__file__).resolve().parent.parent / "deployments" / "plans" / "sandbox-demo.yaml"
@@ -133,27 +137,70 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from rollout.sandbox.stack import Sandbox, SandboxOptions
 
     plan_path = str(args.plan)
-    load_plan(plan_path)
+    plan = load_plan(plan_path)
     # With --json, stdout carries the JSON alone.
     chatter = sys.stderr if args.json else sys.stdout
     print(
         f"starting the sandbox (MongoDB, S3, Prometheus, the orders service, load) for {plan_path}",
         file=chatter,
     )
+    cluster = _demo_cluster(args, plan, chatter) if args.kubernetes else None
     with Sandbox(SandboxOptions(prometheus=args.prometheus)) as info:
         _print_sandbox(info, chatter)
+        targets = info.targets()
+        if cluster is not None:
+            targets = targets.model_copy(update={"kubernetes": cluster})
         watcher = FaultAtPercentage(info, args.fault_at) if args.fault_at is not None else None
         if watcher is not None:
             print(f"the candidate will start failing once {args.fault_at:g}% of users get it", file=chatter)
             watcher.start()
         try:
-            state = rollout_flow(plan_path=plan_path, targets=info.targets(), return_state=True)
+            state = rollout_flow(plan_path=plan_path, targets=targets, return_state=True)
             result = result_of(state, RolloutResult)
         finally:
             if watcher is not None:
                 watcher.stop()
     print(result_json(result) if args.json else render_result(result))
+    if cluster is not None:
+        _print_cluster(cluster, chatter)
     return _exit_code(result)
+
+
+def _demo_cluster(args: argparse.Namespace, plan: Plan, out: TextIO) -> KubernetesTarget:
+    """The demo's workload put in the cluster of ``--kubernetes``; the target pointing at it."""
+    from rollout.adapters.kubernetes_client import api_client
+    from rollout.sandbox.cluster import demo_target, prepare_demo
+
+    target = demo_target(str(args.kubernetes), args.namespace, args.context)
+    stable = plan.release.stable_version
+    if not stable:
+        raise InputRejected(f"--kubernetes: plan {plan.name} names no release.stable_version to go back to")
+    with api_client(target) as api:
+        prepare_demo(api, target.namespace, stable, plan.release.version)
+    assert target.router is not None
+    print(
+        f"Kubernetes  namespace {target.namespace}: Deployment {target.deployment} rolled from {stable} to "
+        f"{plan.release.version}, canary Ingress {target.router.name} at 0%",
+        file=out,
+    )
+    return target
+
+
+def _print_cluster(target: KubernetesTarget, out: TextIO) -> None:
+    """Where the demo left the cluster: the canary's weight and the Deployment's image."""
+    from rollout.adapters.kubernetes import Cluster
+    from rollout.adapters.kubernetes_client import api_client
+
+    assert target.router is not None
+    with api_client(target) as api:
+        cluster = Cluster(api, target.namespace)
+        weight = cluster.router_state(target.router).canary_percent
+        image = cluster.image(target.deployment, target.container)
+    print(
+        f"Kubernetes  canary Ingress {target.router.name} at {weight}%, Deployment {target.deployment} "
+        f"runs {image}",
+        file=out,
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -448,6 +495,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--fault-at", type=float, metavar="PCT", help="make the candidate fail once PCT%% of users get it"
     )
     demo.add_argument("--json", action="store_true", help="print the result as JSON")
+    demo.add_argument(
+        "--kubernetes",
+        type=Path,
+        metavar="KUBECONFIG",
+        help="also move a canary Ingress and roll back a Deployment in this cluster (namespace --namespace)",
+    )
+    demo.add_argument("--context", help="kubeconfig context for --kubernetes")
+    demo.add_argument(
+        "--namespace", default="rollout-demo", help="namespace for --kubernetes (made if missing)"
+    )
     demo.set_defaults(run=cmd_demo)
 
     run = sub.add_parser("run", help="run a plan")

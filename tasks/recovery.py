@@ -60,7 +60,7 @@ def deployment_to_stable(targets: Targets, plan: Plan, stable: str | None, image
             return f"{target.deployment}: {change.before} -> {change.after} (stable release {stable})"
         if image_at_start is not None and current != image_at_start:
             return f"{target.deployment} already left {image_at_start} (now {current})"
-        change = cluster.undo(target.deployment)
+        change = cluster.undo(target.deployment, target.container)
         return f"{target.deployment}: {change.before} -> {change.after} ({change.how})"
 
 

@@ -9,7 +9,8 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from rollout.adapters.flags import FlagStore
-from rollout.adapters.kubernetes import Cluster, api_client
+from rollout.adapters.kubernetes import Cluster
+from rollout.adapters.kubernetes_client import api_client
 from rollout.adapters.mongo import Document, connect
 from rollout.adapters.prometheus import PrometheusClient
 from rollout.adapters.run_state import COLLECTION as RUNS
@@ -81,7 +82,8 @@ class Clients:
         if target is None:
             return None
         token = self.secret(target.token) if target.token else None
-        return Cluster(api_client(target, token), target.namespace)
+        ca_data = self.secret(target.ca_data) if target.ca_data else None
+        return Cluster(api_client(target, token, ca_data), target.namespace)
 
     @cached_property
     def service(self) -> ServiceClient:
@@ -124,6 +126,8 @@ class Clients:
             self.prometheus.close()
         if "service" in self.__dict__:
             self.service.close()
+        if self.__dict__.get("cluster") is not None:
+            self.cluster.close()  # type: ignore[union-attr]
 
     def __enter__(self) -> Clients:
         return self

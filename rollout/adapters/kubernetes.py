@@ -1,41 +1,86 @@
 """Kubernetes through the official client: traffic weights and going back to the stable release.
 
-Every write is a JSON merge patch (or a JSON patch for list items) that carries
-the ``resourceVersion`` it was computed from, so a concurrent change makes the
-API server answer 409; the object is then read again and the change recomputed.
+Every write carries the ``resourceVersion`` it was computed from, so a concurrent
+change makes the API server answer 409; a JSON patch also tests the list item it
+changes, so a list that changed meanwhile (a sidecar injected) makes it answer 422.
+Either way the object is read again and the change computed again, with jittered
+backoff between attempts. Weights and replica counts are JSON merge patches; an
+image is a JSON patch of one list item; going back a revision replaces the pod
+template and the annotations whole, as ``kubectl rollout undo`` does.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import ssl
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
-from urllib3.exceptions import HTTPError
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+from urllib3.exceptions import HTTPError, MaxRetryError
+from urllib3.exceptions import SSLError as Urllib3SSLError
 
 from rollout.adapters.flags import Fence, FencedOff
 from rollout.breaker import guarded
 from rollout.errors import PermanentError, ServiceRejected, ServiceUnavailable
-from rollout.plan.model import KubernetesTarget, RouterSettings
+from rollout.plan.model import RouterSettings
 
 SERVICE = "Kubernetes"
 MERGE_PATCH = "application/merge-patch+json"
 REVISION = "deployment.kubernetes.io/revision"
+CHANGE_CAUSE = "kubernetes.io/change-cause"
 CANARY = "nginx.ingress.kubernetes.io/canary"
 CANARY_WEIGHT = "nginx.ingress.kubernetes.io/canary-weight"
 GATEWAY = ("gateway.networking.k8s.io", "v1", "httproutes")
 CONFLICT_ATTEMPTS = 5
+CONFLICT_BACKOFF_SECONDS = 0.1
+"""The first backoff after a conflict; it doubles, with full jitter, up to the maximum below."""
+CONFLICT_BACKOFF_MAX_SECONDS = 2.0
+UNDO_KEEPS = frozenset(
+    {
+        "kubectl.kubernetes.io/last-applied-configuration",
+        REVISION,
+        "deployment.kubernetes.io/revision-history",
+        "deployment.kubernetes.io/desired-replicas",
+        "deployment.kubernetes.io/max-replicas",
+        "deprecated.deployment.rollback.to",
+    }
+)
+"""Annotations ``kubectl rollout undo`` keeps from the Deployment; the others come from the revision."""
 Object = dict[str, Any]
 T = TypeVar("T")
 
 
 class KubernetesObjectMissing(PermanentError):
     """The named object does not exist in the namespace."""
+
+
+class KubernetesTlsUnverified(PermanentError):
+    """The API server's certificate could not be verified: no retry makes it trusted."""
+
+
+class KubernetesForbidden(PermanentError):
+    """The credentials may not do this (RBAC, 403) or were not accepted (401)."""
+
+
+class KubernetesConflict(ServiceUnavailable):
+    """The object changed between every read and write: another writer is busy with it."""
+
+
+class DeploymentPaused(PermanentError):
+    """The Deployment is paused, so a new template would not roll out."""
 
 
 class _Conflict(Exception):
@@ -61,9 +106,40 @@ class DeploymentChange:
     after: str
 
 
+def _said(error: ApiException) -> str:
+    """The API server's own message (``User "x" cannot patch resource ...``), else the HTTP reason."""
+    try:
+        message = json.loads(error.body or "{}").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return str(message or error.reason)
+
+
+def _unverified_certificate(error: HTTPError) -> str | None:
+    """Why the API server's certificate was refused, when that is why the request failed.
+
+    Other TLS failures (a handshake cut short) may pass and stay transient.
+    """
+    cause: BaseException | None = error.reason if isinstance(error, MaxRetryError) else error
+    for _ in range(4):  # urllib3 wraps ssl's error once or twice
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return str(cause.verify_message or cause)
+        if not isinstance(cause, Urllib3SSLError) or not cause.args:
+            return None
+        cause = cause.args[0] if isinstance(cause.args[0], BaseException) else None
+    return None
+
+
 @contextmanager
-def kubernetes_errors(action: str, kind: str, name: str, namespace: str) -> Iterator[None]:
-    """Translate client exceptions raised inside the block into ours, naming the object."""
+def kubernetes_errors(
+    action: str, kind: str, name: str, namespace: str, endpoint: str = "", tested: bool = False
+) -> Iterator[None]:
+    """Translate client exceptions raised inside the block into ours, naming the object.
+
+    ``tested``: the request was a JSON patch with a ``test`` operation, whose failure (422
+    with no field named) means the list changed since it was read.
+    """
+    what = f"{action} {kind} {namespace}/{name}"
     try:
         yield
     except ApiException as error:
@@ -74,44 +150,40 @@ def kubernetes_errors(action: str, kind: str, name: str, namespace: str) -> Iter
                 "check targets.kubernetes in the plan"
             ) from error
         if status == 409:
-            raise _Conflict(f"{action}: {kind} {namespace}/{name} changed meanwhile") from error
-        if status >= 500 or status == 429 or status == 0:
-            raise ServiceUnavailable(
-                SERVICE, f"{action} {kind} {namespace}/{name}: {status} {error.reason}"
+            raise _Conflict(f"{what}: changed meanwhile") from error
+        if status == 422 and tested and not _causes(error):
+            raise _Conflict(f"{what}: the list it changes changed meanwhile") from error
+        if status == 403:
+            raise KubernetesForbidden(
+                f"{what}: forbidden: {_said(error)}: give the plan's credentials that right (a Role and "
+                "RoleBinding in the namespace)"
             ) from error
-        raise ServiceRejected(
-            SERVICE, f"{action} {kind} {namespace}/{name}: {status} {error.reason}"
-        ) from error
+        if status == 401:
+            raise KubernetesForbidden(
+                f"{what}: the API server did not accept the credentials (401): check "
+                "targets.kubernetes.token or the kubeconfig's user"
+            ) from error
+        if status >= 500 or status == 429 or status == 0:
+            raise ServiceUnavailable(SERVICE, f"{what}: {status} {_said(error)}") from error
+        raise ServiceRejected(SERVICE, f"{what}: {status} {_said(error)}") from error
     except HTTPError as error:
-        raise ServiceUnavailable(SERVICE, f"{action} {kind} {namespace}/{name}: {error}") from error
+        problem = _unverified_certificate(error)
+        if problem is not None:
+            raise KubernetesTlsUnverified(
+                f"{what}: the certificate of {endpoint or 'the API server'} cannot be verified ({problem}): "
+                "set targets.kubernetes.ca_file (or ca_data) to the cluster's CA, e.g. the decoded "
+                "certificate-authority-data of its kubeconfig"
+            ) from error
+        raise ServiceUnavailable(SERVICE, f"{what}: {error}") from error
 
 
-def api_client(target: KubernetesTarget, token: str | None = None) -> k8s.ApiClient:
-    """A client for the target's cluster: ``api_url`` (+ token), else the kubeconfig, else in-cluster."""
-    if target.api_url:
-        configuration = k8s.Configuration()
-        configuration.host = target.api_url.rstrip("/")
-        if token:
-            configuration.api_key = {"authorization": f"Bearer {token}"}
-        return k8s.ApiClient(configuration)
+def _causes(error: ApiException) -> list[Any]:
+    """The fields a 422 names (none when a JSON patch's ``test`` failed)."""
     try:
-        configured: k8s.ApiClient = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=target.kubeconfig, context=target.context
-        )
-    except k8s_config.ConfigException:
-        k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
-        configured = k8s.ApiClient()
-    return configured
-
-
-def _with_retry_on_conflict(change: Callable[[], Any]) -> Any:
-    for attempt in range(CONFLICT_ATTEMPTS):
-        try:
-            return change()
-        except _Conflict:
-            if attempt == CONFLICT_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+        details = json.loads(error.body or "{}").get("details") or {}
+    except (ValueError, AttributeError):
+        return []
+    return list(details.get("causes") or [])
 
 
 FENCE_PREFIX = "rollout.fence/"
@@ -135,24 +207,48 @@ def _fenced(obj: Object, fence: Fence | None) -> dict[str, str]:
 
 
 class Cluster:
-    """The operations a rollout needs, in one namespace."""
+    """The operations a rollout needs, in one namespace; ``sleep`` waits between conflicting writes."""
 
-    def __init__(self, api: k8s.ApiClient, namespace: str) -> None:
+    def __init__(
+        self, api: k8s.ApiClient, namespace: str, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self._api = api
         self.namespace = namespace
+        self._sleep = sleep
         self._apps = k8s.AppsV1Api(api)
         self._networking = k8s.NetworkingV1Api(api)
         self._custom = k8s.CustomObjectsApi(api)
         self._endpoint = str(api.configuration.host)
 
-    def _guarded(self, action: str, kind: str, name: str, fn: Callable[[], T]) -> T:
+    def close(self) -> None:
+        """Close the connections to the API server."""
+        self._api.close()  # type: ignore[no-untyped-call]
+
+    def _guarded(self, action: str, kind: str, name: str, fn: Callable[[], T], tested: bool = False) -> T:
         """Call the API through this cluster's circuit breaker, errors translated."""
 
         def call() -> T:
-            with kubernetes_errors(action, kind, name, self.namespace):
+            with kubernetes_errors(action, kind, name, self.namespace, self._endpoint, tested):
                 return fn()
 
         return guarded(SERVICE, self._endpoint, call)
+
+    def _until_written(self, kind: str, name: str, change: Callable[[], T]) -> T:
+        """Run ``change`` (read, compute, write) again after each conflict, backing off with jitter."""
+        attempts = Retrying(
+            retry=retry_if_exception_type(_Conflict),
+            stop=stop_after_attempt(CONFLICT_ATTEMPTS),
+            wait=wait_random_exponential(CONFLICT_BACKOFF_SECONDS, CONFLICT_BACKOFF_MAX_SECONDS),
+            sleep=self._sleep,
+        )
+        try:
+            return attempts(change)
+        except RetryError as error:
+            raise KubernetesConflict(
+                SERVICE,
+                f"{kind} {self.namespace}/{name} changed between each read and write, {CONFLICT_ATTEMPTS} "
+                "times: another writer is changing it; try again once it is done",
+            ) from error.last_attempt.exception()
 
     def _plain(self, value: Any) -> Object:
         plain: Object = self._api.sanitize_for_serialization(value)  # type: ignore[no-untyped-call]
@@ -169,12 +265,18 @@ class Cluster:
 
     def _patch_deployment(self, name: str, body: Any) -> Object:
         # A list is a JSON patch (the client picks its content type); a dict is sent as a merge patch.
-        content = None if isinstance(body, list) else MERGE_PATCH
-        with kubernetes_errors("patch", "Deployment", name, self.namespace):
-            patched = self._apps.patch_namespaced_deployment(
-                name, self.namespace, body, _content_type=content
-            )
-            return self._plain(patched)
+        is_json_patch = isinstance(body, list)
+        tested = is_json_patch and any(op.get("op") == "test" for op in body)
+        patched = self._guarded(
+            "patch",
+            "Deployment",
+            name,
+            lambda: self._apps.patch_namespaced_deployment(
+                name, self.namespace, body, _content_type=None if is_json_patch else MERGE_PATCH
+            ),
+            tested,
+        )
+        return self._plain(patched)
 
     def _ingress(self, name: str) -> Object:
         read = self._guarded(
@@ -291,16 +393,23 @@ class Cluster:
                     router.name, {"metadata": {**self._version(ingress), "annotations": annotations}}
                 )
 
-            _with_retry_on_conflict(change)
+            self._until_written("Ingress", router.name, change)
         elif router.kind == "httproute":
-            _with_retry_on_conflict(lambda: self._set_route_weights(router, percent, fence))
+            self._until_written(
+                "HTTPRoute", router.name, lambda: self._set_route_weights(router, percent, fence)
+            )
         else:
+            assert router.stable_backend is not None
             total = total_replicas or (before.stable_replicas or 0) + (before.canary_replicas or 0)
             canary = math.ceil(total * percent / 100)
-            assert router.stable_backend is not None
-            # Stable scales up before the canary scales down, so capacity never dips.
-            self._scale(router.stable_backend, total - canary, fence)
-            self._scale(router.name, canary, fence)
+            sides = [
+                (router.stable_backend, total - canary, before.stable_replicas or 0),
+                (router.name, canary, before.canary_replicas or 0),
+            ]
+            # The side that grows is written first, so that between the two writes the pair
+            # never asks for fewer replicas than the total: capacity does not dip either way.
+            for name, replicas, _ in sorted(sides, key=lambda side: side[2] - side[1]):
+                self._scale(name, replicas, fence)
         return before
 
     def _set_route_weights(self, router: RouterSettings, percent: int, fence: Fence | None = None) -> None:
@@ -329,15 +438,14 @@ class Cluster:
             metadata = {**self._version(current), **({"annotations": mark} if mark else {})}
             self._patch_deployment(name, {"metadata": metadata, "spec": {"replicas": replicas}})
 
-        _with_retry_on_conflict(change)
+        self._until_written("Deployment", name, change)
 
     # --- back to the stable release ------------------------------------------------------
 
     def image(self, name: str, container: str | None = None) -> str:
         """The image of ``container`` (or the first container) of the Deployment."""
         containers = self.deployment(name)["spec"]["template"]["spec"]["containers"]
-        index = self._container_index(containers, container, name)
-        return str(containers[index]["image"])
+        return str(containers[self._container_index(containers, container, name)]["image"])
 
     def _container_index(self, containers: list[Object], container: str | None, name: str) -> int:
         if container is None:
@@ -347,11 +455,22 @@ class Cluster:
                 return index
         raise KubernetesObjectMissing(f"Deployment {self.namespace}/{name} has no container {container!r}")
 
+    def _refuse_paused(self, deployment: Object) -> None:
+        """A paused Deployment would take the new template and roll nothing out: say so instead."""
+        if deployment["spec"].get("paused"):
+            name = deployment["metadata"]["name"]
+            raise DeploymentPaused(
+                f"Deployment {self.namespace}/{name} is paused, so a new pod template would not roll out: "
+                f"resume it first with `kubectl rollout resume deployment/{name} -n {self.namespace}` and "
+                "run the rollback again (kubectl rollout undo refuses a paused Deployment too)"
+            )
+
     def set_image(self, name: str, image: str, container: str | None = None) -> DeploymentChange:
         """Point the container at ``image`` (a JSON patch that first tests the container's name)."""
 
         def change() -> DeploymentChange:
             deployment = self.deployment(name)
+            self._refuse_paused(deployment)
             containers = deployment["spec"]["template"]["spec"]["containers"]
             index = self._container_index(containers, container, name)
             path = f"/spec/template/spec/containers/{index}"
@@ -363,15 +482,19 @@ class Cluster:
             self._patch_deployment(name, self._pinned(deployment, patch))
             return DeploymentChange(name, "image", before, image)
 
-        result: DeploymentChange = _with_retry_on_conflict(change)
-        return result
+        return self._until_written("Deployment", name, change)
 
-    def undo(self, name: str) -> DeploymentChange:
-        """``kubectl rollout undo``: restore the pod template of the previous revision's ReplicaSet."""
+    def undo(self, name: str, container: str | None = None) -> DeploymentChange:
+        """``kubectl rollout undo``: the previous revision's pod template and annotations (change-cause).
+
+        The change reports ``container``'s image (or the first container's) before and after.
+        """
 
         def change() -> DeploymentChange:
             deployment = self.deployment(name)
-            current = int(deployment["metadata"].get("annotations", {}).get(REVISION, "0") or 0)
+            self._refuse_paused(deployment)
+            annotations = deployment["metadata"].get("annotations") or {}
+            current = int(annotations.get(REVISION, "0") or 0)
             older = [
                 rs
                 for rs in self._replica_sets(deployment)
@@ -388,17 +511,27 @@ class Cluster:
                 k: v for k, v in template["metadata"].get("labels", {}).items() if k != "pod-template-hash"
             }
             template = {**template, "metadata": {**template["metadata"], "labels": labels}}
-            before = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+            restored = _undone_annotations(annotations, previous["metadata"].get("annotations") or {})
+            now = deployment["spec"]["template"]["spec"]["containers"]
+            then = template["spec"]["containers"]
+            before = now[self._container_index(now, container, name)]["image"]
+            after = then[self._container_index(then, container, f"{name} revision {current - 1}")]["image"]
             # A JSON patch replaces the template whole, as `kubectl rollout undo` does; a merge patch
             # would keep fields the newer template added.
-            replace = [{"op": "replace", "path": "/spec/template", "value": template}]
+            replace = [
+                {"op": "replace", "path": "/spec/template", "value": template},
+                {"op": "add", "path": "/metadata/annotations", "value": restored},
+            ]
             self._patch_deployment(name, self._pinned(deployment, replace))
-            return DeploymentChange(
-                name,
-                f"revision {previous['metadata']['annotations'][REVISION]}",
-                str(before),
-                str(template["spec"]["containers"][0]["image"]),
-            )
+            revision = previous["metadata"]["annotations"][REVISION]
+            cause = restored.get(CHANGE_CAUSE)
+            how = f"revision {revision}" + (f": {cause}" if cause else "")
+            return DeploymentChange(name, how, str(before), str(after))
 
-        result: DeploymentChange = _with_retry_on_conflict(change)
-        return result
+        return self._until_written("Deployment", name, change)
+
+
+def _undone_annotations(deployment: dict[str, str], revision: dict[str, str]) -> dict[str, str]:
+    """The Deployment's annotations after an undo: kubectl's, and our fences kept as they are."""
+    kept = {k: v for k, v in deployment.items() if k in UNDO_KEEPS or k.startswith(FENCE_PREFIX)}
+    return {**{k: v for k, v in revision.items() if k not in UNDO_KEEPS}, **kept}

@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import re
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -159,6 +160,51 @@ class KubernetesTarget(StrictModel):
     container: str | None = Field(
         default=None, description="Container whose image is the release; empty means the first one."
     )
+    ca_file: str | None = Field(
+        default=None,
+        description="PEM file of the cluster's CA, to verify the API server's certificate (with `api_url`, "
+        "or instead of the kubeconfig's).",
+    )
+    ca_data: SecretValue | None = Field(
+        default=None,
+        description="The cluster's CA certificate (PEM text), as `${env:...}` or `${secret:...}`; "
+        "instead of `ca_file`.",
+    )
+    insecure_skip_tls_verify: bool = Field(
+        default=False,
+        description="Do not verify the API server's certificate (logged as a warning at every connection); "
+        "only for a throwaway cluster, never with `ca_file` or `ca_data`.",
+    )
+
+    @field_validator("ca_file")
+    @classmethod
+    def _pem_file(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise ValueError(f"{value} is not a file: give the path of the cluster's CA certificate (PEM)")
+        try:
+            text = path.read_text(errors="replace")
+        except OSError as error:
+            raise ValueError(f"{value} cannot be read: {error.strerror}") from error
+        if "-----BEGIN CERTIFICATE-----" not in text:
+            raise ValueError(
+                f"{value} holds no PEM certificate (no -----BEGIN CERTIFICATE----- line): give the CA "
+                "certificate itself, e.g. the base64-decoded certificate-authority-data of a kubeconfig"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_trust(self) -> Self:
+        given = [name for name in ("ca_file", "ca_data") if getattr(self, name)]
+        if len(given) > 1:
+            raise ValueError("give ca_file or ca_data, not both")
+        if given and self.insecure_skip_tls_verify:
+            raise ValueError(
+                f"insecure_skip_tls_verify turns off the check that {given[0]} is for: keep one of them"
+            )
+        return self
 
     @model_validator(mode="after")
     def _router_backends(self) -> Self:
