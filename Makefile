@@ -5,10 +5,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
+K8S_CONTROL_PLANE ?= ../shared/k8s/control-plane
 
-.PHONY: setup prometheus redis postgresql chromium demo test lint bench deploy reference monitoring clean
+.PHONY: setup prometheus redis postgresql chromium etcd demo test lint bench deploy reference monitoring clean
 
-setup: $(VENV)/.installed prometheus redis postgresql chromium
+setup: $(VENV)/.installed prometheus redis postgresql chromium etcd
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -16,32 +17,32 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-prometheus:
-	@command -v prometheus >/dev/null || { \
-	  echo "installing Prometheus from Debian"; \
+# $(call from-debian,CHECK,PACKAGE): install PACKAGE from Debian unless the shell test CHECK passes.
+define from-debian
+	@$(1) >/dev/null 2>&1 || { \
+	  echo "installing $(2) from Debian"; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(2) >/dev/null; }
+endef
+
+prometheus:
+	$(call from-debian,command -v prometheus,prometheus)
 
 # Redis is only a stand-in for the cache-invalidation tests; the sandbox does not need it.
 redis:
-	@command -v redis-server >/dev/null || { \
-	  echo "installing Redis from Debian"; \
-	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }
+	$(call from-debian,command -v redis-server,redis-server)
 
 # PostgreSQL holds the Prefect server's database in the tests that run many flows at once.
 postgresql:
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
-	  echo "installing PostgreSQL from Debian"; \
-	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }
+	$(call from-debian,ls /usr/lib/postgresql/*/bin/initdb,postgresql)
 
 # Chromium is the browser the UI tests drive through Playwright.
 chromium:
-	@command -v chromium >/dev/null || { \
-	  echo "installing Chromium from Debian"; \
-	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	$(call from-debian,command -v chromium,chromium)
+
+# etcd backs the real Kubernetes control plane of ../shared/k8s, where that folder exists.
+etcd:
+	$(call from-debian,[ ! -e $(K8S_CONTROL_PLANE) ] || command -v etcd,etcd-server)
 
 demo: $(VENV)/.installed prometheus
 	$(VENV)/bin/rollout demo

@@ -3,8 +3,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s
+
+from tests.control_plane import ControlPlane, missing
 
 ROOT = Path(__file__).resolve().parents[2]
+STABLE_IMAGE = "registry.example.com/orders:backend-v2026.11.14-0900"
 
 
 def demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -37,8 +44,20 @@ def test_demo_promotes_the_unified_orders_plan_to_100_percent(tmp_path: Path) ->
     assert "internal-users" in steps and "internal-users" not in checks
 
 
-def test_demo_with_a_fault_at_50_percent_rolls_back_every_step_and_reports_as_json(tmp_path: Path) -> None:
-    done = demo(tmp_path, "--fault-at", "50", "--json")
+@pytest.fixture()
+def cluster(request: pytest.FixtureRequest) -> ControlPlane | None:
+    """The real control plane where one can start (CI always), else None: the demo runs flags only."""
+    if missing() is not None:
+        return None
+    found: ControlPlane = request.getfixturevalue("control_plane")
+    return found
+
+
+def test_demo_with_a_fault_at_50_percent_rolls_back_every_step_and_reports_as_json(
+    tmp_path: Path, cluster: ControlPlane | None
+) -> None:
+    on_cluster = ("--kubernetes", str(cluster.kubeconfig), "--namespace", "demo") if cluster else ()
+    done = demo(tmp_path, "--fault-at", "50", "--json", *on_cluster)
     assert done.returncode == 3, done.stderr[-3000:]
     result = json.loads(done.stdout)
     assert result["status"] == "rolled_back"
@@ -49,9 +68,11 @@ def test_demo_with_a_fault_at_50_percent_rolls_back_every_step_and_reports_as_js
     assert rollback["ok"] is True
     assert [s["name"] for s in rollback["steps"]] == [
         "flag USE_UNIFIED_ORDERS",
+        *(["router weight"] if cluster else []),
         "flag SHOW_SOURCE_INDICATOR",
         "flag ENABLE_DUAL_WRITE",
         "flag SHOW_UNIFIED_DASHBOARD",
+        *(["deployment"] if cluster else []),
         "emergency backup",
         "data restore",
         "cache invalidation",
@@ -67,3 +88,11 @@ def test_demo_with_a_fault_at_50_percent_rolls_back_every_step_and_reports_as_js
     text = report.read_text()
     assert "| severity | SEV2 (resolve within 1 h) |" in text
     assert "| version restored | backend-v2026.11.14-0900 |" in text
+    if cluster is not None:
+        with cluster.admin() as api:
+            networking: Any = k8s.NetworkingV1Api(api)
+            canary = networking.read_namespaced_ingress("orders-canary", "demo").metadata.annotations
+            deployment = k8s.AppsV1Api(api).read_namespaced_deployment("orders", "demo")
+        assert canary["nginx.ingress.kubernetes.io/canary-weight"] == "0"
+        assert [c.image for c in deployment.spec.template.spec.containers] == [STABLE_IMAGE]
+        assert f"Deployment orders runs {STABLE_IMAGE}" in done.stderr
