@@ -80,9 +80,11 @@ class ControlPlane:
         return name
 
     def install_gateway_api(self) -> None:
-        """The Gateway API CRDs (HTTPRoute), once."""
-        self.kubectl("apply", "--server-side", "-f", str(GATEWAY_CRDS))
-        self.kubectl("wait", "--for", "condition=established", "crd/httproutes.gateway.networking.k8s.io")
+        """The Gateway API CRDs (HTTPRoute), unless they are there already."""
+        crd = "crd/httproutes.gateway.networking.k8s.io"
+        if crd.removeprefix("crd/") not in self.kubectl("get", "crd", "-o", "name"):
+            self.kubectl("apply", "--server-side", "-f", str(GATEWAY_CRDS))
+        self.kubectl("wait", "--for", "condition=established", crd)
 
 
 def started(state: Path) -> Iterator[ControlPlane]:

@@ -9,6 +9,7 @@ from kubernetes import client as k8s
 from kubernetes import watch
 
 from rollout.adapters.clients import Clients
+from rollout.adapters.flags import Fence, FencedOff
 from rollout.adapters.kubernetes import (
     CHANGE_CAUSE,
     REVISION,
@@ -20,7 +21,7 @@ from rollout.adapters.kubernetes import (
 )
 from rollout.adapters.kubernetes_client import KubernetesConfigInvalid, api_client
 from rollout.breaker import reset_all
-from rollout.errors import is_transient
+from rollout.errors import ServiceRejected, is_transient
 from rollout.plan.model import KubernetesTarget, RouterSettings, Targets
 from rollout.sandbox.cluster import roll_through
 from tests.control_plane import ControlPlane
@@ -147,6 +148,43 @@ def test_the_replicas_router_never_asks_for_fewer_replicas_than_the_total(
     assert min(sums) >= 10, seen
 
 
+@pytest.mark.parametrize("kind", ["nginx-canary", "httproute", "replicas"])
+def test_a_router_write_under_an_older_epoch_is_refused_once_a_newer_one_wrote(
+    control_plane: ControlPlane, admin: k8s.ApiClient, ns: str, kind: str
+) -> None:
+    if kind == "nginx-canary":
+        networking: Any = k8s.NetworkingV1Api(admin)
+        networking.create_namespaced_ingress(
+            ns, {"metadata": {"name": "fenced"}, "spec": {"rules": [{"host": "f"}]}}
+        )
+        router = RouterSettings(kind="nginx-canary", name="fenced")
+    elif kind == "httproute":
+        control_plane.install_gateway_api()
+        refs = [{"name": "stable", "port": 80, "weight": 100}, {"name": "canary", "port": 80, "weight": 0}]
+        route = {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": {"name": "fenced"},
+            "spec": {"rules": [{"backendRefs": refs}]},
+        }
+        custom: Any = k8s.CustomObjectsApi(admin)
+        custom.create_namespaced_custom_object("gateway.networking.k8s.io", "v1", ns, "httproutes", route)
+        router = RouterSettings(
+            kind="httproute", name="fenced", stable_backend="stable", canary_backend="canary"
+        )
+    else:
+        roll_through(admin, ns, "fenced-stable", "orders", [f"{REPO}:v1"])
+        roll_through(admin, ns, "fenced", "orders", [f"{REPO}:v2"])
+        apps(admin).patch_namespaced_deployment("fenced", ns, {"spec": {"replicas": 0}})
+        router = RouterSettings(kind="replicas", name="fenced", stable_backend="fenced-stable")
+    cluster = Cluster(admin, ns)
+    cluster.set_weight(router, 50, fence=Fence("orders", 3))  # the rollout, epoch 3
+    cluster.set_weight(router, 0, fence=Fence("orders", 4))  # a rollback took over: epoch 4
+    with pytest.raises(FencedOff, match="epoch 4, newer than this writer's 3"):
+        cluster.set_weight(router, 100, fence=Fence("orders", 3))  # the old run, still going
+    assert cluster.router_state(router).canary_percent == 0
+
+
 # --- back to the stable release ----------------------------------------------------------------
 
 
@@ -174,6 +212,14 @@ def test_a_named_image_goes_on_the_configured_container(admin: k8s.ApiClient, ns
     change = Cluster(admin, ns).set_image("orders", f"{REPO}:v1", container="orders")
     assert (change.before, change.after) == (f"{REPO}:v2", f"{REPO}:v1")
     assert containers(admin, ns) == [("envoy", SIDECAR["image"]), ("orders", f"{REPO}:v1")]
+
+
+def test_a_refused_image_is_not_taken_for_a_changed_list(admin: k8s.ApiClient, ns: str) -> None:
+    history(admin, ns)
+    cluster = Interleaved(admin, ns, lambda _: None)
+    with pytest.raises(ServiceRejected, match=r"422 .*image: Required value"):
+        cluster.set_image("orders", "")  # a 422 naming a field: refused at once, never retried
+    assert cluster.sleeps == []
 
 
 def test_a_paused_deployment_is_refused_with_kubectls_advice_and_left_alone(
