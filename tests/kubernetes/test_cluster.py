@@ -6,6 +6,7 @@ from kubernetes import client as k8s
 from rollout.adapters.kubernetes import Cluster, KubernetesObjectMissing
 from rollout.errors import ServiceRejected
 from rollout.plan.model import RouterSettings
+from tests.fencing import check_router_fencing
 from tests.kmock_cluster import NAMESPACE, EmulatorThread, deployment, pod_template, replica_set
 
 pytestmark = pytest.mark.integration
@@ -167,7 +168,6 @@ def test_a_conflict_is_read_again_and_retried(api: k8s.ApiClient, emulator: Emul
 def test_a_router_write_under_an_older_epoch_is_refused_once_a_newer_one_wrote(
     api: k8s.ApiClient, kind: str
 ) -> None:
-    from rollout.adapters.flags import Fence, FencedOff
 
     if kind == "nginx-canary":
         networking(api).create_namespaced_ingress(
@@ -193,10 +193,4 @@ def test_a_router_write_under_an_older_epoch_is_refused_once_a_newer_one_wrote(
         apps(api).create_namespaced_deployment(NAMESPACE, deployment("fenced", "o:v2", 1, "u-c", replicas=0))
         router = RouterSettings(kind="replicas", name="fenced", stable_backend="fenced-stable")
     cluster = Cluster(api, NAMESPACE)
-    cluster.set_weight(router, 50, fence=Fence("orders", 3))  # the rollout, epoch 3
-    cluster.set_weight(router, 0, fence=Fence("orders", 4))  # a rollback took over: epoch 4
-    with pytest.raises(FencedOff, match="epoch 4, newer than this writer's 3"):
-        cluster.set_weight(router, 100, fence=Fence("orders", 3))  # the old run, still going
-    assert cluster.router_state(router).canary_percent == 0
-    cluster.set_weight(router, 25, fence=Fence("other-plan", 1))  # each plan has its own epochs
-    assert cluster.router_state(router).canary_percent == 25
+    check_router_fencing(cluster, router)

@@ -9,7 +9,6 @@ from kubernetes import client as k8s
 from kubernetes import watch
 
 from rollout.adapters.clients import Clients
-from rollout.adapters.flags import Fence, FencedOff
 from rollout.adapters.kubernetes import (
     CHANGE_CAUSE,
     REVISION,
@@ -25,6 +24,7 @@ from rollout.errors import ServiceRejected, is_transient
 from rollout.plan.model import KubernetesTarget, RouterSettings, Targets
 from rollout.sandbox.cluster import roll_through
 from tests.control_plane import ControlPlane
+from tests.fencing import check_router_fencing
 
 pytestmark = pytest.mark.integration
 
@@ -175,14 +175,11 @@ def test_a_router_write_under_an_older_epoch_is_refused_once_a_newer_one_wrote(
     else:
         roll_through(admin, ns, "fenced-stable", "orders", [f"{REPO}:v1"])
         roll_through(admin, ns, "fenced", "orders", [f"{REPO}:v2"])
+        apps(admin).patch_namespaced_deployment("fenced-stable", ns, {"spec": {"replicas": 4}})
         apps(admin).patch_namespaced_deployment("fenced", ns, {"spec": {"replicas": 0}})
         router = RouterSettings(kind="replicas", name="fenced", stable_backend="fenced-stable")
     cluster = Cluster(admin, ns)
-    cluster.set_weight(router, 50, fence=Fence("orders", 3))  # the rollout, epoch 3
-    cluster.set_weight(router, 0, fence=Fence("orders", 4))  # a rollback took over: epoch 4
-    with pytest.raises(FencedOff, match="epoch 4, newer than this writer's 3"):
-        cluster.set_weight(router, 100, fence=Fence("orders", 3))  # the old run, still going
-    assert cluster.router_state(router).canary_percent == 0
+    check_router_fencing(cluster, router)
 
 
 # --- back to the stable release ----------------------------------------------------------------
