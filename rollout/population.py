@@ -11,10 +11,15 @@ from rollout.traffic import Audience
 def count_admitted(
     flag: str, user_ids: Iterable[str], audiences: Sequence[Audience]
 ) -> tuple[list[int], int]:
-    """Per audience, how many of ``user_ids`` it admits by allowlist or percentage; and the total."""
+    """Per audience, how many of ``user_ids`` it admits by allowlist or percentage; and the total.
+
+    An empty id is no user (the service admits it nowhere), so it is not counted at all.
+    """
     counts = [0] * len(audiences)
     total = 0
     for user in user_ids:
+        if not user:
+            continue
         total += 1
         slot = bucket(flag, user)
         for i, audience in enumerate(audiences):

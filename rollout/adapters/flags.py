@@ -57,14 +57,18 @@ class FlagState:
     updated_at: datetime | None = None
 
     def admits(self, user: str | None, store: str | None = None) -> bool:
-        """Tell whether a request from ``user`` (at ``store``) takes the new code path."""
+        """Tell whether a request from ``user`` (at ``store``) takes the new code path.
+
+        An empty user or store is none at all. A user id that is not valid Unicode raises
+        :class:`~rollout.bucketing.InvalidUserId`: the caller refuses the request.
+        """
         if not self.enabled:
             return False
-        if user is not None and user in self.users:
+        if user and user in self.users:
             return True
-        if store is not None and store in self.stores:
+        if store and store in self.stores:
             return True
-        return user is not None and admitted(self.name, user, self.percentage)
+        return bool(user) and admitted(self.name, user or "", self.percentage)
 
     @classmethod
     def from_document(cls, doc: Document) -> FlagState:

@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from rollout.adapters.flags import FlagState, FlagStore
 from rollout.adapters.mongo import connect
+from rollout.bucketing import InvalidUserId
 from rollout.errors import RolloutError
 
 VARIANTS = ("stable", "candidate")
@@ -111,7 +112,10 @@ class OrdersService:
         user = request.query_params.get("user")
         store = request.query_params.get("store")
         state = self.flags.state
-        variant = "candidate" if state.admits(user, store) else "stable"
+        try:
+            variant = "candidate" if state.admits(user, store) else "stable"
+        except InvalidUserId as error:
+            return JSONResponse({"error": str(error)}, status_code=400)
         fault = self.faults[variant]
         delay = self.rng.uniform(0.004, 0.03) + fault.latency_seconds
         await asyncio.sleep(delay)

@@ -1,3 +1,7 @@
+import subprocess
+import sys
+
+import mmh3
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -41,3 +45,35 @@ def test_flag_state_allowlists_and_switch() -> None:
     assert not flag.admits("someone", "shop-2")
     off = FlagState("F", enabled=False, percentage=100, users=("dev@example.com",))
     assert not off.admits("dev@example.com")
+
+
+def test_an_empty_user_is_no_user_whatever_the_percentage() -> None:
+    assert bucket("USE_UNIFIED_ORDERS", "") == 2  # hashed, "" would be admitted from 2 % on
+    flag = FlagState("USE_UNIFIED_ORDERS", enabled=True, percentage=100, users=("",), stores=("shop-1",))
+    assert not flag.admits("")
+    assert not flag.admits(None)
+    assert not flag.admits("", "")
+    assert flag.admits("", "shop-1")  # the store still counts
+    assert not admitted("USE_UNIFIED_ORDERS", "", 100)
+
+
+def test_a_user_id_with_a_lone_surrogate_is_refused_clearly_and_the_process_lives() -> None:
+    # In a child process: hashing such an id inside mmh3 used to kill the process outright.
+    script = (
+        "import json\n"
+        "from rollout.adapters.flags import FlagState\n"
+        "from rollout.bucketing import InvalidUserId\n"
+        "user = json.loads('\"u\\\\ud800\"')\n"
+        "try:\n"
+        "    FlagState('F', enabled=True, percentage=50).admits(user)\n"
+        "except InvalidUserId as error:\n"
+        "    print('refused:', error)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "refused: user id 'u\\ud800' is not valid Unicode (surrogates not allowed)" in done.stdout
+
+
+@given(st.text(min_size=1), st.text(min_size=1))
+def test_the_hash_is_over_the_utf8_bytes(group: str, user: str) -> None:
+    assert bucket(group, user) == mmh3.hash(f"{group}:{user}".encode(), 0, signed=False) % 100 + 1
