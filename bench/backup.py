@@ -43,7 +43,13 @@ from rollout.adapters.s3 import Bucket, Encryption  # noqa: E402
 from rollout.adapters.s3 import connect as connect_s3  # noqa: E402
 from rollout.data.archive import iter_documents  # noqa: E402
 from rollout.data.backup import BackupRequest, take_backup  # noqa: E402
-from rollout.data.mongo_io import build_indexes, collection_metadata, raw_batches, read_raw  # noqa: E402
+from rollout.data.mongo_io import (  # noqa: E402
+    build_indexes,
+    collection_metadata,
+    list_collections,
+    raw_batches,
+    read_raw,
+)
 from rollout.data.restore import restore_backup  # noqa: E402
 from rollout.sandbox.mongodb import start_mongodb  # noqa: E402
 from rollout.sandbox.processes import ProcessRecord, free_port, spawn, wait_until  # noqa: E402
@@ -208,7 +214,8 @@ def main() -> None:
                 f"{result.manifest.archive.bytes / 1e6:.1f} MB)"
             )
             insert_s = raw_insert(client, large, batches)
-            metadata = collection_metadata(client[large], COLLECTION)
+            (info,) = [c for c in list_collections(client[large]) if c.name == COLLECTION]
+            metadata = collection_metadata(client[large], info)
             index_s, _ = timed(lambda: build_indexes(client[large + "_raw"][COLLECTION], metadata))
             bucket = Bucket(s3_client(endpoint), BUCKET, Encryption("AES256"))
             restore_s, _ = timed(

@@ -58,8 +58,8 @@ def alert_rules(plan: Plan, settings: SliSettings | None = None) -> dict[str, An
     ]
     severity = SEVERITY_LABEL[plan.rollback.severity]
     for name, gate in plan.gates.items():
-        if gate.compare is not None:
-            continue
+        if gate.compare is not None or gate.data is not None:
+            continue  # a comparison has no single series; a data gate is no metric at all
         if gate.sli is not None:
             query = builtin_query(gate.sli, settings, settings.candidate, ALERT_WINDOW)
         else:

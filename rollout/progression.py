@@ -349,7 +349,10 @@ def settle_time(gates: Mapping[str, Gate]) -> timedelta:
     25 % before it), so its verdict would be about the step before. A custom query's own range is
     its author's to know: its window's ``initial_delay`` says how long to wait.
     """
-    return max((g.rate_window for g in gates.values() if g.query is None), default=timedelta(0))
+    # Only built-in SLIs and comparisons read rate(); your own query and data gates say what they read.
+    return max(
+        (g.rate_window for g in gates.values() if g.query is None and g.data is None), default=timedelta(0)
+    )
 
 
 def due_at(window: Window, state: WindowState, settle: timedelta = timedelta(0)) -> datetime:

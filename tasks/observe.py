@@ -10,8 +10,9 @@ from prefect.cache_policies import NO_CACHE
 
 from rollout.adapters.clients import Clients
 from rollout.compare import judge
+from rollout.data.data_gates import check_data_gate, read_data_gate
 from rollout.errors import GateQueryInvalid, RolloutError, ServiceRejected
-from rollout.gates import Measurement, classify
+from rollout.gates import Measurement, classify, limit_text, value_text
 from rollout.plan.model import Gate, Targets
 from rollout.progression import Round
 from rollout.sli import builtin_query, render, traffic_share_query
@@ -20,7 +21,7 @@ from tasks.secrets import prefect_resolver
 
 
 def gate_query(gate: Gate, targets: Targets, variant: str | None = None) -> str | None:
-    """The PromQL a threshold gate reads (None for comparisons); the candidate by default."""
+    """The PromQL a threshold gate reads (None for comparisons and data gates); the candidate by default."""
     settings = targets.prometheus.sli
     variant = variant or settings.candidate
     if gate.sli is not None:
@@ -54,6 +55,8 @@ def measure_with(clients: Clients) -> ReadGate:
         try:
             if gate.compare is not None:
                 return _compare(name, gate, at)
+            if gate.data is not None:
+                return classify(name, gate, read_data_gate(clients.db, name, gate.data, at), at)
             query = gate_query(gate, targets)
             assert query is not None
             samples = clients.prometheus.query(query)
@@ -117,9 +120,15 @@ def measure_round(
 
 @task(name="check-gate-queries", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def check_gate_queries(targets: Targets, gates: dict[str, Gate]) -> None:
-    """Ask Prometheus to evaluate every gate's query once, so a typo fails before any change."""
+    """Evaluate every gate once, so a typo fails before any change: Prometheus queries, data gates."""
     with Clients(targets, prefect_resolver) as clients:
         for name, gate in gates.items():
+            if gate.data is not None:
+                value = check_data_gate(clients.db, name, gate.data, datetime.now(UTC))
+                get_run_logger().info(
+                    "data gate %s reads %s now (%s)", name, value_text(value), limit_text(gate)
+                )
+                continue
             queries = (
                 [
                     q

@@ -136,6 +136,12 @@ class DumpWriter:
         self._zip.writestr(metadata_name, json_util.dumps(metadata, json_options=CANONICAL_JSON_OPTIONS))
         return Digest(count, size, digest.hexdigest())
 
+    def add_view(self, name: str, metadata: dict[str, Any]) -> Digest:
+        """Write a view as mongodump does: ``<db>/<name>.metadata.json`` only (its options define it)."""
+        _, metadata_name = member_names(self.database, name)
+        self._zip.writestr(metadata_name, json_util.dumps(metadata, json_options=CANONICAL_JSON_OPTIONS))
+        return Digest(0, 0, hashlib.sha256().hexdigest())
+
     def close(self) -> None:
         """Write the ZIP's central directory."""
         self._zip.close()

@@ -25,7 +25,7 @@ from rollout.data.manifest import (
     expiry,
     folder_time,
 )
-from rollout.data.mongo_io import collection_metadata, read_raw, user_collections
+from rollout.data.mongo_io import collection_metadata, list_collections, read_raw
 from rollout.data.progress import Counter, Progress, no_progress
 from rollout.data.readahead import read_ahead
 from rollout.errors import PermanentError, ServiceUnavailable
@@ -81,18 +81,19 @@ def take_backup(
 ) -> BackupResult:
     """Stream ``request``'s collections to S3 and write the manifest once the archive is stored."""
     db = client[request.database]
-    existing = user_collections(db, exclude=[RUNS, LOCKS])
+    existing = list_collections(db, exclude=[RUNS, LOCKS])
     if request.collections is None:
-        names = existing
+        chosen = existing
     else:
-        missing = [n for n in request.collections if n not in existing]
+        missing = [n for n in request.collections if n not in {c.name for c in existing}]
         if missing:
             raise PermanentError(
                 f"backup.collections names {', '.join(missing)}, which {request.database} does not have: "
                 "correct the names or leave `collections` out to back up every collection"
             )
-        names = list(request.collections)
-    total = sum(call(f"count {n}", db[n].estimated_document_count) for n in names)
+        chosen = [c for c in existing if c.name in request.collections]
+    data = [c for c in chosen if c.kind != "view"]
+    total = sum(call(f"count {c.name}", db[c.name].estimated_document_count) for c in data)
     counter = Counter(total, progress)
     folder = _free_folder(bucket, request.prefix, backup_name(request.kind, now()))
     archive_key = f"{folder}/{ARCHIVE}"
@@ -100,13 +101,17 @@ def take_backup(
     with bucket.writer(archive_key, part_size=part_size) as upload:
         stream = DigestingStream(upload)
         dump = DumpWriter(stream, request.database, compresslevel=compresslevel)
-        for name in names:
-            metadata = collection_metadata(db, name)
-            batches = read_ahead(read_raw(db[name]))
-            digest = dump.add_collection(name, batches, metadata, on_batch=counter.add)
+        for info in chosen:  # collections first, then the views defined over them
+            metadata = collection_metadata(db, info)
+            if info.kind == "view":
+                # As mongodump: a view is its definition; its documents are its source's.
+                digest = dump.add_view(info.name, metadata)
+            else:
+                batches = read_ahead(read_raw(db[info.name]))
+                digest = dump.add_collection(info.name, batches, metadata, on_batch=counter.add)
             indexes = sum(1 for index in metadata["indexes"] if index.get("name") != "_id_")
-            entries[name] = CollectionEntry(
-                count=digest.count, bytes=digest.bytes, sha256=digest.sha256, indexes=indexes
+            entries[info.name] = CollectionEntry(
+                count=digest.count, bytes=digest.bytes, sha256=digest.sha256, indexes=indexes, type=info.kind
             )
         dump.close()
     stored = bucket.size(archive_key)

@@ -26,6 +26,9 @@ class CollectionEntry(BaseModel):
     bytes: int = Field(description="Raw BSON bytes archived.")
     sha256: str = Field(description="SHA-256 of the documents' raw BSON, in `_id` order.")
     indexes: int = Field(description="Indexes besides `_id`.")
+    type: Literal["collection", "timeseries", "view"] = Field(
+        default="collection", description="What it is; a view is archived as its definition only."
+    )
 
 
 class ArchiveEntry(BaseModel):

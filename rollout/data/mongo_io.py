@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Literal
+from uuid import UUID
 
 from bson.raw_bson import RawBSONDocument
 from pymongo import IndexModel
@@ -44,36 +46,86 @@ def digest_collection(collection: Collection[Document]) -> Digest:
     return Digest(count, size, digest.hexdigest())
 
 
-def user_collections(db: Database[Document], exclude: Iterable[str] = ()) -> list[str]:
-    """The database's collections, without system collections, views or ``exclude``."""
+CollectionKind = Literal["collection", "timeseries", "view"]
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """One namespace of a database as ``listCollections`` describes it."""
+
+    name: str
+    kind: CollectionKind
+    options: dict[str, Any]
+    uuid: str | None
+
+
+def list_collections(db: Database[Document], exclude: Iterable[str] = ()) -> list[CollectionInfo]:
+    """Collections, time-series collections and views, without system ones or ``exclude``.
+
+    Collections come first, then views in an order each can be created in (a view over
+    another view after it), so restoring in this order always works.
+    """
     skip = set(exclude)
     infos = call(f"list collections of {db.name}", lambda: list(db.list_collections()))
-    return sorted(
-        info["name"]
-        for info in infos
-        if info.get("type", "collection") == "collection"
-        and not info["name"].startswith("system.")
-        and info["name"] not in skip
-    )
+    found = []
+    for info in infos:
+        name = info["name"]
+        if name.startswith("system.") or name in skip:
+            continue
+        options = dict(info.get("options", {}))
+        kind: CollectionKind = "view" if info.get("type") == "view" else "collection"
+        # MongoDB says "timeseries"; a stand-in may only show the collection's options.
+        if info.get("type") == "timeseries" or "timeseries" in options:
+            kind = "timeseries"
+        raw = (info.get("info") or {}).get("uuid")
+        uuid = UUID(bytes=bytes(raw)).hex if raw is not None and kind != "view" else None
+        found.append(CollectionInfo(name, kind, options, uuid))
+    data = sorted((c for c in found if c.kind != "view"), key=lambda c: c.name)
+    return data + _creatable_order([c for c in found if c.kind == "view"])
 
 
-def collection_metadata(db: Database[Document], name: str) -> dict[str, Any]:
-    """Options and indexes of ``name`` in the shape of mongodump's ``.metadata.json``."""
-    infos = call(
-        f"read options of {db.name}.{name}", lambda: list(db.list_collections(filter={"name": name}))
+def _creatable_order(views: list[CollectionInfo]) -> list[CollectionInfo]:
+    """Views by name, each after the view it is defined on."""
+    by_name = {v.name: v for v in views}
+    ordered: list[CollectionInfo] = []
+
+    def place(view: CollectionInfo, seen: frozenset[str]) -> None:
+        if view in ordered or view.name in seen:
+            return
+        base = by_name.get(str(view.options.get("viewOn")))
+        if base is not None:
+            place(base, seen | {view.name})
+        ordered.append(view)
+
+    for view in sorted(views, key=lambda v: v.name):
+        place(view, frozenset())
+    return ordered
+
+
+def collection_metadata(db: Database[Document], info: CollectionInfo) -> dict[str, Any]:
+    """``info`` in the shape of mongodump's ``.metadata.json``: options, indexes, uuid, type."""
+    indexes = (
+        []
+        if info.kind == "view"
+        else call(f"read indexes of {db.name}.{info.name}", lambda: list(db[info.name].list_indexes()))
     )
-    options = infos[0].get("options", {}) if infos else {}
-    indexes = call(f"read indexes of {db.name}.{name}", lambda: list(db[name].list_indexes()))
-    return {
-        "options": dict(options),
+    metadata: dict[str, Any] = {
+        "options": dict(info.options),
         "indexes": [dict(index) for index in indexes],
-        "collectionName": name,
-        "type": "collection",
+        "collectionName": info.name,
+        "type": info.kind,
     }
+    if info.uuid is not None:
+        metadata["uuid"] = info.uuid
+    return metadata
 
 
 def recreate(db: Database[Document], name: str, metadata: dict[str, Any]) -> None:
-    """Drop ``name`` and create it again with the archived options (its indexes come after the data)."""
+    """Drop ``name`` and create it again with the archived options (its indexes come after the data).
+
+    The options say what it was: a view (``viewOn``, ``pipeline``), a time-series collection
+    (``timeseries``) or a plain one.
+    """
     options = {k: v for k, v in metadata.get("options", {}).items() if k != "uuid"}
     with mongo_errors(f"recreate {db.name}.{name}"):
         db.drop_collection(name)

@@ -153,12 +153,28 @@ def restore_backup(
         )
     source = manifest.source.database
     db = client[into or source]
+    kinds = {n: manifest.collections[n].type for n in names}
+    if document_filter is not None:
+        unmergeable = [n for n in names if kinds[n] != "collection"]
+        if unmergeable:
+            raise BackupUnusable(
+                f"{', '.join(f'{n} ({kinds[n]})' for n in unmergeable)} cannot be restored document by "
+                "document: a view holds no documents (restore the collection it shows) and a time-series "
+                "collection cannot be merged by _id (restore it whole, without a filter)"
+            )
+    # Collections before views, whatever order they were named in: a view is made over them.
+    views = [n for n in manifest.collections if n in names and kinds[n] == "view"]  # archived order
+    names = [n for n in names if kinds[n] != "view"] + views
     counter = Counter(sum(manifest.collections[n].count for n in names), progress)
     results = []
     with bucket.reader(manifest.archive.key) as stream:
         archive = DumpReader(stream)
         for name in names:
             metadata = archive.metadata(source, name)
+            if kinds[name] == "view":
+                recreate(db, name, metadata)
+                results.append(RestoredCollection(name, 0, 0, 0, "view recreated"))
+                continue
             documents = _checked(archive.documents(source, name), manifest.collections[name].sha256, name)
             if document_filter is None:
                 recreate(db, name, metadata)
@@ -237,6 +253,9 @@ def verify_by_restore(
         checks = []
         for entry in restored.collections:
             archived = manifest.collections[entry.name]
+            if archived.type == "view":
+                checks.append(_view_check(client, bucket, manifest, scratch, entry.name))
+                continue
             copy = digest_collection(client[scratch][entry.name])
             live = digest_collection(client[manifest.source.database][entry.name])
             checks.append(
@@ -251,3 +270,32 @@ def verify_by_restore(
     finally:
         call(f"drop {scratch}", lambda: client.drop_database(scratch))
     return VerificationResult(str(backup) + "/", scratch, tuple(checks))
+
+
+def _view_check(
+    client: MongoClient[Document], bucket: Bucket, manifest: Manifest, scratch: str, name: str
+) -> CollectionCheck:
+    """A view is checked by its definition: the restored one and the live one against the archived one."""
+    with bucket.reader(manifest.archive.key) as stream:
+        archive = DumpReader(stream)
+        archived = _definition(archive.metadata(manifest.source.database, name).get("options", {}))
+        archive.close()
+
+    def live(database: str) -> dict[str, Any] | None:
+        found = call(
+            f"read the definition of {database}.{name}",
+            lambda: list(client[database].list_collections(filter={"name": name})),
+        )
+        return _definition(found[0].get("options", {})) if found else None
+
+    return CollectionCheck(
+        name,
+        0,
+        0,
+        matches_manifest=live(scratch) == archived,
+        source_unchanged=live(manifest.source.database) == archived,
+    )
+
+
+def _definition(options: dict[str, Any]) -> dict[str, Any]:
+    return {"viewOn": options.get("viewOn"), "pipeline": list(options.get("pipeline") or [])}

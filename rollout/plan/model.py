@@ -41,6 +41,15 @@ BsonType = Literal[
 ]
 
 
+def read_only(pipeline: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
+    """``pipeline`` if no stage of it writes (``$out``, ``$merge``); else a message saying which to remove."""
+    for stage in pipeline:
+        writes = {"$out", "$merge"} & set(stage)
+        if writes:
+            raise ValueError(f"{what} must not write: remove the {', '.join(sorted(writes))} stage")
+    return pipeline
+
+
 class StrictModel(BaseModel):
     """Base for plan models: unknown keys are errors, values are immutable once loaded."""
 
@@ -336,11 +345,7 @@ class CustomCheck(StrictModel):
     @field_validator("pipeline")
     @classmethod
     def _read_only(cls, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        for stage in pipeline:
-            writes = {"$out", "$merge"} & set(stage)
-            if writes:
-                raise ValueError(f"a check must not write: remove the {', '.join(sorted(writes))} stage")
-        return pipeline
+        return read_only(pipeline, "a check")
 
 
 class Preflight(StrictModel):
@@ -426,6 +431,75 @@ class Comparison(StrictModel):
         return self
 
 
+class DriftMeasure(StrictModel):
+    """Share of source documents whose copy in the hub is missing or differs (dual-write drift)."""
+
+    hub: str = Field(description="Collection both writes reach, e.g. `order_hub`.")
+    source_field: str = Field(default="source", description="Hub field naming the source.")
+    link_field: str = Field(default="source_id", description="Hub field holding the source document's `_id`.")
+    sources: dict[str, str] = Field(
+        min_length=1, description="Source name -> source collection, e.g. `web: orders_web`."
+    )
+    fields: list[str] = Field(
+        min_length=1, description="Fields that must be equal in a source document and its copy, e.g. `total`."
+    )
+
+
+class AccuracyMeasure(StrictModel):
+    """Share of documents that are right: those matching `valid` among those matching `scope`."""
+
+    collection: str = Field(description="Collection measured.")
+    valid: dict[str, Any] = Field(
+        min_length=1, description="Query filter a correct document matches, e.g. `{total: {$gte: 0}}`."
+    )
+    scope: dict[str, Any] = Field(default_factory=dict, description="Query filter of the documents judged.")
+
+
+class PipelineMeasure(StrictModel):
+    """Your own aggregation; the gate reads a number from its first result."""
+
+    collection: str = Field(description="Collection the pipeline runs on.")
+    pipeline: list[dict[str, Any]] = Field(min_length=1, description="Aggregation pipeline (read-only).")
+    field: str = Field(description="Field of the first result holding the value.")
+
+    @field_validator("pipeline")
+    @classmethod
+    def _read_only(cls, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return read_only(pipeline, "a data gate")
+
+
+class DataGate(StrictModel):
+    """A measurement of the data itself, run on the MongoDB server at each interval of a window."""
+
+    drift: DriftMeasure | None = Field(default=None, description="Hub copies that differ from their source.")
+    accuracy: AccuracyMeasure | None = Field(default=None, description="Share of correct documents.")
+    pipeline: PipelineMeasure | None = Field(default=None, description="Your own aggregation.")
+    sample: int | None = Field(
+        default=1000,
+        gt=0,
+        description="Documents sampled (`$sample`) per collection read by drift and accuracy; "
+        "empty reads all.",
+    )
+    recent: Duration | None = Field(
+        default=None,
+        description="Judge only documents whose `time_field` is this recent, e.g. `1h` "
+        "(the writes of the rollout).",
+    )
+    time_field: str = Field(default="updated_at", description="Date field `recent` is read from.")
+    max_time: Duration = Field(
+        default=timedelta(seconds=10),
+        description="Longest the server may spend on one reading (`maxTimeMS`); longer is an "
+        "error, never a pass.",
+    )
+
+    @model_validator(mode="after")
+    def _one_measure(self) -> Self:
+        given = [k for k in ("drift", "accuracy", "pipeline") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("set exactly one of drift, accuracy or pipeline")
+        return self
+
+
 class Gate(StrictModel):
     """A health condition checked on every interval of an observe window."""
 
@@ -436,6 +510,7 @@ class Gate(StrictModel):
         default=None, description="Your own PromQL returning one value; `{{variant}}` allowed."
     )
     compare: Comparison | None = Field(default=None, description="Candidate-versus-stable test.")
+    data: DataGate | None = Field(default=None, description="A measurement of the data in MongoDB.")
     max: float | None = Field(default=None, description="Fail when the value is above this.")
     min: float | None = Field(default=None, description="Fail when the value is below this.")
     rate_window: Duration = Field(
@@ -453,9 +528,9 @@ class Gate(StrictModel):
 
     @model_validator(mode="after")
     def _one_kind(self) -> Self:
-        kinds = [k for k in ("sli", "query", "compare") if getattr(self, k) is not None]
+        kinds = [k for k in ("sli", "query", "compare", "data") if getattr(self, k) is not None]
         if len(kinds) != 1:
-            raise ValueError("set exactly one of sli, query or compare")
+            raise ValueError("set exactly one of sli, query, compare or data")
         if self.compare is None and self.max is None and self.min is None:
             raise ValueError("a threshold gate needs max or min")
         if self.compare is not None and (self.max is not None or self.min is not None):

@@ -2,6 +2,7 @@ import hashlib
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from pymongo import MongoClient
 
@@ -79,3 +80,20 @@ def reports_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         os.environ.pop("ROLLOUT_REPORTS_DIR", None)
     else:
         os.environ["ROLLOUT_REPORTS_DIR"] = previous
+
+
+@pytest.fixture()
+def flag_store(sandbox: SandboxInfo) -> Iterator[FlagStore]:
+    """The sandbox's flag store, the main flag and dual write off before and after the test."""
+    client: MongoClient[dict[str, Any]] = MongoClient(sandbox.mongodb_uri)
+    store = FlagStore(client.shop.feature_flags)
+
+    def reset() -> None:
+        store.set("USE_UNIFIED_ORDERS", FlagChange(enabled=False, percentage=0, users=(), stores=()))
+        store.set("ENABLE_DUAL_WRITE", FlagChange(enabled=False, percentage=0))
+
+    reset()
+    yield store
+    httpx.delete(f"{sandbox.service_url}/fault")
+    reset()
+    client.close()

@@ -215,3 +215,76 @@ def test_retention_deletes_expired_and_stale_incomplete_backups_only(shop_db: An
     assert sorted(deleted) == ["orders/backup-2026-11-01-0000/", f"orders/{old.manifest.name}/"]
     assert bucket.exists(f"orders/{kept.manifest.name}/{MANIFEST}")
     assert bucket.exists("orders/backup-2026-11-24-0830/dump.zip")
+
+
+def with_a_view_and_a_time_series(db: Any) -> None:
+    db.create_collection("readings", timeseries={"timeField": "at", "metaField": "pond"})
+    db.readings.insert_many(
+        [{"at": NOW + timedelta(minutes=i), "pond": f"p{i % 3}", "oxygen": 6.5 + i / 10} for i in range(30)]
+    )
+    db.create_collection("active_shops", viewOn="shops", pipeline=[{"$match": {"is_active": True}}])
+    db.create_collection("active_shop_names", viewOn="active_shops", pipeline=[{"$project": {"name": 1}}])
+
+
+def test_views_and_time_series_collections_are_backed_up_as_mongodump_keeps_them(
+    shop_db: Any, bucket: Bucket
+) -> None:
+    with_a_view_and_a_time_series(shop_db)
+    result = backup(shop_db, bucket)
+    entries = result.manifest.collections
+    assert (entries["readings"].type, entries["readings"].count) == ("timeseries", 30)
+    assert (entries["active_shops"].type, entries["active_shops"].count) == ("view", 0)
+    assert list(entries)[-2:] == ["active_shops", "active_shop_names"]  # each view after what it shows
+    body = bucket.client.get_object(Bucket=bucket.name, Key=result.manifest.archive.key)["Body"].read()
+    archive = zipfile.ZipFile(io.BytesIO(body))
+    names = set(archive.namelist())
+    assert f"{shop_db.name}/active_shops.metadata.json" in names
+    assert f"{shop_db.name}/active_shops.bson" not in names  # a view is its definition only
+    view = bson.json_util.loads(archive.read(f"{shop_db.name}/active_shops.metadata.json"))
+    assert (view["type"], view["options"]["viewOn"]) == ("view", "shops")
+    series = bson.json_util.loads(archive.read(f"{shop_db.name}/readings.metadata.json"))
+    assert series["type"] == "timeseries"
+    assert series["options"]["timeseries"]["timeField"] == "at"
+    listed = {c["name"]: c for c in shop_db.list_collections()}
+    shops = bson.json_util.loads(archive.read(f"{shop_db.name}/shops.metadata.json"))
+    assert shops["uuid"] == listed["shops"]["info"]["uuid"].as_uuid().hex  # for mongorestore --preserveUUID
+    assert len(shops["uuid"]) == 32
+
+
+def test_a_full_restore_brings_views_and_time_series_back_and_verification_checks_them(
+    shop_db: Any, bucket: Bucket
+) -> None:
+    with_a_view_and_a_time_series(shop_db)
+    result = backup(shop_db, bucket)
+    copy = shop_db.name + "_copy"
+    restored = restore_backup(shop_db.client, bucket, result.location, into=copy)
+    assert restored.ok
+    listed = {c["name"]: c for c in shop_db.client[copy].list_collections()}
+    assert listed["active_shop_names"]["type"] == "view"
+    assert listed["active_shop_names"]["options"]["viewOn"] == "active_shops"
+    assert "timeseries" in listed["readings"]["options"]
+    assert shop_db.client[copy].readings.count_documents({}) == 30
+    active = shop_db.shops.count_documents({"is_active": True})
+    assert shop_db.client[copy].active_shop_names.count_documents({}) == active
+    shop_db.client.drop_database(copy)
+
+    verified = verify_by_restore(shop_db.client, bucket, result.location, scratch=shop_db.name + "_verify")
+    assert verified.ok
+    by_name = {c.name: c for c in verified.collections}
+    assert by_name["active_shops"].matches_manifest and by_name["active_shops"].source_unchanged
+    assert by_name["readings"].matches_manifest
+
+
+def test_a_filtered_restore_of_a_view_or_a_time_series_is_refused_saying_why(
+    shop_db: Any, bucket: Bucket
+) -> None:
+    with_a_view_and_a_time_series(shop_db)
+    result = backup(shop_db, bucket)
+    with pytest.raises(BackupUnusable, match=r"active_shops \(view\), readings \(timeseries\) cannot be"):
+        restore_backup(
+            shop_db.client,
+            bucket,
+            result.location,
+            collections=["active_shops", "readings"],
+            document_filter={"pond": "p1"},
+        )

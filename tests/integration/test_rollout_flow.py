@@ -45,22 +45,6 @@ def write_plan(tmp_path: Path, extra_gate: str = "", approval: str = "") -> str:
     return str(path)
 
 
-@pytest.fixture()
-def flag_store(sandbox: SandboxInfo) -> Any:
-    client: MongoClient[dict[str, Any]] = MongoClient(sandbox.mongodb_uri)
-    store = FlagStore(client.shop.feature_flags)
-
-    def reset() -> None:
-        store.set("USE_UNIFIED_ORDERS", FlagChange(enabled=False, percentage=0, users=(), stores=()))
-        store.set("ENABLE_DUAL_WRITE", FlagChange(enabled=False, percentage=0))
-
-    reset()
-    yield store
-    httpx.delete(f"{sandbox.service_url}/fault")
-    reset()
-    client.close()
-
-
 def test_a_healthy_rollout_is_promoted_to_100(
     prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path
 ) -> None:
