@@ -8,8 +8,9 @@ what to change. Nothing is started before a plan loads cleanly.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from pydantic_core import ErrorDetails
 
 from rollout.durations import format_duration
 from rollout.errors import PlanInvalid, Problem
+from rollout.plan.extends import Layered, layered
 from rollout.plan.model import NAME_PATTERN, Plan
 
 MIN_LEASE = timedelta(seconds=3)
@@ -35,6 +37,10 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node)
+        if not isinstance(key, Hashable):
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key is a mapping or a list; write a plain name", key_node.start_mark
+            )
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"key {key!r} appears twice; keep one", key_node.start_mark
@@ -63,35 +69,71 @@ def parse_yaml(text: str) -> Any:
 
 
 def load_plan(path: str | Path) -> Plan:
-    """Read and validate the plan at ``path``."""
+    """Read and validate the plan at ``path`` (with the base files it extends)."""
     file = Path(path)
+    return plan_from_data(read_plan_file(file), here=file)
+
+
+def read_plan_file(file: Path, named: bool = False) -> Any:
+    """The parsed YAML of ``file``; a missing or unreadable file is a problem naming it.
+
+    ``named``: syntax errors name the file too (a base file, not the one the user gave).
+    """
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PlanInvalid([Problem(ROOT, f"{file} does not exist; check the path")]) from None
     except (OSError, UnicodeDecodeError) as error:
         raise PlanInvalid([Problem(ROOT, f"cannot read {file}: {error}")]) from None
-    return parse_plan(text)
+    if not named:
+        return parse_yaml(text)
+    try:
+        return parse_yaml(text)
+    except PlanInvalid as error:
+        raise PlanInvalid([Problem(p.path, f"{file}: {p.message}") for p in error.problems]) from None
 
 
-def parse_plan(text: str) -> Plan:
-    """Validate a plan given as YAML text."""
-    return plan_from_data(parse_yaml(text))
+def parse_plan(text: str, base_dir: Path | None = None) -> Plan:
+    """Validate a plan given as YAML text; a relative ``extends`` is found from ``base_dir`` (or here)."""
+    return plan_from_data(parse_yaml(text), base_dir=base_dir)
 
 
-def plan_from_data(data: Any) -> Plan:
-    """Validate a plan already parsed into Python data."""
+def merged_plan_data(data: Any, here: Path | None = None, base_dir: Path | None = None) -> Any:
+    """``data`` with the bases it extends merged in (unchanged when it extends nothing)."""
+    return _layers(data, here, base_dir).data if isinstance(data, dict) else data
+
+
+def _layers(data: dict[str, Any], here: Path | None, base_dir: Path | None) -> Layered:
+    folder = base_dir or (here.parent if here is not None else Path.cwd())
+    where = (here or folder / "(pasted plan)").resolve()
+    return layered(data, where, folder, partial(read_plan_file, named=True))
+
+
+def plan_from_data(data: Any, here: Path | None = None, base_dir: Path | None = None) -> Plan:
+    """Validate a plan already parsed into Python data (``here``: the file it was read from)."""
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {type(data).__name__}"
         raise PlanInvalid([Problem(ROOT, f"a plan is a YAML mapping (name:, phases:, ...), not {kind}")])
+    layers = _layers(data, here, base_dir)
     try:
-        plan = Plan.model_validate(data)
+        plan = Plan.model_validate(layers.data)
     except ValidationError as error:
-        raise PlanInvalid([_problem(e) for e in error.errors()]) from None
-    problems = list(cross_field_problems(plan))
+        raise PlanInvalid([_located(_problem(e), layers) for e in error.errors()]) from None
+    problems = [_located(p, layers) for p in cross_field_problems(plan)]
     if problems:
         raise PlanInvalid(problems)
     return plan
+
+
+def _located(problem: Problem, layers: Layered) -> Problem:
+    """``problem``, naming the base file it must be fixed in when the part came from one."""
+    parts = (
+        tuple(int(p) if p.isdigit() else p for p in problem.path.split(".")) if problem.path != ROOT else ()
+    )
+    origin = layers.origin(parts)
+    if origin is None or origin == layers.top:
+        return problem
+    return Problem(problem.path, f"{problem.message} (written in {origin})")
 
 
 def cross_field_problems(plan: Plan) -> Iterator[Problem]:

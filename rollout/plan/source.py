@@ -11,8 +11,11 @@ import hashlib
 import os
 from pathlib import Path
 
+import yaml
+
 from rollout.errors import PlanInvalid, Problem
-from rollout.plan.loader import parse_plan
+from rollout.plan.extends import EXTENDS
+from rollout.plan.loader import merged_plan_data, parse_yaml, plan_from_data
 
 PLANS_DIR = "ROLLOUT_PLANS_DIR"
 """Environment variable naming where pasted plans are kept (default: ``~/.rollout/plans``)."""
@@ -27,9 +30,16 @@ def plans_dir() -> Path:
 def keep_inline_plan(text: str) -> Path:
     """Validate ``text`` as a plan and keep it as ``<name>-<digest>.yaml``; returns the path.
 
-    The same text always lands in the same file, so a retried run does not pile up copies.
+    The same text always lands in the same file, so a retried run does not pile up copies. A
+    pasted plan that ``extends`` a base (found from the working directory) is kept with the
+    base merged in: the run goes on with what was validated, whatever happens to the base later.
     """
-    plan = parse_plan(text)
+    data = parse_yaml(text)
+    plan = plan_from_data(data, base_dir=Path.cwd())
+    if isinstance(data, dict) and EXTENDS in data:
+        text = yaml.safe_dump(
+            merged_plan_data(data, base_dir=Path.cwd()), sort_keys=False, allow_unicode=True
+        )
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     folder = plans_dir()
     folder.mkdir(parents=True, exist_ok=True)

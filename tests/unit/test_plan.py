@@ -93,3 +93,8 @@ def test_running_a_bad_plan_exits_2_with_path_message_lines_before_touching_anyt
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines and all(": " in line for line in lines), lines
     assert any(line.startswith(expectation(path)) for line in lines), lines
+
+
+def test_a_mapping_used_as_a_key_is_refused_not_a_crash() -> None:
+    with pytest.raises(PlanInvalid, match="a key is a mapping or a list; write a plain name"):
+        parse_plan("{{}: 1}")
