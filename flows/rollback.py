@@ -33,13 +33,15 @@ from rollout.adapters.run_state import RestoreRecord, RunRecord
 from rollout.errors import InputRejected, RolloutBusy
 from rollout.incident import Incident, StepRecord, failed_steps
 from rollout.lifecycle import MoveRefused, Status
+from rollout.notifications import notice, recipients
 from rollout.plan import Plan, load_plan
-from rollout.plan.model import Targets
+from rollout.plan.model import NotifyEvent, Targets
 from rollout.plan.source import plan_source
 from rollout.rollback_guard import GuardVerdict, RollbackAsk, judge
 from rollout.targets import resolve_targets
 from tasks.data import backup_data, database_lock, restore_data
 from tasks.lease import rollback_heartbeat
+from tasks.notify import run_url, send
 from tasks.recovery import (
     balance_check,
     deployment_to_stable,
@@ -382,6 +384,7 @@ def _rollback(
         decisions=tuple(d.describe(about) for about, d in record.decisions.items()),
     )
     report = _report(resolved, plan, incident, record)
+    _tell(plan, incident, ok, report, run_id)
     return RollbackResult(
         plan.name,
         reason,
@@ -392,6 +395,24 @@ def _rollback(
         "rolled-back" if ok else "incomplete",
         verdict.message,
     )
+
+
+def _tell(plan: Plan, incident: Incident, ok: bool, report: str | None, run_id: str) -> None:
+    """The plan's notifications of the rollback: every step, the severity, the report."""
+    event: NotifyEvent = "rolled-back" if ok else "rollback-incomplete"
+    if not recipients(plan, event):
+        return
+    steps = tuple(f"{s.name}: {'ok' if s.ok else 'FAILED'} ({s.detail})" for s in incident.steps)
+    first, off = incident.first_bad_at, incident.traffic_off_at
+    safety = (off - first).total_seconds() if first is not None and off is not None else None
+    facts = (
+        f"Severity: {incident.severity}",
+        f"Release {incident.release} rolled back; now {incident.version_restored}",
+        *([f"Traffic 0 in {safety:.1f} s from the first failing sample"] if safety is not None else []),
+        *([f"Report: {report}"] if report else []),
+    )
+    what = f"{plan.name}: {incident.cause}"
+    send(plan, notice(plan, event, what, None, (*facts, "", "Steps:", *steps), run_url(run_id)))
 
 
 def _restored_text(stable: str | None, targets: Targets) -> str:

@@ -10,6 +10,7 @@ plan says); a phase with ``approval`` waits for one before it starts.
 import itertools
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -39,8 +40,9 @@ from rollout.errors import InputRejected, LeaseLost, PlanInvalid, Problem, Rollo
 from rollout.gates import Outcome
 from rollout.incident import failed_steps
 from rollout.lifecycle import Status
+from rollout.notifications import notice, recipients
 from rollout.plan import Plan, load_plan
-from rollout.plan.model import Targets
+from rollout.plan.model import NotifyEvent, Targets
 from rollout.plan.source import plan_source
 from rollout.progression import (
     PASSED,
@@ -52,6 +54,7 @@ from rollout.progression import (
     Conclude,
     Finish,
     Measure,
+    NotYet,
     Parked,
     Progress,
     SetCompanions,
@@ -77,6 +80,7 @@ from rollout.traffic import Audience, TrafficStep, phase_steps
 from tasks.data import backup_data, keep_backup, run_data_checks
 from tasks.dry_run import check_bucket, count_audiences
 from tasks.lease import claim_plan, enter, finish, heartbeat, park, save_progress
+from tasks.notify import check_notifications, run_url, send
 from tasks.observe import check_gate_queries, measure_round
 from tasks.record import RampProgress, RolloutTable, StepRecordEntry, courtesy, now, record_step
 from tasks.report import show_on_rollout
@@ -236,6 +240,10 @@ def _approval_timeout(value: str) -> timedelta | None:
     return parsed
 
 
+ENDINGS: dict[str, NotifyEvent] = {"promoted": "promoted", "held": "held", "stopped": "stopped"}
+"""The events a rollout's own end is told as (a rollback is told by the rollback flow)."""
+
+
 @flow(name="rollout", flow_run_name=rollout_run_name)
 def rollout_flow(
     plan_path: str = "",
@@ -307,6 +315,7 @@ def _rollout(
     plan = load_plan(plan_path)
     resolved = resolve_targets(plan, targets)
     check_gate_queries(resolved, dict(plan.gates))
+    check_notifications(plan)
     if dry_run:
         return _dry_run(plan, resolved, tuple(run_data_checks(resolved, plan.name, plan.preflight)))
     flow_run = get_run_context().flow_run  # type: ignore[union-attr]
@@ -346,7 +355,7 @@ class _Driver:
         self.previous = previous
         self.woken = previous is not None and previous.status is Status.PARKED and previous.run_id == run_id
         if previous is None:
-            self.progress = Progress()
+            self.progress = Progress(began_at=self.clock.now())
         else:
             self.progress = previous.progress(
                 restarted=not self.woken, observe_again=previous.status in (Status.HELD, Status.STOPPED)
@@ -432,6 +441,8 @@ class _Driver:
                 self.conclude(action)
             case Wait():
                 self.wait(action)
+            case NotYet():
+                self.not_yet(action)
 
     def begin(self) -> None:
         """Before the first change this run makes: the Deployment's image kept, the start announced."""
@@ -444,6 +455,7 @@ class _Driver:
             self.logger.info("keeping the backup taken before the rollout began: %s", self.previous.backup)
         record_deployment(self.targets, self.plan.name)
         if not self.woken:
+            self.tell("started", f"{self.plan.name} {self.plan.release.version}: rollout started")
             events.emit(
                 events.STARTED,
                 self.plan.name,
@@ -509,6 +521,7 @@ class _Driver:
         self.persist(step, result)
         if result.outcome in PASSED:
             self.ramp.advance()
+            self.tell("step-passed", f"{result.phase} {result.audience}: {result.reason}", result.values)
         self.show(f"{result.phase} {result.audience}: {result.outcome}")
 
     def persist(self, step: TrafficStep, result: StepResult) -> None:
@@ -543,6 +556,26 @@ class _Driver:
             _suspend(parked.key, self.parked_message(parked))  # the process ends; woken, it starts over
         self.clock.sleep(left)
 
+    def not_yet(self, action: NotYet) -> None:
+        """Wait for the schedule: sleep, or park when that is far and the run came from a deployment."""
+        why = f"{action.what} waits until {action.until:%Y-%m-%d %H:%M} UTC: {action.why}"
+        self.enter(Status.STEPPING, why)
+        self.logger.info("%s", why)
+        self.show(why)
+        left = (action.until - self.clock.now()).total_seconds()
+        if self.parks and left >= self.plan.park_after.total_seconds():
+            parked = Parked(
+                self.clock.now(),
+                action.until,
+                f"{action.what} may start ({action.why})",
+                action.what,
+                _suspension_key("schedule", action.what, uuid4().hex[:8]),
+                Status.STEPPING,
+            )
+            self.park(parked)
+            _suspend(parked.key, self.parked_message(parked))  # the process ends; woken, it starts over
+        self.clock.sleep(max(left, 0.0))
+
     def park(self, parked: Parked) -> None:
         """Record that the rollout waits with no process held, until when and for what."""
         park(self.targets, self.plan, self.run_id, parked, self.progress)
@@ -559,6 +592,9 @@ class _Driver:
         """Put the question to a person and keep the answer (or that nobody answered in time)."""
         if action.first_asked:
             self.keep(observed_question(self.progress, action.about, self.clock.now()))
+            values = self.progress.window.last_values() if self.progress.window else {}
+            deadline = f"{action.deadline:%Y-%m-%d %H:%M} UTC"
+            self.tell("awaiting-approval", f"{action.question} (answer by {deadline})", values)
         self.enter(Status.AWAITING_APPROVAL, action.question)
         approval = action.phase.approval if action.phase is not None else None
         form = decision_form(
@@ -615,6 +651,8 @@ class _Driver:
         until = f"{parked.until:%Y-%m-%d %H:%M:%S} UTC" if parked.until else "no deadline"
         if parked.for_decision:
             return f"waiting for a {parked.next} until {until}: Resume to approve or reject"
+        if parked.status is Status.STEPPING:
+            return f"parked until {until}, when {parked.next}: rollout-reconcile wakes it then"
         return f"parked until {until}: {parked.next}, measured by rollout-reconcile"
 
     def finish_as(self, action: Finish) -> RolloutResult:
@@ -674,7 +712,21 @@ class _Driver:
         how = f"{state.name}: {(state.message or '').removeprefix(f'{self.plan.name}: ')}"
         self.ramp.ended(how)
         self.show(how)
+        event = ENDINGS.get(result.status)
+        if event is not None:  # a rollback tells about itself, whoever started it
+            self.tell(event, how, result.steps[-1].values if result.steps else {}, result.decisions)
         return result
+
+    def tell(
+        self,
+        event: NotifyEvent,
+        what: str,
+        values: Mapping[str, float | None] | None = None,
+        details: tuple[str, ...] = (),
+    ) -> None:
+        """Send the plan's notifications of ``event`` (undelivered ones are logged, never fatal)."""
+        if recipients(self.plan, event):
+            send(self.plan, notice(self.plan, event, what, values, details, run_url(self.run_id)))
 
     def result(
         self,

@@ -99,10 +99,10 @@ REPLACEABLE = frozenset({Status.PROMOTED, Status.ROLLED_BACK, Status.BLOCKED})
 SOURCES: dict[Status, frozenset[Status]] = {
     Status.CHECKING: RESUMABLE | REPLACEABLE,
     Status.BACKING_UP: frozenset({Status.CHECKING}),
-    Status.STEPPING: DRIVEN,
+    Status.STEPPING: DRIVEN | {Status.PARKED},
     Status.OBSERVING: frozenset({Status.CHECKING, Status.STEPPING, Status.OBSERVING, Status.PARKED}),
     Status.AWAITING_APPROVAL: DRIVEN | {Status.PARKED},
-    Status.PARKED: frozenset({Status.OBSERVING, Status.AWAITING_APPROVAL}),
+    Status.PARKED: frozenset({Status.OBSERVING, Status.AWAITING_APPROVAL, Status.STEPPING}),
     Status.PROMOTED: frozenset({Status.STEPPING, Status.OBSERVING, Status.AWAITING_APPROVAL}),
     Status.HELD: frozenset({Status.AWAITING_APPROVAL, Status.PARKED}) | DRIVEN,
     Status.STOPPED: DRIVEN,

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from rollout.calendar import opening, step_schedule
 from rollout.durations import format_duration
 from rollout.gates import Measurement, Outcome, Verdict, gate_verdict, worst
 from rollout.lifecycle import Status
@@ -97,6 +98,8 @@ class Progress:
     """This run carries on a rollout whose previous run stopped without finishing."""
     moved: bool = False
     """Traffic was moved before this run (a data check failing now stops, rather than blocks)."""
+    began_at: datetime | None = None
+    """When the rollout began (a schedule's relative ``not_before`` counts from then)."""
 
     @property
     def committed(self) -> frozenset[str]:
@@ -187,6 +190,15 @@ class Wait:
 
 
 @dataclass(frozen=True)
+class NotYet:
+    """The plan's schedule lets ``what`` start at ``until`` and not before: wait, for ``why``."""
+
+    until: datetime
+    what: str
+    why: str
+
+
+@dataclass(frozen=True)
 class Finish:
     """End the rollout as ``status``; ``judged`` when its gates or a person found the release bad.
 
@@ -201,7 +213,17 @@ class Finish:
 
 
 Action = (
-    CheckData | BackUp | Ask | ChoosePilots | SetCompanions | SetStep | Measure | Conclude | Wait | Finish
+    CheckData
+    | BackUp
+    | Ask
+    | ChoosePilots
+    | SetCompanions
+    | SetStep
+    | Measure
+    | Conclude
+    | Wait
+    | NotYet
+    | Finish
 )
 
 
@@ -254,7 +276,8 @@ def next_action(
                 why = f": {decision.note}" if decision.note else ""
                 return _roll_back(plan, f"{decision.by} rejected {phase.name}{why}", judged=True)
         if phase.flags and phase.name not in progress.companions:
-            return SetCompanions(phase)
+            held = _scheduled(plan, phase, 0, progress, now, f"phase {phase.name}")
+            return held or SetCompanions(phase)
         if phase.pilot_stores is not None and phase.name not in progress.pilots:
             return ChoosePilots(phase)
         for step in phase_steps(phase, audience, progress.pilots.get(phase.name, ())):
@@ -263,9 +286,18 @@ def next_action(
                 continue
             window = progress.window
             if step.window is None or window is None or window.key != step.key:
-                return SetStep(step)
+                held = _scheduled(plan, phase, step.index, progress, now, f"{phase.name} {step.label}")
+                return held or SetStep(step)
             return _in_window(plan, progress, step, step.window, window, now)
     return Finish(Status.PROMOTED, "")
+
+
+def _scheduled(
+    plan: Plan, phase: Phase, index: int, progress: Progress, now: datetime, what: str
+) -> NotYet | None:
+    """A wait, when the schedule of the phase's step ``index`` does not let it start now."""
+    found = opening(step_schedule(plan, phase, index), progress.began_at, now)
+    return NotYet(found.at, what, found.why) if found.at > now else None
 
 
 def _roll_back(plan: Plan, reason: str, first_bad_at: datetime | None = None, judged: bool = False) -> Finish:

@@ -13,7 +13,7 @@ from rollout.progression import Decision, WindowState
 Row = dict[str, str]
 
 
-def _gate_cell(plan: Plan, name: str, value: float | None) -> str:
+def gate_cell(plan: Plan, name: str, value: float | None) -> str:
     """``0.012 (max 0.05) ok``, or why not."""
     gate = plan.gates.get(name)
     if gate is None:
@@ -61,7 +61,7 @@ def rollout_rows(
         }
         values = step.get("values") or {}
         for gate in plan.gates:
-            row[gate] = _gate_cell(plan, gate, values[gate]) if gate in values else ""
+            row[gate] = gate_cell(plan, gate, values[gate]) if gate in values else ""
         row |= {"outcome": str(step.get("outcome", "")), "at": _when(step.get("at")), "why": why}
         rows.append(row)
     for about, decision in decided.items():
@@ -84,7 +84,7 @@ def rollout_rows(
         row = {"step": window.key, "phase": window.key.split("/", 1)[0], "traffic": traffic_now}
         values = window.last_values()
         for gate in plan.gates:
-            row[gate] = _gate_cell(plan, gate, values[gate]) if gate in values else ""
+            row[gate] = gate_cell(plan, gate, values[gate]) if gate in values else ""
         measured = f"{len(window.rounds)} round(s) measured" if window.rounds else "not measured yet"
         last = window.rounds[-1].at if window.rounds else window.started_at
         row |= {"outcome": "observing", "at": _when(last), "why": measured}

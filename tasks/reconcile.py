@@ -34,7 +34,15 @@ from rollout.gates import Outcome
 from rollout.lifecycle import Status
 from rollout.plan import Plan, load_plan
 from rollout.plan.model import Targets
-from rollout.progression import Conclude, Finish, Measure, next_action, observed_round
+from rollout.progression import (
+    Conclude,
+    Finish,
+    Measure,
+    SetCompanions,
+    SetStep,
+    next_action,
+    observed_round,
+)
 from rollout.reconciliation import Chore, chore_for, holder
 from tasks.observe import take_round
 from tasks.secrets import prefect_resolver
@@ -225,6 +233,12 @@ def _measure_rounds(f: _Found) -> None:
             f.acted.append(Acted(f.record.plan, "traffic off", _traffic_off(f, plan, action)))
     if isinstance(action, Conclude | Finish):
         f.acted.append(Acted(f.record.plan, "wake", "the window has a verdict"))
+    elif isinstance(action, SetStep | SetCompanions) and _waits_for_schedule(f.record):
+        f.acted.append(Acted(f.record.plan, "wake", "its schedule lets the next step start"))
+
+
+def _waits_for_schedule(record: RunRecord) -> bool:
+    return record.parked is not None and record.parked.status is Status.STEPPING
 
 
 def _rolls_back_inconclusive(action: Conclude) -> bool:
@@ -262,13 +276,12 @@ def _act(client: SyncPrefectClient, f: _Found, chore: Chore) -> None:
         )
         f.acted.append(Acted(record.plan, "held", f"{chore.why} (epoch {record_moved.epoch})"))
     elif chore.kind == "wake" or any(a.did == "wake" for a in f.acted):
+        waking = next((a.why for a in f.acted if a.did == "wake"), "the window has a verdict")
         f.acted = [a for a in f.acted if a.did != "wake"]
         # Forced: a suspension waiting for a decision cannot be resumed without one, and its run
         # reads what to do (the deadline passed, the window's verdict) from the record anyway.
         client.set_flow_run_state(UUID(record.run_id), Scheduled(name="Resuming"), force=True)
-        f.acted.append(
-            Acted(record.plan, "woken", chore.why if chore.kind == "wake" else "the window has a verdict")
-        )
+        f.acted.append(Acted(record.plan, "woken", chore.why if chore.kind == "wake" else waking))
     elif chore.kind == "adopt":
         _adopt(client, f, chore)
     elif chore.kind == "finish-rollback":

@@ -110,6 +110,7 @@ class RunRecord:
             backed_up=self.backup is not None,
             restarted=restarted,
             moved=bool(self.undo or self.committed),
+            began_at=self.started_at,
         )
 
     @property

@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -621,11 +622,83 @@ class PilotStores(StrictModel):
     id_field: str = Field(default="_id", description="Field holding the store id.")
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$"
+
+
+class DeployWindow(StrictModel):
+    """When changes may start: some days of the week, between two times of day (local time)."""
+
+    days: list[Weekday] = Field(
+        default_factory=lambda: list(WEEKDAYS),
+        min_length=1,
+        description="Days, e.g. `[sun, mon, tue, wed, thu]`.",
+    )
+    start: str = Field(pattern=CLOCK, description="From, `HH:MM`, e.g. `09:00`.")
+    end: str = Field(pattern=CLOCK, description="Until, `HH:MM` (`24:00` for midnight), after `start`.")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if self.end <= self.start:
+            raise ValueError(
+                f"the window {self.start}-{self.end} is empty: end must be after start on the same day "
+                "(write two windows for one across midnight)"
+            )
+        return self
+
+
+class Freeze(StrictModel):
+    """A change freeze: no step starts between `start` and `end`."""
+
+    start: datetime = Field(description="From, e.g. `2026-12-20T00:00` (in the schedule's time zone).")
+    end: datetime = Field(description="Until, after `start`.")
+    reason: str = Field(default="", description="Why, for the waiting message, e.g. `year-end freeze`.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.end <= self.start:
+            raise ValueError(f"the freeze ends ({self.end}) before it starts ({self.start})")
+        return self
+
+
+class Schedule(StrictModel):
+    """When steps may start. A step's schedule fills in from its phase's, the phase's from the plan's;
+    freezes add up. A rollback is never held by a schedule."""
+
+    timezone: str | None = Field(
+        default=None, description="IANA time zone of `windows` and of dates without one, e.g. `Asia/Riyadh`."
+    )
+    not_before: datetime | Duration | None = Field(
+        default=None,
+        description="No start before this: a date (`2026-12-07T09:00`), or a time after the rollout began "
+        "(`4d`: the guide's day 5).",
+    )
+    windows: list[DeployWindow] | None = Field(
+        default=None, min_length=1, description="Allowed windows; a step starts only inside one."
+    )
+    freezes: list[Freeze] = Field(default_factory=list, description="Change freezes.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not a time zone: write an IANA name such as Europe/Berlin"
+            ) from None
+        return value
+
+
 class RampStep(StrictModel):
     """One step of a percentage ramp."""
 
     percentage: float = Field(ge=1, le=100, description="Share of users, 1..100.")
     window: Window | None = Field(default=None, description="Observe window; defaults to phase's.")
+    schedule: Schedule | None = Field(default=None, description="When this step may start.")
 
     @model_validator(mode="before")
     @classmethod
@@ -694,6 +767,7 @@ class Phase(StrictModel):
     window: Window | None = Field(
         default=None, description="Observe window after the phase's change (and ramp default)."
     )
+    schedule: Schedule | None = Field(default=None, description="When the phase's steps may start.")
 
     @field_validator("ramp")
     @classmethod
@@ -824,6 +898,49 @@ class Release(StrictModel):
 # --- the plan ------------------------------------------------------------------------------
 
 
+NotifyEvent = Literal[
+    "started",
+    "awaiting-approval",
+    "step-passed",
+    "promoted",
+    "rolled-back",
+    "rollback-incomplete",
+    "held",
+    "stopped",
+]
+"""What a rollout tells people about."""
+
+DEFAULT_EVENTS: list[NotifyEvent] = ["awaiting-approval", "promoted", "rolled-back", "rollback-incomplete"]
+
+
+class Notification(StrictModel):
+    """Who is told what: a Prefect block that delivers messages, and the events it is sent."""
+
+    block: str = Field(
+        pattern=r"^[a-z0-9-]+/[a-z0-9][a-z0-9-]*$",
+        description="The Prefect block, as `<type>/<name>`: `slack-webhook/releases`, "
+        "`custom-webhook/ops-webhook`, `email-server-credentials/ops-smtp` (from prefect-email), or any "
+        "other notification block. Its secrets stay in the block.",
+    )
+    events: list[NotifyEvent] = Field(
+        default_factory=lambda: list(DEFAULT_EVENTS),
+        min_length=1,
+        description="Events sent: started, awaiting-approval, step-passed, promoted, rolled-back, "
+        "rollback-incomplete, held, stopped.",
+    )
+    email_to: list[str] = Field(
+        default_factory=list, description="Recipients, for an `email-server-credentials` block."
+    )
+
+    @model_validator(mode="after")
+    def _email_needs_recipients(self) -> Self:
+        if self.block.startswith("email-server-credentials/") and not self.email_to:
+            raise ValueError("an email block needs email_to: the addresses to send to")
+        if self.email_to and not self.block.startswith("email-server-credentials/"):
+            raise ValueError("email_to is for an email-server-credentials block; the block decides who hears")
+        return self
+
+
 class Plan(StrictModel):
     """A whole rollout, from data checks to 100 % and back."""
 
@@ -842,6 +959,12 @@ class Plan(StrictModel):
     gates: dict[str, Gate] = Field(default_factory=dict, description="Named health gates.")
     phases: list[Phase] = Field(min_length=1, description="Phases, run in order.")
     rollback: RollbackSettings = Field(default_factory=RollbackSettings, description="Rollback options.")
+    schedule: Schedule | None = Field(
+        default=None, description="When any step may start: deploy windows, freezes, a time zone."
+    )
+    notify: list[Notification] = Field(
+        default_factory=list, description="Messages about the rollout: to Slack, a webhook, email."
+    )
     users: UserPopulation | None = Field(
         default=None, description="The user population, for the dry run's per-step counts."
     )
