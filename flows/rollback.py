@@ -47,6 +47,7 @@ from tasks.recovery import (
     deployment_to_stable,
     health_check,
     invalidate_caches,
+    release_to_stable,
     router_to_stable,
     smoke_test,
     watch_health,
@@ -352,6 +353,8 @@ def _rollback(
         if resolved.kubernetes is not None:
             image = record.deployment_image
             steps.run("deployment", lambda: deployment_to_stable(resolved, plan, ctx.stable, image))
+        if resolved.deploy is not None:
+            steps.run("stable release", lambda: release_to_stable(resolved, ctx.stable))
         if ctx.mode != "none":
             _data_steps(steps, plan, resolved, ctx)
         cache = plan.rollback.cache

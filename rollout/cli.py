@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
@@ -18,7 +19,8 @@ from rollout.errors import InputRejected, PlanInvalid, PortInUse, RolloutError
 
 if TYPE_CHECKING:
     from rollout.plan import Plan
-    from rollout.plan.model import KubernetesTarget
+    from rollout.plan.model import DeployTarget, KubernetesTarget
+    from rollout.sandbox.stack import SandboxInfo
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_ROLLED_BACK = 0, 1, 2, 3
 DEMO_PLAN = Path(__file__).resolve().parent.parent / "deployments" / "plans" / "sandbox-demo.yaml"
@@ -106,6 +108,17 @@ def cmd_sandbox_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sandbox_deploy(args: argparse.Namespace) -> int:
+    """Make the sandbox's service run another release (the demo's deploy command)."""
+    from rollout.sandbox.release import deploy
+
+    if not Path(args.state_dir).is_dir():
+        raise InputRejected(f"--state-dir: {args.state_dir} is not a sandbox directory")
+    deploy(args.state_dir, args.version)
+    print(f"the orders service now runs {args.version}")
+    return EXIT_OK
+
+
 def _print_sandbox(info: object, out: TextIO = sys.stdout) -> None:
     from rollout.sandbox.stack import SandboxInfo
 
@@ -147,7 +160,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cluster = _demo_cluster(args, plan, chatter) if args.kubernetes else None
     with Sandbox(SandboxOptions(prometheus=args.prometheus)) as info:
         _print_sandbox(info, chatter)
-        targets = info.targets()
+        targets = info.targets().model_copy(update={"deploy": _demo_deployer(info, plan, chatter)})
         if cluster is not None:
             targets = targets.model_copy(update={"kubernetes": cluster})
         watcher = FaultAtPercentage(info, args.fault_at) if args.fault_at is not None else None
@@ -164,6 +177,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if cluster is not None:
         _print_cluster(cluster, chatter)
     return _exit_code(result)
+
+
+def _demo_deployer(info: SandboxInfo, plan: Plan, out: TextIO) -> DeployTarget:
+    """The sandbox's service on the candidate release; the deploy command that switches it back."""
+    from rollout.plan.model import DeployCommand, DeployTarget
+    from rollout.sandbox.release import deploy
+
+    deploy(info.state_dir, plan.release.version)
+    print(f"service     runs {plan.release.version}; a rollback deploys the stable release", file=out)
+    argv = [
+        sys.executable,
+        "-m",
+        "rollout.cli",
+        "sandbox",
+        "deploy",
+        "{version}",
+        "--state-dir",
+        info.state_dir,
+    ]
+    return DeployTarget(
+        command=DeployCommand(argv=argv), version_field="version", health_wait=timedelta(seconds=20)
+    )
 
 
 def _demo_cluster(args: argparse.Namespace, plan: Plan, out: TextIO) -> KubernetesTarget:
@@ -613,6 +648,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(run=cmd_sandbox_up)
     down = sandbox.add_parser("down", help="stop what `up` started")
     down.set_defaults(run=cmd_sandbox_down)
+    deploy = sandbox.add_parser("deploy", help="switch the release the sandbox's service runs")
+    deploy.add_argument("version", help="the release, e.g. backend-v2026.11.14-0900")
+    deploy.add_argument("--state-dir", required=True, help="the sandbox's directory")
+    deploy.set_defaults(run=cmd_sandbox_deploy)
     status = sandbox.add_parser("status", help="show the running sandbox")
     status.set_defaults(run=cmd_sandbox_status)
     for command in (up, down, status):

@@ -12,6 +12,7 @@ from prefect.cache_policies import NO_CACHE
 
 from rollout.adapters.cache import delete_matching
 from rollout.adapters.clients import Clients
+from rollout.adapters.deployer import call_webhook, run_command, wait_until_serving
 from rollout.adapters.flags import Fence
 from rollout.adapters.service import purge
 from rollout.clock import SystemClock
@@ -62,6 +63,37 @@ def deployment_to_stable(targets: Targets, plan: Plan, stable: str | None, image
             return f"{target.deployment} already left {image_at_start} (now {current})"
         change = cluster.undo(target.deployment, target.container)
         return f"{target.deployment}: {change.before} -> {change.after} ({change.how})"
+
+
+@task(name="release-to-stable", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def release_to_stable(targets: Targets, stable: str | None) -> str:
+    """Deploy the stable release with the plan's command or hook, then wait until the service serves it."""
+    deploy = targets.deploy
+    assert deploy is not None
+    if stable is None:
+        raise StepFailed(
+            "no stable release is on record to deploy: set release.stable_version in the plan, or promote "
+            "a release once"
+        )
+    with Clients(targets, prefect_resolver) as clients:
+        if deploy.command is not None:
+            env = {name: clients.secret(value) for name, value in deploy.command.env.items()}
+            done = run_command(deploy.command, stable, env)
+        else:
+            assert deploy.webhook is not None
+            hook = deploy.webhook
+            headers = {name: clients.secret(value) for name, value in hook.headers.items()}
+            done = call_webhook(hook, stable, clients.secret(hook.url), headers)
+        service = clients.service
+        field = deploy.version_field
+        serving = wait_until_serving(
+            lambda: service.health().ok,
+            (lambda: service.running_version(field)) if field else None,
+            stable,
+            deploy.health_wait,
+            SystemClock(),
+        )
+    return f"{stable}: {done}; {serving}"
 
 
 @task(name="invalidate-caches", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)

@@ -68,6 +68,15 @@ class ServiceClient:
         ok = response.is_success
         return Probe("health", ok, f"GET {path}: HTTP {response.status_code}")
 
+    def running_version(self, field: str) -> str | None:
+        """The version the health endpoint reports in its JSON ``field`` (None: no such answer)."""
+        try:
+            response = self._send("GET", self.target.health_path)
+            found = response.json().get(field) if response.is_success else None
+        except (ServiceUnavailable, ValueError, AttributeError):
+            return None
+        return None if found is None else str(found)
+
     def smoke(self, request: SmokeRequest) -> Probe:
         """One request of the smoke scenario, checked against its expected status."""
         try:

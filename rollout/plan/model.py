@@ -228,6 +228,61 @@ class KubernetesTarget(StrictModel):
         return self
 
 
+VERSION_PLACEHOLDER = "{version}"
+
+
+class DeployCommand(StrictModel):
+    """A program that deploys a version: run as an argument list, never through a shell."""
+
+    argv: list[str] = Field(
+        min_length=1,
+        description="Program and arguments; `{version}` in any of them becomes the release to deploy, "
+        "e.g. `[./deploy.sh, --tag, '{version}']`.",
+    )
+    cwd: str | None = Field(default=None, description="Directory to run it in; empty: the working directory.")
+    env: dict[str, SecretValue] = Field(
+        default_factory=dict, description="Extra environment variables, as `${env:...}` or `${secret:...}`."
+    )
+    timeout: Duration = Field(default=timedelta(minutes=10), description="Longest it may run.")
+
+
+class DeployWebhook(StrictModel):
+    """An HTTP call that deploys a version (a platform's deploy hook)."""
+
+    method: Literal["POST", "PUT", "PATCH"] = Field(default="POST", description="HTTP method.")
+    url: ConnectionString = Field(description="Deploy hook URL; a secret part as a reference.")
+    headers: dict[str, SecretValue] = Field(default_factory=dict, description="Headers, as references.")
+    json_body: dict[str, Any] = Field(
+        default_factory=dict,
+        alias="json",
+        description="JSON body; `{version}` in any string becomes the release to deploy.",
+    )
+    timeout: Duration = Field(default=timedelta(minutes=1), description="Longest the call may take.")
+
+
+class DeployTarget(StrictModel):
+    """How to put a release in place where Kubernetes is not the deployer: a command or a webhook."""
+
+    command: DeployCommand | None = Field(default=None, description="A program to run.")
+    webhook: DeployWebhook | None = Field(default=None, description="A deploy hook to call.")
+    health_wait: Duration = Field(
+        default=timedelta(minutes=2),
+        description="After deploying, how long the service's health may take to answer 2xx (and to report "
+        "the version, with `version_field`).",
+    )
+    version_field: str | None = Field(
+        default=None,
+        description="Field of the health endpoint's JSON that names the running version, e.g. `version`: "
+        "the rollback waits until it is the stable release.",
+    )
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Self:
+        if (self.command is None) == (self.webhook is None):
+            raise ValueError("set exactly one of command or webhook")
+        return self
+
+
 class FlagStoreTarget(StrictModel):
     """The feature-flag store, a MongoDB collection shared with the service."""
 
@@ -270,6 +325,9 @@ class Targets(StrictModel):
     prometheus: PrometheusTarget = Field(description="Metrics for the gates.")
     kubernetes: KubernetesTarget | None = Field(
         default=None, description="Cluster and traffic router; empty means flags only."
+    )
+    deploy: DeployTarget | None = Field(
+        default=None, description="A deploy command or webhook that puts the stable release back."
     )
     flag_store: FlagStoreTarget = Field(default_factory=FlagStoreTarget, description="Where flags are kept.")
     service: ServiceTarget = Field(description="The service's health and smoke endpoints.")

@@ -30,6 +30,7 @@ from rollout.adapters.flags import FlagState, FlagStore
 from rollout.adapters.mongo import connect
 from rollout.bucketing import InvalidUserId
 from rollout.errors import RolloutError
+from rollout.sandbox.release import deployed
 
 VARIANTS = ("stable", "candidate")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
@@ -79,8 +80,11 @@ class FlagCache:
 class OrdersService:
     """The app's state: flag cache, faults and metrics."""
 
-    def __init__(self, flags: FlagCache, rng: random.Random | None = None) -> None:
+    def __init__(
+        self, flags: FlagCache, rng: random.Random | None = None, state_dir: str | None = None
+    ) -> None:
         self.flags = flags
+        self.state_dir = state_dir
         self.faults = {variant: Fault() for variant in VARIANTS}
         self.purges = 0
         self.rng = rng or random.Random()
@@ -127,9 +131,10 @@ class OrdersService:
         return JSONResponse(body if not failed else {"error": "injected fault"}, status_code=status)
 
     async def health(self, request: Request) -> Response:
-        """Report whether the flag store is reachable."""
+        """Report whether the flag store is reachable, and which release runs."""
         ok = self.flags.healthy
-        return JSONResponse({"status": "ok" if ok else "degraded"}, status_code=200 if ok else 503)
+        body = {"status": "ok" if ok else "degraded", "version": deployed(self.state_dir)}
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     async def metrics(self, request: Request) -> Response:
         """Prometheus exposition of the service's metrics."""
@@ -193,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     store = FlagStore(client[args.database][args.flag_collection])
     cache = FlagCache(store, args.flag, args.refresh_seconds)
     cache.start()
-    app = build_app(OrdersService(cache))
+    app = build_app(OrdersService(cache, state_dir=args.state_dir))
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
 

@@ -73,6 +73,7 @@ def test_demo_with_a_fault_at_50_percent_rolls_back_every_step_and_reports_as_js
         "flag ENABLE_DUAL_WRITE",
         "flag SHOW_UNIFIED_DASHBOARD",
         *(["deployment"] if cluster else []),
+        "stable release",
         "emergency backup",
         "data restore",
         "cache invalidation",
@@ -83,6 +84,8 @@ def test_demo_with_a_fault_at_50_percent_rolls_back_every_step_and_reports_as_js
         "traffic still off",
     ]
     assert all(s["ok"] for s in rollback["steps"])
+    released = next(s for s in rollback["steps"] if s["name"] == "stable release")
+    assert released["detail"].endswith("healthy, running backend-v2026.11.14-0900"), released  # per /health
     report = Path(rollback["report"])
     assert report.is_file() and (report.parent / "metrics.png").stat().st_size > 10_000
     text = report.read_text()
