@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -354,3 +355,31 @@ def test_an_adopted_rollout_whose_plan_changed_meanwhile_is_held_naming_the_dige
     record = record_of(db, "plan-changed")
     assert record.status is Status.HELD
     assert FlagStore(db["feature_flags"]).get("PLAN_CHANGED").percentage == 10
+
+
+def test_a_step_outside_its_schedule_parks_and_the_reconciler_wakes_it_when_the_schedule_allows(
+    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
+) -> None:
+    window = {"interval": "1s", "count": 1, "gates": ["errors"]}
+    ramp = [10, {"percentage": 100, "schedule": {"not_before": "14s"}}]
+    phases = [{"name": "ramp", "ramp": ramp, "window": window}]
+    plan = write_plan(tmp_path, sandbox, "scheduled", "vector(0)", phases=phases, park_after="4s")
+    run_id = ops.start("rollout", "rollout-manual", {"plan_path": plan})
+    parked = until(
+        lambda: (r := record_of_or_none(db, "scheduled")) and r.status is Status.PARKED and r, "parking", ops
+    )
+    assert parked.parked is not None and parked.parked.status is Status.STEPPING
+    assert parked.parked.next.startswith("ramp 100% of users may start (not before 0:00:14 after the rollout")
+    assert FlagStore(db["feature_flags"]).get("SCHEDULED").percentage == 10
+    paused = until(
+        lambda: (run := ops.run(run_id))["state"]["message"] and run, "the Paused state's message", ops
+    )
+    assert "when ramp 100% of users may start" in paused["state"]["message"]
+    reconcile(ops, plan)  # too early: nothing to do yet
+    assert record_of(db, "scheduled").status is Status.PARKED
+    assert parked.parked.until is not None
+    time.sleep(max(0.0, (parked.parked.until - datetime.now(UTC)).total_seconds()) + 0.5)
+    reconcile(ops, plan)  # now the schedule allows it: woken
+    done = ops.wait(run_id)
+    assert (done["state"]["type"], done["state"]["name"]) == ("COMPLETED", "Promoted"), ops.tail()
+    assert FlagStore(db["feature_flags"]).get("SCHEDULED").percentage == 100
