@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from rollout.durations import format_duration
 from rollout.plan.model import WEEKDAYS, DeployWindow, Freeze, Phase, Plan, RampStep
 
 UTC_ZONE = ZoneInfo("UTC")
@@ -114,7 +115,7 @@ def opening(schedule: Effective, began: datetime | None, now: datetime) -> Openi
     if isinstance(bound, timedelta):
         start = began or now
         earliest: datetime | None = start + bound
-        label = f"not before {bound} after the rollout began"
+        label = f"not before {format_duration(bound)} after the rollout began"
     else:
         earliest = _aware(bound, schedule.zone) if bound is not None else None
         label = "not before the date the plan names"

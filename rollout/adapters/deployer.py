@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from rollout.clock import Clock
+from rollout.durations import format_duration
 from rollout.errors import PermanentError, ServiceUnavailable
 from rollout.plan.model import VERSION_PLACEHOLDER, DeployCommand, DeployWebhook
 
@@ -63,7 +64,7 @@ def run_command(command: DeployCommand, version: str, env: Mapping[str, str]) ->
     except subprocess.TimeoutExpired as error:
         said = (error.stdout or b"").decode() if isinstance(error.stdout, bytes) else (error.stdout or "")
         raise DeployFailed(
-            f"{shown} did not finish within {command.timeout}; it last said: {_tail(said)}"
+            f"{shown} did not finish within {format_duration(command.timeout)}; it last said: {_tail(said)}"
         ) from None
     output = (done.stdout or "") + (done.stderr or "")
     if done.returncode != 0:
@@ -108,5 +109,7 @@ def wait_until_serving(
         if clock.now() >= deadline:
             state = "healthy" if ok else "not healthy"
             shown = f", running {seen or 'an unknown version'}" if running is not None else ""
-            raise DeployFailed(f"{state}{shown} {wait} after the deploy, not yet on {version}")
+            raise DeployFailed(
+                f"{state}{shown} {format_duration(wait)} after the deploy, not yet on {version}"
+            )
         clock.sleep(every)

@@ -369,7 +369,7 @@ def test_a_step_outside_its_schedule_parks_and_the_reconciler_wakes_it_when_the_
         lambda: (r := record_of_or_none(db, "scheduled")) and r.status is Status.PARKED and r, "parking", ops
     )
     assert parked.parked is not None and parked.parked.status is Status.STEPPING
-    assert parked.parked.next.startswith("ramp 100% of users may start (not before 0:00:14 after the rollout")
+    assert parked.parked.next.startswith("ramp 100% of users may start (not before 14s after the rollout")
     assert FlagStore(db["feature_flags"]).get("SCHEDULED").percentage == 10
     paused = until(
         lambda: (run := ops.run(run_id))["state"]["message"] and run, "the Paused state's message", ops
