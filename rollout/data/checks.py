@@ -298,7 +298,8 @@ def backfill_checks(check: BackfillCheck, path: str, sample_size: int) -> list[C
     return specs
 
 
-def _field(document: Document, path: str) -> Any:
+def field_at(document: Document, path: str) -> Any:
+    """The value at dotted ``path`` in ``document`` (None when any part is missing)."""
     value: Any = document
     for part in path.split("."):
         if not isinstance(value, dict) or part not in value:
@@ -316,7 +317,7 @@ def custom_check(check: CustomCheck, path: str) -> CheckSpec:
 
     def judge(results: list[list[Document]]) -> Finding:
         rows = results[0]
-        value = _field(rows[0], expect.field) if rows else (0 if counts_to_zero else None)
+        value = field_at(rows[0], expect.field) if rows else (0 if counts_to_zero else None)
         if not isinstance(value, int | float) or isinstance(value, bool):
             shown = "no document" if not rows else f"{expect.field} = {_show(value)}"
             return Finding(False, 0, None, f"the pipeline returned {shown}, not a number")

@@ -17,6 +17,7 @@ from pymongo.database import Database
 from pymongo.errors import ExecutionTimeout, OperationFailure
 
 from rollout.adapters.mongo import Document, call, mongo_errors
+from rollout.data.checks import field_at
 from rollout.errors import InputRejected, ServiceUnavailable
 from rollout.plan.model import AccuracyMeasure, DataGate, DriftMeasure, PipelineMeasure
 
@@ -91,15 +92,6 @@ def _count(row: Document, key: str) -> int:
     return int(found or 0)
 
 
-def _field(document: Document, path: str) -> Any:
-    value: Any = document
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value
-
-
 def queries_of(gate: DataGate, now: datetime) -> list[DataQuery]:
     """Every aggregation one reading of ``gate`` runs."""
     if gate.drift is not None:
@@ -130,7 +122,7 @@ def _pipeline_value(measure: PipelineMeasure, rows: list[Document]) -> float | N
     if not rows:
         # `$count` returns no document when nothing matched: a count of 0, not missing data.
         return 0.0 if last.get("$count") == measure.field else None
-    value = _field(rows[0], measure.field)
+    value = field_at(rows[0], measure.field)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise DataGateInvalid(f"the pipeline's {measure.field} is {value!r}, not a number")
     return float(value)

@@ -14,10 +14,10 @@ import itertools
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rollout.durations import Duration
 from rollout.plan.secrets import ConnectionString, SecretValue
@@ -42,13 +42,18 @@ BsonType = Literal[
 ]
 
 
-def read_only(pipeline: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
+def _read_only(pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``pipeline`` if no stage of it writes (``$out``, ``$merge``); else a message saying which to remove."""
     for stage in pipeline:
         writes = {"$out", "$merge"} & set(stage)
         if writes:
-            raise ValueError(f"{what} must not write: remove the {', '.join(sorted(writes))} stage")
+            stages = ", ".join(sorted(writes))
+            raise ValueError(f"the rollout only reads data: remove the {stages} stage")
     return pipeline
+
+
+ReadOnlyPipeline = Annotated[list[dict[str, Any]], AfterValidator(_read_only)]
+"""An aggregation pipeline the rollout runs to read data, never to change it."""
 
 
 class StrictModel(BaseModel):
@@ -398,13 +403,8 @@ class CustomCheck(StrictModel):
 
     name: str = Field(description="Name in reports.")
     collection: str = Field(description="Collection the pipeline runs on.")
-    pipeline: list[dict[str, Any]] = Field(min_length=1, description="Aggregation pipeline (read-only).")
+    pipeline: ReadOnlyPipeline = Field(min_length=1, description="Aggregation pipeline (read-only).")
     expect: Expectation = Field(description="Condition on the first result document.")
-
-    @field_validator("pipeline")
-    @classmethod
-    def _read_only(cls, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return read_only(pipeline, "a check")
 
 
 class Preflight(StrictModel):
@@ -518,13 +518,8 @@ class PipelineMeasure(StrictModel):
     """Your own aggregation; the gate reads a number from its first result."""
 
     collection: str = Field(description="Collection the pipeline runs on.")
-    pipeline: list[dict[str, Any]] = Field(min_length=1, description="Aggregation pipeline (read-only).")
+    pipeline: ReadOnlyPipeline = Field(min_length=1, description="Aggregation pipeline (read-only).")
     field: str = Field(description="Field of the first result holding the value.")
-
-    @field_validator("pipeline")
-    @classmethod
-    def _read_only(cls, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return read_only(pipeline, "a data gate")
 
 
 class DataGate(StrictModel):
