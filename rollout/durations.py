@@ -18,6 +18,13 @@ def parse_duration(value: Any) -> timedelta:
     Accepts a timedelta, a number of seconds, or a string of number-unit pairs
     (``ms``, ``s``, ``m``, ``h``, ``d``) such as ``"1h30m"``.
     """
+    try:
+        return _parsed(value)
+    except OverflowError:
+        raise ValueError(f"{value!r} is beyond any duration a rollout can use") from None
+
+
+def _parsed(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, bool):

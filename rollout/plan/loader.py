@@ -127,9 +127,8 @@ def plan_from_data(data: Any, here: Path | None = None, base_dir: Path | None = 
 
 def _located(problem: Problem, layers: Layered) -> Problem:
     """``problem``, naming the base file it must be fixed in when the part came from one."""
-    parts = (
-        tuple(int(p) if p.isdigit() else p for p in problem.path.split(".")) if problem.path != ROOT else ()
-    )
+    keys = problem.path.split(".") if problem.path != ROOT else []
+    parts = tuple(int(k) if k.isascii() and k.isdigit() else k for k in keys)
     origin = layers.origin(parts)
     if origin is None or origin == layers.top:
         return problem

@@ -22,3 +22,8 @@ def test_parse_rejects(bad: object) -> None:
 def test_format_round_trips() -> None:
     for text in ("30s", "5m", "1h30m", "1d2h"):
         assert format_duration(parse_duration(text)) == text
+
+
+def test_a_duration_beyond_what_a_timedelta_holds_is_refused_not_a_crash() -> None:
+    with pytest.raises(ValueError, match="beyond any duration a rollout can use"):
+        parse_duration(-86_399_999_913_601)
