@@ -98,3 +98,9 @@ def test_running_a_bad_plan_exits_2_with_path_message_lines_before_touching_anyt
 def test_a_mapping_used_as_a_key_is_refused_not_a_crash() -> None:
     with pytest.raises(PlanInvalid, match="a key is a mapping or a list; write a plain name"):
         parse_plan("{{}: 1}")
+
+
+def test_a_key_that_looks_like_a_number_but_is_not_one_is_reported_by_its_path() -> None:
+    with pytest.raises(PlanInvalid) as caught:
+        parse_plan("name: p\n'²': 1\n")
+    assert any(str(p).startswith("²: unknown key") for p in caught.value.problems)
