@@ -15,11 +15,26 @@ from rollout.adapters.flags import FlagStore
 from rollout.data.data_gates import DataGateInvalid, check_data_gate, read_data_gate
 from rollout.plan.model import DataGate
 from rollout.sandbox.stack import SandboxInfo
-from tests.integration.test_rollout_flow import write_plan
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+DRIFTING_PLAN = """
+name: flow-test
+release: {version: v2}
+flag: USE_UNIFIED_ORDERS
+gates:
+  hub-drift:
+    data: {drift: {hub: drift_hub, sources: {web: drift_web}, fields: [total]}, sample: null}
+    max: 0.01
+phases:
+  - name: internal
+    flags: {ENABLE_DUAL_WRITE: true}
+    allowlist: {users: [dev@example.com]}
+    window: {interval: 1s, count: 2, gates: [hub-drift]}
+rollback:
+  watch: {interval: 1s, duration: 2s}
+"""
 DRIFT = {"hub": "gate_hub", "sources": {"web": "gate_web"}, "fields": ["total", "shop"]}
 
 
@@ -93,9 +108,9 @@ def test_a_rollout_whose_data_drifts_is_rolled_back_naming_the_data_gate(
         [{"source": "web", "source_id": i, "total": 5 if n else 6} for n, i in enumerate(ids)]
     )
     try:
-        drift = "{hub: drift_hub, sources: {web: drift_web}, fields: [total]}"
-        plan = write_plan(tmp_path, extra_gate=f"hub-drift: {{data: {{drift: {drift}}}, max: 0.01}}")
-        state = rollout_flow(plan_path=plan, targets=sandbox.targets(), return_state=True)
+        plan = tmp_path / "plan.yaml"
+        plan.write_text(DRIFTING_PLAN)
+        state = rollout_flow(plan_path=str(plan), targets=sandbox.targets(), return_state=True)
         result = result_of(state, RolloutResult)
     finally:
         db.drop_collection("drift_web")
