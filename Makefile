@@ -74,6 +74,7 @@ bench: setup
 	$(PY) bench/overhead.py
 	$(PY) bench/bucketing.py
 	$(PY) bench/durability.py
+	$(PY) bench/data_gates.py
 
 # Regenerate the README's plan reference from the plan model.
 reference: $(VENV)/.installed
