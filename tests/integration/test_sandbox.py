@@ -1,4 +1,7 @@
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -154,8 +157,35 @@ def test_prometheus_sees_the_candidate_fail_when_a_fault_is_injected(
         httpx.delete(f"{sandbox.service_url}/fault")
 
 
-def test_health_and_metrics(sandbox: SandboxInfo) -> None:
-    assert httpx.get(f"{sandbox.service_url}/health").json() == {"status": "ok"}
+def test_health_says_which_release_runs_and_the_deploy_command_switches_it(sandbox: SandboxInfo) -> None:
+    health = f"{sandbox.service_url}/health"
+    assert httpx.get(health).json() == {"status": "ok", "version": "unknown"}  # nothing deployed yet
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "rollout.cli",
+                "sandbox",
+                "deploy",
+                "v9.9",
+                "--state-dir",
+                sandbox.state_dir,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "the orders service now runs v9.9"
+        assert httpx.get(health).json() == {"status": "ok", "version": "v9.9"}
+    finally:
+        (Path(sandbox.state_dir) / "release").unlink(missing_ok=True)
+    assert httpx.get(health).json() == {"status": "ok", "version": "unknown"}
+
+
+def test_metrics(sandbox: SandboxInfo) -> None:
     metrics = httpx.get(f"{sandbox.service_url}/metrics").text
     assert 'http_requests_total{status="500",variant="candidate"}' in metrics
     assert "http_request_duration_seconds_bucket" in metrics
