@@ -7,9 +7,9 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 K8S_CONTROL_PLANE ?= ../shared/k8s/control-plane
 
-.PHONY: setup prometheus redis postgresql chromium etcd demo test lint bench deploy reference monitoring clean
+.PHONY: setup prometheus redis postgresql chromium etcd nodejs demo test lint bench deploy reference monitoring clean
 
-setup: $(VENV)/.installed prometheus redis postgresql chromium etcd
+setup: $(VENV)/.installed prometheus redis postgresql chromium etcd node/node_modules/.installed
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -43,6 +43,14 @@ chromium:
 # etcd backs the real Kubernetes control plane of ../shared/k8s, where that folder exists.
 etcd:
 	$(call from-debian,[ ! -e $(K8S_CONTROL_PLANE) ] || command -v etcd,etcd-server)
+
+# Node runs the Unleash server of the flag-provider tests and the TypeScript SDKs' proof.
+nodejs:
+	$(call from-debian,command -v npm,nodejs npm)
+
+node/node_modules/.installed: node/package-lock.json | nodejs
+	cd node && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
 
 demo: $(VENV)/.installed prometheus
 	$(VENV)/bin/rollout demo

@@ -84,7 +84,13 @@ from tasks.notify import check_notifications, run_url, send
 from tasks.observe import check_gate_queries, measure_round
 from tasks.record import RampProgress, RolloutTable, StepRecordEntry, courtesy, now, record_step
 from tasks.report import show_on_rollout
-from tasks.traffic import choose_pilot_stores, record_deployment, set_audience, set_companion_flags
+from tasks.traffic import (
+    check_flags,
+    choose_pilot_stores,
+    record_deployment,
+    set_audience,
+    set_companion_flags,
+)
 
 Ending = Literal["promoted", "rolled_back", "held", "blocked", "stopped", "dry_run"]
 """How a run of the rollout ended (the rollout's own status is in :mod:`rollout.lifecycle`)."""
@@ -315,6 +321,7 @@ def _rollout(
     plan = load_plan(plan_path)
     resolved = resolve_targets(plan, targets)
     check_gate_queries(resolved, dict(plan.gates))
+    check_flags(resolved, plan.flags_written)
     check_notifications(plan)
     if dry_run:
         return _dry_run(plan, resolved, tuple(run_data_checks(resolved, plan.name, plan.preflight)))

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from rollout.bucketing import bucket
 from rollout.traffic import Audience
 
+Bucketing = Callable[[str, str, float], bool]
+"""A flag provider's rule: whether (flag, user, percentage) admits the user."""
+
 
 def count_admitted(
-    flag: str, user_ids: Iterable[str], audiences: Sequence[Audience]
+    flag: str,
+    user_ids: Iterable[str],
+    audiences: Sequence[Audience],
+    admits: Bucketing | None = None,
 ) -> tuple[list[int], int]:
     """Per audience, how many of ``user_ids`` it admits by allowlist or percentage; and the total.
 
-    An empty id is no user (the service admits it nowhere), so it is not counted at all.
+    ``admits`` is the flag provider's bucketing; without it, Unleash's (MongoDB flags use it too),
+    whose bucket is computed once per user. An empty id is no user (the service admits it
+    nowhere), so it is not counted at all.
     """
+    if admits is not None:
+        return _count_with(admits, flag, user_ids, audiences)
     counts = [0] * len(audiences)
     total = 0
     for user in user_ids:
@@ -24,5 +34,20 @@ def count_admitted(
         slot = bucket(flag, user)
         for i, audience in enumerate(audiences):
             if user in audience.users or (audience.percentage > 0 and slot <= audience.percentage):
+                counts[i] += 1
+    return counts, total
+
+
+def _count_with(
+    admits: Bucketing, flag: str, user_ids: Iterable[str], audiences: Sequence[Audience]
+) -> tuple[list[int], int]:
+    counts = [0] * len(audiences)
+    total = 0
+    for user in user_ids:
+        if not user:
+            continue
+        total += 1
+        for i, audience in enumerate(audiences):
+            if user in audience.users or admits(flag, user, audience.percentage):
                 counts[i] += 1
     return counts, total

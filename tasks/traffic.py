@@ -33,6 +33,19 @@ def choose_pilot_stores(
     return stores
 
 
+@task(
+    name="check-flags",
+    task_run_name="check flags in {targets.flag_provider}",
+    cache_policy=NO_CACHE,
+    **TRANSIENT_RETRIES,
+)
+def check_flags(targets: Targets, flags: list[str]) -> None:
+    """Reach the flag provider and find every flag the plan writes, before anything changes."""
+    with Clients(targets, prefect_resolver) as clients:
+        clients.flags.check(flags)
+    get_run_logger().info("flags in %s: %s", targets.flag_provider, ", ".join(flags))
+
+
 def _write(clients: Clients, plan: str, flag: str, change: FlagChange, fence: Fence | None) -> FlagState:
     # The undo entry is written before the change, so a crash in between leaves
     # an entry for a change that never happened, never a change without an entry.

@@ -26,8 +26,8 @@ def _as_postgres(argv: list[str]) -> list[str]:
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
-    """Start PostgreSQL on a free port with a ``prefect`` database; yields its SQLAlchemy URL.
+def postgres_server(database: str = "prefect") -> Iterator[str]:
+    """Start PostgreSQL on a free port with one database (``prefect``); yields its SQLAlchemy URL.
 
     Its files live in a folder of its own under /tmp, which the postgres user can reach
     (pytest's folders are private to the user running the tests).
@@ -64,8 +64,8 @@ def postgres_server() -> Iterator[str]:
             return subprocess.run([*psql, "-c", "select 1"], capture_output=True).returncode == 0
 
         wait_until(answers, "PostgreSQL", timeout=60, interval=0.3)
-        subprocess.run([*psql, "-c", "create database prefect"], check=True, capture_output=True)
-        yield f"postgresql+asyncpg://{user}@127.0.0.1:{port}/prefect"
+        subprocess.run([*psql, "-c", f"create database {database}"], check=True, capture_output=True)
+        yield f"postgresql+asyncpg://{user}@127.0.0.1:{port}/{database}"
     finally:
         subprocess.run(_as_postgres([ctl, "-D", str(data), "-m", "fast", "-w", "stop"]), capture_output=True)
         shutil.rmtree(workdir, ignore_errors=True)

@@ -8,7 +8,10 @@ from pymongo import MongoClient, uri_parser
 from pymongo.collection import Collection
 from pymongo.database import Database
 
-from rollout.adapters.flags import FlagStore
+from rollout.adapters.fences import COLLECTION as FENCES
+from rollout.adapters.fences import FenceStore
+from rollout.adapters.flagd import FlagdFile
+from rollout.adapters.flags import FlagProvider, FlagStore
 from rollout.adapters.kubernetes import Cluster
 from rollout.adapters.kubernetes_client import api_client
 from rollout.adapters.mongo import Document, connect
@@ -18,6 +21,7 @@ from rollout.adapters.run_state import RELEASES, ReleaseStore, RunStateStore
 from rollout.adapters.s3 import Bucket, Encryption
 from rollout.adapters.s3 import connect as connect_s3
 from rollout.adapters.service import ServiceClient
+from rollout.adapters.unleash import UnleashFlags
 from rollout.errors import PermanentError
 from rollout.plan.model import Targets
 from rollout.plan.secrets import SecretResolver, env_resolver, resolve
@@ -56,8 +60,21 @@ class Clients:
         return self.mongo[self.targets.flag_store.database or self.targets.mongodb.database]
 
     @cached_property
-    def flags(self) -> FlagStore:
-        """The flag store."""
+    def flags(self) -> FlagProvider:
+        """Where the flags live: Unleash, a flagd file, or (by default) the MongoDB flag store."""
+        unleash, flagd = self.targets.unleash, self.targets.flagd
+        if unleash is not None:
+            return UnleashFlags(
+                self.secret(unleash.url),
+                self.secret(unleash.api_token),
+                unleash.project,
+                unleash.environment,
+                FenceStore(self.flag_db[FENCES], "unleash"),
+                store_field=unleash.store_field,
+                timeout=unleash.timeout.total_seconds(),
+            )
+        if flagd is not None:
+            return FlagdFile(flagd.path, store_field=flagd.store_field)
         return FlagStore(self.flag_db[self.targets.flag_store.collection])
 
     @property
@@ -124,6 +141,8 @@ class Clients:
             self.mongo.close()
         if "prometheus" in self.__dict__:
             self.prometheus.close()
+        if "flags" in self.__dict__:
+            self.flags.close()
         if "service" in self.__dict__:
             self.service.close()
         if self.__dict__.get("cluster") is not None:

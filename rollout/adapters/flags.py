@@ -1,6 +1,8 @@
-"""The feature-flag store: one MongoDB document per flag, shared by orchestrator and service.
+"""Feature flags: the state the rollout reads and writes, the provider interface, and the MongoDB store.
 
-A document looks like::
+Every provider (this MongoDB store, Unleash, a flagd file) answers the same
+:class:`FlagProvider` calls: the rollout never knows which one holds its flags.
+A MongoDB flag document looks like::
 
     {_id: "USE_UNIFIED_ORDERS", enabled: true, percentage: 25,
      users: ["dev@example.com"], stores: ["shop-0007"], version: 7, updated_at: ...}
@@ -11,9 +13,10 @@ only if nobody changed the flag in between, so a retried step never applies twic
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pymongo import ReturnDocument
 from pymongo.collection import Collection
@@ -105,11 +108,66 @@ class FlagChange:
         return {k: v for k, v in values.items() if v is not None} | self.extra
 
 
+class FlagProvider(Protocol):
+    """Where the applications read their flags; everything the rollout does with flags goes through it."""
+
+    kind: str
+
+    def get(self, name: str) -> FlagState:
+        """The flag as the applications see it; a disabled flag at version 0 if it was never written."""
+        ...
+
+    def set(
+        self,
+        name: str,
+        change: FlagChange,
+        *,
+        expected_version: int | None = None,
+        fence: Fence | None = None,
+    ) -> FlagState:
+        """Apply ``change`` and return the flag as read back after writing.
+
+        With ``expected_version``, refuse with :class:`FlagConflict` if the flag moved since it
+        was read; with ``fence``, refuse with :class:`FencedOff` once a newer epoch of the plan wrote it.
+        """
+        ...
+
+    def highest_fence(self, plan: str) -> int:
+        """The highest epoch ``plan`` has written any flag with (0 if none)."""
+        ...
+
+    def check(self, names: Sequence[str]) -> None:
+        """Prove, before anything changes, that the flags can be reached; raise naming what to fix."""
+        ...
+
+    def admits(self, name: str, user: str, percentage: float) -> bool:
+        """Whether the applications' SDK admits ``user`` to ``name`` at ``percentage``, by its bucketing."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
 class FlagStore:
     """Reads and writes flags in one MongoDB collection."""
 
+    kind = "mongodb"
+
     def __init__(self, collection: Collection[Document]) -> None:
         self._collection = collection
+
+    def check(self, names: Sequence[str]) -> None:
+        """Read each flag once: a flag never written is simply off, so only the connection can fail."""
+        for name in names:
+            self.get(name)
+
+    def admits(self, name: str, user: str, percentage: float) -> bool:
+        """Unleash-compatible bucketing, as the service's :meth:`FlagState.admits` applies it."""
+        return admitted(name, user, percentage)
+
+    def close(self) -> None:
+        """Nothing to release: the MongoDB client belongs to the caller."""
 
     def get(self, name: str) -> FlagState:
         """Return the flag, or a disabled flag at version 0 if it was never written."""

@@ -170,6 +170,15 @@ def cross_field_problems(plan: Plan) -> Iterator[Problem]:
                     f"{last_percentage[1]}; ramps must keep increasing",
                 )
             last_percentage = (phase.ramp[-1].percentage, f"phases.{seen_phases[phase.name]}")
+    if plan.targets is not None and plan.targets.unleash is not None:
+        for p, phase in enumerate(plan.phases):
+            for s, step in enumerate(phase.ramp or []):
+                if not step.percentage.is_integer():
+                    yield Problem(
+                        f"phases.{p}.ramp.{s}.percentage",
+                        f"{step.percentage:g} is not a whole percentage, which is all Unleash's "
+                        f"flexibleRollout takes: use {max(1, round(step.percentage))}",
+                    )
     if plan.targets is not None and plan.backup.enabled and plan.targets.s3 is None:
         yield Problem(
             "targets.s3",

@@ -289,11 +289,43 @@ class DeployTarget(StrictModel):
 
 
 class FlagStoreTarget(StrictModel):
-    """The feature-flag store, a MongoDB collection shared with the service."""
+    """The MongoDB collection of flags (when no `unleash` or `flagd` is set) and of rollout records."""
 
-    collection: str = Field(default="feature_flags", description="Collection of flag documents.")
+    collection: str = Field(
+        default="feature_flags", description="Collection of flag documents, when MongoDB holds the flags."
+    )
     database: str | None = Field(
-        default=None, description="Database of the collection; empty uses `mongodb.database`."
+        default=None,
+        description="Database of the flags and the rollout records; empty uses `mongodb.database`.",
+    )
+
+
+class UnleashTarget(StrictModel):
+    """An Unleash server holding the flags, driven through its Admin API."""
+
+    url: ConnectionString = Field(
+        description="Unleash's base URL, without `/api`, e.g. `https://unleash.internal`."
+    )
+    api_token: SecretValue = Field(
+        description="Reference to an admin or personal access token allowed to change the project's flags."
+    )
+    project: str = Field(default="default", description="Project holding the flags.")
+    environment: str = Field(description="Environment the applications read, e.g. `production`.")
+    store_field: str = Field(
+        default="storeId", description="Context field the applications set to the store id, for pilot stores."
+    )
+    timeout: Duration = Field(default=timedelta(seconds=10), description="Per-request timeout.")
+
+
+class FlagdTarget(StrictModel):
+    """A flagd flag-definition file, read by flagd or any OpenFeature SDK's in-process flagd provider."""
+
+    path: str = Field(
+        description="The JSON file of flag definitions (flagd's schema); it is created if missing and "
+        "flags not named in the plan are left as they are."
+    )
+    store_field: str = Field(
+        default="storeId", description="Evaluation-context key the applications set to the store id."
     )
 
 
@@ -334,8 +366,27 @@ class Targets(StrictModel):
     deploy: DeployTarget | None = Field(
         default=None, description="A deploy command or webhook that puts the stable release back."
     )
-    flag_store: FlagStoreTarget = Field(default_factory=FlagStoreTarget, description="Where flags are kept.")
+    flag_store: FlagStoreTarget = Field(
+        default_factory=FlagStoreTarget, description="Where the rollout records (and MongoDB flags) are kept."
+    )
+    unleash: UnleashTarget | None = Field(
+        default=None, description="Keep the flags in Unleash instead of MongoDB."
+    )
+    flagd: FlagdTarget | None = Field(
+        default=None, description="Keep the flags in a flagd (OpenFeature) file instead of MongoDB."
+    )
     service: ServiceTarget = Field(description="The service's health and smoke endpoints.")
+
+    @model_validator(mode="after")
+    def _one_flag_provider(self) -> Self:
+        if self.unleash is not None and self.flagd is not None:
+            raise ValueError("flags live in one place: set unleash or flagd, not both")
+        return self
+
+    @property
+    def flag_provider(self) -> str:
+        """Which system holds the flags: ``mongodb``, ``unleash`` or ``flagd``."""
+        return "unleash" if self.unleash else "flagd" if self.flagd else "mongodb"
 
 
 # --- preflight checks ----------------------------------------------------------------------
@@ -1051,6 +1102,12 @@ class Plan(StrictModel):
         windows = [phase.window for phase in self.phases]
         windows += [step.window for phase in self.phases for step in phase.ramp or []]
         return max((w.length for w in windows if w is not None), default=timedelta(0))
+
+    @property
+    def flags_written(self) -> list[str]:
+        """The main flag, then each phase's companion flags, each once."""
+        names = [self.flag, *(name for phase in self.phases for name in phase.flags)]
+        return list(dict.fromkeys(names))
 
     @property
     def uses_sandbox(self) -> bool:

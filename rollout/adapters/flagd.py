@@ -1,0 +1,231 @@
+"""Flags kept in a flagd flag-definition file, as flagd and OpenFeature's in-process providers read it.
+
+Each flag the rollout manages is a boolean flag with variants ``on``/``off``, default
+``off``, whose targeting admits the allowlisted users, then the stores, then a share by
+flagd's ``fractional`` operation::
+
+    {"if": [{"in": [{"var": "targetingKey"}, [users]]}, "on",
+            {"in": [{"var": "storeId"}, [stores]]}, "on",
+            {"fractional": [["on", 2500], ["off", 7500]]}]}
+
+Weights are in hundredths of a percent. ``fractional`` with no bucketing expression hashes
+the flag key followed by the targeting key (murmur3, 32 bits) and takes ``hash * total >> 32``,
+so a user admitted at 10 % stays admitted at 25 %: :func:`flagd_admits` is that rule, as the
+OpenFeature flagd providers for Node (flagd-core 4) and Python (0.5, flagd-core 1) apply it.
+A disabled flag is ``state: DISABLED``: the SDKs then answer the application's default.
+
+The file is rewritten whole under an exclusive lock and replaced atomically, so a reader
+never sees half of it; the flag's ``metadata`` keeps its version and each plan's fence.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mmh3
+
+from rollout.adapters.flags import Fence, FencedOff, FlagChange, FlagConflict, FlagState
+from rollout.bucketing import InvalidUserId
+from rollout.errors import InputRejected, ServiceUnavailable
+
+SCHEMA = "https://flagd.dev/schema/v0/flags.json"
+WEIGHTS = 10_000
+FENCE_PREFIX = "rollout.fence."
+
+
+class FlagdSetupInvalid(InputRejected):
+    """The flagd file named in the plan, or a flag in it, cannot be used."""
+
+
+def flagd_admits(name: str, user: str, percentage: float) -> bool:
+    """Whether flagd's ``fractional`` puts ``user`` in the ``on`` share of flag ``name`` at ``percentage``."""
+    if percentage <= 0 or not user:
+        return False
+    try:
+        key = f"{name}{user}".encode()
+    except UnicodeEncodeError:
+        raise InvalidUserId(f"user id {user!r} is not valid Unicode: it has no UTF-8 form to hash") from None
+    bucket = (mmh3.hash(key, 0, signed=False) * WEIGHTS) >> 32
+    return bucket < _weight(percentage)
+
+
+def _weight(percentage: float) -> int:
+    return round(min(max(percentage, 0.0), 100.0) * WEIGHTS / 100)
+
+
+def flag_definition(state: FlagState, store_field: str, metadata: dict[str, Any]) -> dict[str, Any]:
+    """The flagd definition that admits exactly ``state``'s audience."""
+    on = _weight(state.percentage)
+    return {
+        "state": "ENABLED" if state.enabled else "DISABLED",
+        "variants": {"on": True, "off": False},
+        "defaultVariant": "off",
+        "targeting": {
+            "if": [
+                {"in": [{"var": "targetingKey"}, list(state.users)]},
+                "on",
+                {"in": [{"var": store_field}, list(state.stores)]},
+                "on",
+                {"fractional": [["on", on], ["off", WEIGHTS - on]]},
+            ]
+        },
+        "metadata": {**metadata, "version": state.version},
+    }
+
+
+class FlagdFile:
+    """Reads and writes flags in one flagd JSON file."""
+
+    kind = "flagd"
+
+    def __init__(self, path: str | Path, *, store_field: str = "storeId") -> None:
+        self._path = Path(path)
+        self._store_field = store_field
+
+    def close(self) -> None:
+        """Nothing is held open between calls."""
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            text = self._path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise FlagdSetupInvalid(
+                f"flagd file {self._path} does not exist: fix targets.flagd.path, or create the file your "
+                'flagd or OpenFeature provider reads, e.g. {"flags": {}}'
+            ) from None
+        except OSError as error:
+            raise ServiceUnavailable("flagd file", f"{self._path}: {error}") from error
+        try:
+            document = json.loads(text)
+        except ValueError as error:
+            raise FlagdSetupInvalid(
+                f"flagd file {self._path} is not JSON ({error}): fix or recreate it"
+            ) from None
+        if not isinstance(document, dict) or not isinstance(document.get("flags", {}), dict):
+            raise FlagdSetupInvalid(
+                f'flagd file {self._path} has no "flags" object: it is not a flagd definition'
+            )
+        return document
+
+    def _definition(self, document: dict[str, Any], name: str) -> dict[str, Any]:
+        flag = document.get("flags", {}).get(name)
+        if flag is None:
+            raise FlagdSetupInvalid(
+                f"flag {name} is not in flagd file {self._path}: add it (a boolean flag with variants "
+                'on/off, defaultVariant "off", state "DISABLED"), or fix the plan\'s flag name'
+            )
+        return dict(flag)
+
+    def _state(self, name: str, flag: dict[str, Any]) -> FlagState:
+        try:
+            rule = flag["targeting"]["if"]
+            users, stores = tuple(rule[0]["in"][1]), tuple(rule[2]["in"][1])
+            on = int(rule[4]["fractional"][0][1])
+        except (KeyError, IndexError, TypeError, ValueError):
+            if flag.get("targeting"):
+                raise FlagdSetupInvalid(
+                    f"flag {name} in {self._path} has targeting the rollout does not manage: remove its "
+                    "targeting, the rollout writes its own"
+                ) from None
+            users, stores, on = (), (), WEIGHTS if flag.get("defaultVariant") == "on" else 0
+        return FlagState(
+            name=name,
+            enabled=flag.get("state") == "ENABLED",
+            percentage=on * 100 / WEIGHTS,
+            users=users,
+            stores=stores,
+            version=int(flag.get("metadata", {}).get("version", 0)),
+        )
+
+    def get(self, name: str) -> FlagState:
+        """The flag as the file defines it."""
+        return self._state(name, self._definition(self._load(), name))
+
+    def check(self, names: Sequence[str]) -> None:
+        """The file exists and can be written, and holds every flag in a shape the rollout can manage."""
+        document = self._load()
+        for name in names:
+            self._state(name, self._definition(document, name))
+        if not os.access(self._path, os.W_OK) or not os.access(self._path.parent, os.W_OK):
+            raise FlagdSetupInvalid(
+                f"flagd file {self._path} cannot be written by this process: fix its permissions"
+            )
+
+    def admits(self, name: str, user: str, percentage: float) -> bool:
+        """flagd's ``fractional`` bucketing."""
+        return flagd_admits(name, user, percentage)
+
+    def highest_fence(self, plan: str) -> int:
+        """The highest epoch ``plan`` has written any flag of the file with (0 if none)."""
+        flags = self._load().get("flags", {}).values()
+        return max((int(f.get("metadata", {}).get(FENCE_PREFIX + plan, 0)) for f in flags), default=0)
+
+    def set(
+        self,
+        name: str,
+        change: FlagChange,
+        *,
+        expected_version: int | None = None,
+        fence: Fence | None = None,
+    ) -> FlagState:
+        """Rewrite the flag's definition under the file's lock, version and fence checked in the same hold."""
+        with self._locked():
+            document = self._load()
+            flag = self._definition(document, name)
+            current = self._state(name, flag)
+            if expected_version is not None and current.version != expected_version:
+                raise FlagConflict(f"flag {name} is no longer at version {expected_version}; re-read it")
+            metadata = dict(flag.get("metadata", {}))
+            if fence is not None:
+                newest = int(metadata.get(FENCE_PREFIX + fence.plan, 0))
+                if newest > fence.epoch:
+                    raise FencedOff(
+                        f"flag {name} was written for plan {fence.plan} at epoch {newest}, after this run's "
+                        f"epoch {fence.epoch} (a rollback or a resumed run took the plan): not written"
+                    )
+                metadata[FENCE_PREFIX + fence.plan] = fence.epoch
+            wanted = FlagState(
+                name=name,
+                enabled=current.enabled if change.enabled is None else change.enabled,
+                percentage=current.percentage if change.percentage is None else float(change.percentage),
+                users=current.users if change.users is None else tuple(change.users),
+                stores=current.stores if change.stores is None else tuple(change.stores),
+                version=current.version + 1,
+            )
+            document.setdefault("$schema", SCHEMA)
+            document["flags"] = {
+                **document["flags"],
+                name: flag_definition(wanted, self._store_field, metadata),
+            }
+            self._replace(document)
+        return self.get(name)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        # A lock file beside the definitions: the definitions themselves are replaced, not edited.
+        with open(f"{self._path}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _replace(self, document: dict[str, Any]) -> None:
+        handle, temporary = tempfile.mkstemp(dir=self._path.parent, prefix=f".{self._path.name}.")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump(document, out, indent=2)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, self._path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise

@@ -1,0 +1,288 @@
+"""Flags kept in Unleash, driven through its Admin API.
+
+A flag's audience is up to three ``flexibleRollout`` strategies in the plan's environment,
+each titled so the rollout knows its own: ``rollout: percentage`` (``rollout``,
+``stickiness: userId``, ``groupId`` the flag's name, which is exactly our bucketing),
+``rollout: users`` (100 % with a ``userId IN`` constraint) and ``rollout: stores`` (100 %
+with a constraint on the store field). Unleash admits a user when any strategy does, as
+:meth:`FlagState.admits` does. The percentage strategy is always there, at 0 when no one
+is admitted by share, because an enabled flag with no strategy at all is on for everyone.
+
+Unleash has no compare-and-set: the flag's version is the id of its newest event, checked
+just before writing, and every write is read back. Fences live in MongoDB
+(:class:`~rollout.adapters.fences.FenceStore`), claimed before the write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from rollout.adapters.fences import FenceStore
+from rollout.adapters.flags import Fence, FlagChange, FlagConflict, FlagState
+from rollout.bucketing import admitted
+from rollout.errors import InputRejected, ServiceRejected, ServiceUnavailable
+
+SERVICE = "Unleash"
+PERCENTAGE, USERS, STORES = "rollout: percentage", "rollout: users", "rollout: stores"
+MANAGED = (PERCENTAGE, USERS, STORES)
+
+
+class UnleashSetupInvalid(InputRejected):
+    """The Unleash server, token, project, environment or flag named in the plan cannot be used."""
+
+
+@dataclass(frozen=True)
+class _Feature:
+    """A feature as read: its state in the environment and the ids of the rollout's strategies."""
+
+    state: FlagState
+    strategy_ids: dict[str, str]
+    foreign: tuple[str, ...]
+
+
+class UnleashFlags:
+    """Reads and writes flags in one Unleash project and environment."""
+
+    kind = "unleash"
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        project: str,
+        environment: str,
+        fences: FenceStore,
+        *,
+        store_field: str = "storeId",
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._url = url.rstrip("/")
+        self._project = project
+        self._environment = environment
+        self._store_field = store_field
+        self._fences = fences
+        self._http = httpx.Client(
+            base_url=self._url,
+            headers={"Authorization": token, "Content-Type": "application/json"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    @property
+    def _where(self) -> str:
+        return f"project {self._project}, environment {self._environment} at {self._url}"
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._http.close()
+
+    def _call(self, method: str, path: str, body: Any = None, *, missing: str | None = None) -> Any:
+        try:
+            response = self._http.request(method, path, json=body)
+        except httpx.TransportError as error:
+            raise ServiceUnavailable(
+                SERVICE, f"{method} {self._url}{path}: {type(error).__name__}: {error}"
+            ) from error
+        if response.status_code in (401, 403):
+            raise UnleashSetupInvalid(
+                f"Unleash at {self._url} refused the token "
+                f"(HTTP {response.status_code}: {_message(response)}): "
+                "give targets.unleash.api_token an admin or personal access token that may change "
+                f"project {self._project}"
+            )
+        if response.status_code == 404 and missing is not None:
+            raise UnleashSetupInvalid(missing)
+        if response.status_code >= 500 or response.status_code == 429:
+            raise ServiceUnavailable(
+                SERVICE, f"{method} {path}: HTTP {response.status_code}: {_message(response)}"
+            )
+        if response.status_code >= 400:
+            raise ServiceRejected(
+                SERVICE, f"{method} {path}: HTTP {response.status_code}: {_message(response)}"
+            )
+        return response.json() if response.content else None
+
+    def _feature_path(self, name: str) -> str:
+        return f"/api/admin/projects/{self._project}/features/{name}"
+
+    def _read(self, name: str) -> _Feature:
+        feature = self._call(
+            "GET",
+            self._feature_path(name),
+            missing=f"flag {name} is not in Unleash {self._where}: create it there (type release), "
+            "or fix the plan's flag name or targets.unleash.project",
+        )
+        environments = {e["name"]: e for e in feature.get("environments", [])}
+        env = environments.get(self._environment)
+        if env is None:
+            raise UnleashSetupInvalid(
+                f"Unleash project {self._project} has no environment {self._environment} "
+                f"(it has {', '.join(sorted(environments)) or 'none'}): fix targets.unleash.environment "
+                "or enable the environment in the project"
+            )
+        ids: dict[str, str] = {}
+        foreign: list[str] = []
+        percentage, users, stores = 0.0, (), ()
+        for strategy in env.get("strategies", []):
+            title = strategy.get("title") or ""
+            if title not in MANAGED or strategy.get("disabled"):
+                foreign.append(title or strategy.get("name", "?"))
+                continue
+            ids[title] = strategy["id"]
+            if title == PERCENTAGE:
+                percentage = float(strategy["parameters"].get("rollout", 0))
+            else:
+                values = tuple(strategy["constraints"][0]["values"]) if strategy.get("constraints") else ()
+                users, stores = (values, stores) if title == USERS else (users, values)
+        state = FlagState(
+            name=name,
+            enabled=bool(env.get("enabled")),
+            percentage=percentage,
+            users=users,
+            stores=stores,
+            version=self._version(name),
+        )
+        return _Feature(state, ids, tuple(foreign))
+
+    def _version(self, name: str) -> int:
+        found = self._call("GET", f"/api/admin/search/events?feature=IS:{name}&limit=1")
+        events = (found or {}).get("events", [])
+        return int(events[0]["id"]) if events else 0
+
+    def get(self, name: str) -> FlagState:
+        """The flag in the plan's environment, its version the id of its newest Unleash event."""
+        return self._read(name).state
+
+    def check(self, names: Sequence[str]) -> None:
+        """Reach the server with the token, find the project, the environment and every flag.
+
+        A flag with strategies the rollout does not manage is refused: Unleash would admit
+        whoever those strategies admit, beyond the rollout's audience.
+        """
+        projects = sorted(p["id"] for p in self._call("GET", "/api/admin/projects").get("projects", []))
+        if self._project not in projects:
+            raise UnleashSetupInvalid(
+                f"Unleash at {self._url} has no project {self._project} (it has {', '.join(projects)}): "
+                "fix targets.unleash.project"
+            )
+        for name in names:
+            feature = self._read(name)
+            if feature.foreign:
+                raise UnleashSetupInvalid(
+                    f"flag {name} in Unleash {self._where} has strategies the rollout does not manage "
+                    f"({', '.join(feature.foreign)}): they would admit users beyond the rollout's audience; "
+                    "remove them, the rollout writes its own"
+                )
+
+    def admits(self, name: str, user: str, percentage: float) -> bool:
+        """flexibleRollout with ``stickiness: userId`` and ``groupId`` the flag: Unleash's normalized hash."""
+        return admitted(name, user, percentage)
+
+    def highest_fence(self, plan: str) -> int:
+        """The highest epoch ``plan`` has written an Unleash flag with, from the fence store."""
+        return self._fences.highest(plan)
+
+    def set(
+        self,
+        name: str,
+        change: FlagChange,
+        *,
+        expected_version: int | None = None,
+        fence: Fence | None = None,
+    ) -> FlagState:
+        """Write the strategies and the environment's on/off so the flag admits ``change``; read it back.
+
+        Narrowing turns the flag off before touching strategies; widening writes the strategies
+        before turning it on, so no moment admits more than either the old or the new audience.
+        """
+        feature = self._read(name)
+        if expected_version is not None and feature.state.version != expected_version:
+            raise FlagConflict(
+                f"Unleash flag {name} changed since it was read (event {feature.state.version}, "
+                f"expected {expected_version}); re-read it"
+            )
+        if fence is not None:
+            self._fences.claim(name, fence)
+        wanted = _merged(feature.state, change)
+        env_path = f"{self._feature_path(name)}/environments/{self._environment}"
+        if not wanted.enabled and feature.state.enabled:
+            self._call("POST", f"{env_path}/off")
+        self._write_strategies(name, env_path, feature, wanted)
+        if wanted.enabled and not feature.state.enabled:
+            self._call("POST", f"{env_path}/on")
+        after = self._read(name).state
+        if _audience(after) != _audience(wanted):
+            raise FlagConflict(
+                f"Unleash flag {name} reads back as {_audience(after)} after writing {_audience(wanted)}: "
+                "someone else changed it at the same time; re-read it"
+            )
+        return after
+
+    def _write_strategies(self, name: str, env_path: str, feature: _Feature, wanted: FlagState) -> None:
+        desired = {
+            PERCENTAGE: self._strategy(name, PERCENTAGE, wanted.percentage, None, ()),
+            USERS: self._strategy(name, USERS, 100, "userId", wanted.users) if wanted.users else None,
+            STORES: self._strategy(name, STORES, 100, self._store_field, wanted.stores)
+            if wanted.stores
+            else None,
+        }
+        current = feature.state
+        unchanged = {
+            PERCENTAGE: current.percentage == wanted.percentage,
+            USERS: current.users == wanted.users,
+            STORES: current.stores == wanted.stores,
+        }
+        for title, body in desired.items():
+            strategy_id = feature.strategy_ids.get(title)
+            if body is None:
+                if strategy_id is not None:
+                    self._call("DELETE", f"{env_path}/strategies/{strategy_id}")
+            elif strategy_id is None:
+                self._call("POST", f"{env_path}/strategies", body)
+            elif not unchanged[title]:
+                self._call("PUT", f"{env_path}/strategies/{strategy_id}", body)
+
+    @staticmethod
+    def _strategy(
+        name: str, title: str, rollout: float, field: str | None, values: tuple[str, ...]
+    ) -> dict[str, Any]:
+        constraints = [{"contextName": field, "operator": "IN", "values": list(values)}] if field else []
+        # The share is sticky by user id; the allowlists admit everyone matching at 100 %, so
+        # "default" stickiness lets a request with a store and no user through.
+        stickiness = "default" if field else "userId"
+        return {
+            "name": "flexibleRollout",
+            "title": title,
+            "parameters": {"rollout": f"{rollout:g}", "stickiness": stickiness, "groupId": name},
+            "constraints": constraints,
+        }
+
+
+def _merged(state: FlagState, change: FlagChange) -> FlagState:
+    return FlagState(
+        name=state.name,
+        enabled=state.enabled if change.enabled is None else change.enabled,
+        percentage=state.percentage if change.percentage is None else float(change.percentage),
+        users=state.users if change.users is None else tuple(change.users),
+        stores=state.stores if change.stores is None else tuple(change.stores),
+    )
+
+
+def _audience(state: FlagState) -> tuple[bool, float, tuple[str, ...], tuple[str, ...]]:
+    return state.enabled, state.percentage, tuple(sorted(state.users)), tuple(sorted(state.stores))
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(body, dict):
+        details = "; ".join(str(d.get("message", d)) for d in body.get("details", []) if isinstance(d, dict))
+        return str(body.get("message") or body.get("error") or body) + (f" ({details})" if details else "")
+    return str(body)[:200]

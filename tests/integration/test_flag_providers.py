@@ -1,0 +1,289 @@
+"""The flag providers against what applications read: a real Unleash server and a flagd file.
+
+At every step of a ramp, the users the applications' own SDKs admit (Unleash's Python SDK,
+OpenFeature's flagd provider) must be exactly those the provider's bucketing counts, and
+every user admitted stays admitted at the next step.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from openfeature import api
+from openfeature.contrib.provider.flagd import FlagdProvider
+from openfeature.contrib.provider.flagd.config import ResolverType
+from openfeature.evaluation_context import EvaluationContext
+from openfeature.provider import ProviderStatus
+from pymongo import MongoClient
+from UnleashClient import UnleashClient
+
+from rollout.adapters.fences import COLLECTION as FENCES
+from rollout.adapters.fences import FenceStore
+from rollout.adapters.flagd import FlagdFile, FlagdSetupInvalid
+from rollout.adapters.flags import Fence, FencedOff, FlagChange, FlagConflict, FlagProvider, FlagState
+from rollout.adapters.unleash import UnleashFlags, UnleashSetupInvalid
+from rollout.errors import ServiceUnavailable
+from rollout.sandbox.processes import free_port
+from rollout.sandbox.stack import SandboxInfo
+from rollout.traffic import Audience
+from tests.unleash_server import UnleashServer, missing, unleash_server
+
+FLAG = "USE_UNIFIED_ORDERS"
+USERS = [f"user-{i:04d}" for i in range(1500)]
+ALLOWED = ("dev@example.com", "qa@example.com")
+PILOTS = ("shop-0007", "shop-0042")
+
+
+def ramp() -> list[Audience]:
+    """Internal users, then pilot stores, then the runbooks' ramp."""
+    steps = [Audience(users=ALLOWED), Audience(users=ALLOWED, stores=PILOTS)]
+    steps += [steps[-1].widened(percentage=p) for p in (10, 25, 50, 75, 100)]
+    return steps
+
+
+def expected(provider: FlagProvider, audience: Audience) -> set[str]:
+    """Who the orchestrator counts as admitted: the allowlist, and the provider's bucketing."""
+    return {
+        u for u in [*USERS, *ALLOWED] if u in audience.users or provider.admits(FLAG, u, audience.percentage)
+    }
+
+
+@pytest.fixture(scope="module")
+def unleash() -> Iterator[UnleashServer]:
+    why = missing()
+    if why is not None:
+        pytest.skip(why)
+    with unleash_server() as server:
+        yield server
+
+
+def admin(server: UnleashServer) -> httpx.Client:
+    return httpx.Client(base_url=server.url, headers={"Authorization": server.admin_token}, timeout=10)
+
+
+def create_flag(server: UnleashServer, name: str) -> None:
+    with admin(server) as http:
+        answer = http.post("/api/admin/projects/default/features", json={"name": name, "type": "release"})
+        assert answer.status_code in (200, 201), answer.text
+
+
+@pytest.fixture()
+def fences(sandbox: SandboxInfo, mongo: MongoClient[dict[str, Any]]) -> FenceStore:
+    collection = mongo[sandbox.database][FENCES]
+    collection.delete_many({})
+    return FenceStore(collection, "unleash")
+
+
+def unleash_flags(
+    server: UnleashServer, fences: FenceStore, token: str | None = None, **where: str
+) -> UnleashFlags:
+    return UnleashFlags(
+        server.url,
+        token or server.admin_token,
+        where.get("project", "default"),
+        where.get("environment", "development"),
+        fences,
+    )
+
+
+def sdk_admitted(server: UnleashServer, tmp_path: Path, name: str) -> tuple[set[str], set[str]]:
+    """Users and stores Unleash's own Python SDK admits, fetched fresh from the server."""
+    cache = tmp_path / f"unleash-cache-{len(list(tmp_path.glob('unleash-cache-*')))}"
+    client = UnleashClient(
+        url=f"{server.url}/api",
+        app_name="orders",
+        custom_headers={"Authorization": server.backend_token},
+        disable_metrics=True,
+        disable_registration=True,
+        cache_directory=str(cache),
+    )
+    client.initialize_client()
+    try:
+        users = {u for u in [*USERS, *ALLOWED] if client.is_enabled(name, {"userId": u})}
+        stores = {
+            s for s in [*PILOTS, "shop-0001"] if client.is_enabled(name, {"properties": {"storeId": s}})
+        }
+    finally:
+        client.destroy()
+    return users, stores
+
+
+def sdk_seen(
+    server: UnleashServer, tmp_path: Path, name: str, wanted: tuple[set[str], set[str]]
+) -> tuple[set[str], set[str]]:
+    """What the SDK admits once the server's client API serves the write (it caches for about a second)."""
+    deadline = time.monotonic() + 15
+    while True:
+        seen = sdk_admitted(server, tmp_path, name)
+        if seen == wanted or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.5)
+
+
+def test_unleash_admits_exactly_the_users_our_bucketing_counts_at_every_step_and_restores(
+    unleash: UnleashServer, fences: FenceStore, tmp_path: Path
+) -> None:
+    create_flag(unleash, FLAG)
+    flags = unleash_flags(unleash, fences)
+    flags.check([FLAG])
+    before = flags.get(FLAG)
+    assert (before.enabled, before.percentage, before.users) == (False, 0, ())
+    previous: set[str] = set()
+    for audience in ramp():
+        state = flags.set(FLAG, audience.flag_change(), expected_version=flags.get(FLAG).version)
+        assert (state.enabled, state.percentage, set(state.users)) == (
+            True,
+            audience.percentage,
+            set(audience.users),
+        )
+        users, stores = sdk_seen(unleash, tmp_path, FLAG, (expected(flags, audience), set(audience.stores)))
+        assert users == expected(flags, audience), audience.describe()
+        assert stores == set(audience.stores)
+        assert previous <= users, "a user admitted at the step before was dropped"
+        previous = users
+    assert len(previous) == len(USERS) + len(ALLOWED)
+
+    restored = flags.set(FLAG, before_change(before))
+    assert (restored.enabled, restored.percentage, restored.users, restored.stores) == (False, 0, (), ())
+    assert sdk_seen(unleash, tmp_path, FLAG, (set(), set())) == (set(), set())
+
+
+def before_change(before: FlagState) -> FlagChange:
+    return FlagChange(
+        enabled=before.enabled, percentage=before.percentage, users=before.users, stores=before.stores
+    )
+
+
+def test_unleash_writes_are_fenced_and_checked_against_the_version_read(
+    unleash: UnleashServer, fences: FenceStore
+) -> None:
+    create_flag(unleash, "FENCED_FLAG")
+    flags = unleash_flags(unleash, fences)
+    stale = flags.get("FENCED_FLAG").version
+    flags.set("FENCED_FLAG", Audience(percentage=10).flag_change(), fence=Fence("orders", 2))
+    with pytest.raises(FlagConflict):
+        flags.set("FENCED_FLAG", Audience(percentage=50).flag_change(), expected_version=stale)
+    with pytest.raises(FencedOff, match="epoch 2"):
+        flags.set("FENCED_FLAG", Audience(percentage=75).flag_change(), fence=Fence("orders", 1))
+    assert flags.get("FENCED_FLAG").percentage == 10
+    assert flags.highest_fence("orders") == 2
+
+
+def test_unleash_setup_problems_are_refused_before_anything_changes_naming_the_fix(
+    unleash: UnleashServer, fences: FenceStore
+) -> None:
+    create_flag(unleash, "CHECKED_FLAG")
+    with pytest.raises(UnleashSetupInvalid, match="refused the token"):
+        unleash_flags(unleash, fences, token="*:*.wrong").check(["CHECKED_FLAG"])
+    with pytest.raises(
+        UnleashSetupInvalid, match=r"no project nowhere \(it has default\): fix targets.unleash.project"
+    ):
+        unleash_flags(unleash, fences, project="nowhere").check(["CHECKED_FLAG"])
+    with pytest.raises(UnleashSetupInvalid, match=r"no environment staging .*development, production"):
+        unleash_flags(unleash, fences, environment="staging").check(["CHECKED_FLAG"])
+    with pytest.raises(UnleashSetupInvalid, match="flag MISSING_FLAG is not in Unleash"):
+        unleash_flags(unleash, fences).check(["CHECKED_FLAG", "MISSING_FLAG"])
+    with admin(unleash) as http:
+        http.post(
+            "/api/admin/projects/default/features/CHECKED_FLAG/environments/development/strategies",
+            json={"name": "default", "parameters": {}},
+        ).raise_for_status()
+    with pytest.raises(UnleashSetupInvalid, match="strategies the rollout does not manage"):
+        unleash_flags(unleash, fences).check(["CHECKED_FLAG"])
+    gone = UnleashFlags(
+        f"http://127.0.0.1:{free_port()}", unleash.admin_token, "default", "development", fences
+    )
+    with pytest.raises(ServiceUnavailable, match="Unleash unavailable"):
+        gone.check(["CHECKED_FLAG"])
+
+
+# --- flagd ------------------------------------------------------------------------------------
+
+
+def flagd_file(tmp_path: Path, *names: str) -> Path:
+    path = tmp_path / "flags.json"
+    off = {"state": "DISABLED", "variants": {"on": True, "off": False}, "defaultVariant": "off"}
+    path.write_text(json.dumps({"flags": {name: off for name in names}}))
+    return path
+
+
+def openfeature_admitted(path: Path, name: str, step: int) -> tuple[set[str], set[str]]:
+    """Users and stores OpenFeature's flagd provider admits, reading the file in process."""
+    domain = f"step-{step}"
+    provider = FlagdProvider(resolver_type=ResolverType.FILE, offline_flag_source_path=str(path))
+    api.set_provider(provider, domain)
+    client = api.get_client(domain)
+    # The file is loaded on the provider's own thread: evaluating before it is ready answers errors.
+    deadline = time.monotonic() + 10
+    while client.get_provider_status() != ProviderStatus.READY:
+        assert time.monotonic() < deadline, f"flagd provider not ready: {client.get_provider_status()}"
+        time.sleep(0.02)
+    try:
+        users = {
+            u
+            for u in [*USERS, *ALLOWED]
+            if client.get_boolean_value(name, False, EvaluationContext(targeting_key=u))
+        }
+        stores = {
+            s
+            for s in [*PILOTS, "shop-0001"]
+            if client.get_boolean_value(name, False, EvaluationContext(attributes={"storeId": s}))
+        }
+    finally:
+        provider.shutdown()
+    return users, stores
+
+
+def test_flagd_file_read_by_openfeature_admits_exactly_our_count_sticky_and_growing(tmp_path: Path) -> None:
+    path = flagd_file(tmp_path, FLAG, "ENABLE_DUAL_WRITE")
+    flags = FlagdFile(path)
+    flags.check([FLAG, "ENABLE_DUAL_WRITE"])
+    previous: set[str] = set()
+    for step, audience in enumerate(ramp()):
+        state = flags.set(FLAG, audience.flag_change(), expected_version=flags.get(FLAG).version)
+        assert state.version == step + 1
+        users, stores = openfeature_admitted(path, FLAG, step)
+        assert users == expected(flags, audience), audience.describe()
+        assert stores == set(audience.stores)
+        assert previous <= users
+        previous = users
+    assert len(previous) == len(USERS) + len(ALLOWED)
+    counts = [len(expected(flags, a)) - len(ALLOWED) for a in ramp()[2:]]
+    assert counts == sorted(counts) and 0.05 < counts[0] / len(USERS) < 0.15, counts
+    # The file stays a flagd definition that other flags keep their place in.
+    assert json.loads(path.read_text())["flags"]["ENABLE_DUAL_WRITE"]["state"] == "DISABLED"
+
+
+def test_flagd_traffic_off_admits_no_one_and_fences_refuse_an_older_epoch(tmp_path: Path) -> None:
+    path = flagd_file(tmp_path, FLAG)
+    flags = FlagdFile(path)
+    flags.set(FLAG, Audience(users=ALLOWED, percentage=50).flag_change(), fence=Fence("orders", 3))
+    with pytest.raises(FencedOff, match="epoch 3"):
+        flags.set(FLAG, Audience(percentage=75).flag_change(), fence=Fence("orders", 2))
+    with pytest.raises(FlagConflict):
+        flags.set(FLAG, Audience(percentage=75).flag_change(), expected_version=0)
+    closed = flags.set(FLAG, FlagChange(enabled=False, percentage=0), fence=Fence("orders", 4))
+    assert (closed.enabled, closed.users) == (False, ALLOWED)
+    assert openfeature_admitted(path, FLAG, 99) == (set(), set())
+    assert flags.highest_fence("orders") == 4
+
+
+def test_flagd_setup_problems_name_the_file_and_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(FlagdSetupInvalid, match=r"does not exist: fix targets\.flagd\.path"):
+        FlagdFile(tmp_path / "nope.json").check([FLAG])
+    with pytest.raises(FlagdSetupInvalid, match=f"flag {FLAG} is not in flagd file"):
+        FlagdFile(flagd_file(tmp_path, "OTHER")).check([FLAG])
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(FlagdSetupInvalid, match="is not JSON"):
+        FlagdFile(broken).check([FLAG])
+    custom = tmp_path / "custom.json"
+    custom.write_text(json.dumps({"flags": {FLAG: {"state": "ENABLED", "targeting": {"==": [1, 1]}}}}))
+    with pytest.raises(FlagdSetupInvalid, match="targeting the rollout does not manage"):
+        FlagdFile(custom).check([FLAG])
