@@ -8,6 +8,7 @@ every user admitted stays admitted at the next step.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,6 +115,27 @@ def sdk_admitted(server: UnleashServer, tmp_path: Path, name: str) -> tuple[set[
     return users, stores
 
 
+PROOF = Path(__file__).resolve().parents[2] / "node" / "flag-proof.mjs"
+
+
+def node_admitted(flag: str, **source: Any) -> set[str]:
+    """Who a Node service admits through Unleash's Node SDK (``unleash``) or OpenFeature's flagd provider."""
+    ask = {"flag": flag, "users": [*USERS, *ALLOWED], **source}
+    done = subprocess.run(["node", str(PROOF), json.dumps(ask)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return set(json.loads(done.stdout)[next(iter(source))])
+
+
+def node_seen(flag: str, wanted: set[str], **source: Any) -> set[str]:
+    """What Node admits once the source serves the write (Unleash's client API caches for about a second)."""
+    deadline = time.monotonic() + 15
+    while True:
+        seen = node_admitted(flag, **source)
+        if seen == wanted or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.5)
+
+
 def sdk_seen(
     server: UnleashServer, tmp_path: Path, name: str, wanted: tuple[set[str], set[str]]
 ) -> tuple[set[str], set[str]]:
@@ -146,6 +168,8 @@ def test_unleash_admits_exactly_the_users_our_bucketing_counts_at_every_step_and
         assert users == expected(flags, audience), audience.describe()
         assert stores == set(audience.stores)
         assert previous <= users, "a user admitted at the step before was dropped"
+        unleash_source = {"url": unleash.url, "token": unleash.backend_token}
+        assert node_seen(FLAG, users, unleash=unleash_source) == users, "Node's Unleash SDK disagrees"
         previous = users
     assert len(previous) == len(USERS) + len(ALLOWED)
 
@@ -252,6 +276,7 @@ def test_flagd_file_read_by_openfeature_admits_exactly_our_count_sticky_and_grow
         assert users == expected(flags, audience), audience.describe()
         assert stores == set(audience.stores)
         assert previous <= users
+        assert node_admitted(FLAG, flagd=str(path)) == users, "Node's flagd provider disagrees"
         previous = users
     assert len(previous) == len(USERS) + len(ALLOWED)
     counts = [len(expected(flags, a)) - len(ALLOWED) for a in ramp()[2:]]
