@@ -7,6 +7,7 @@ what to change. Nothing is started before a plan loads cleanly.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Hashable, Iterator
 from datetime import timedelta
@@ -177,7 +178,8 @@ def cross_field_problems(plan: Plan) -> Iterator[Problem]:
                     yield Problem(
                         f"phases.{p}.ramp.{s}.percentage",
                         f"{step.percentage:g} is not a whole percentage, which is all Unleash's "
-                        f"flexibleRollout takes: use {max(1, round(step.percentage))}",
+                        f"flexibleRollout takes: use {math.floor(step.percentage)} "
+                        f"or {math.ceil(step.percentage)}",
                     )
     if plan.targets is not None and plan.backup.enabled and plan.targets.s3 is None:
         yield Problem(

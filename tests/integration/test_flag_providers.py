@@ -21,6 +21,7 @@ from openfeature.contrib.provider.flagd import FlagdProvider
 from openfeature.contrib.provider.flagd.config import ResolverType
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.provider import ProviderStatus
+from prefect.client.schemas.objects import StateType
 from pymongo import MongoClient
 from UnleashClient import UnleashClient
 
@@ -30,6 +31,7 @@ from rollout.adapters.flagd import FlagdFile, FlagdSetupInvalid
 from rollout.adapters.flags import Fence, FencedOff, FlagChange, FlagConflict, FlagProvider, FlagState
 from rollout.adapters.unleash import UnleashFlags, UnleashSetupInvalid
 from rollout.errors import ServiceUnavailable
+from rollout.plan.model import UnleashTarget
 from rollout.sandbox.processes import free_port
 from rollout.sandbox.stack import SandboxInfo
 from rollout.traffic import Audience
@@ -312,3 +314,33 @@ def test_flagd_setup_problems_name_the_file_and_the_fix(tmp_path: Path) -> None:
     custom.write_text(json.dumps({"flags": {FLAG: {"state": "ENABLED", "targeting": {"==": [1, 1]}}}}))
     with pytest.raises(FlagdSetupInvalid, match="targeting the rollout does not manage"):
         FlagdFile(custom).check([FLAG])
+
+
+def test_a_rollout_whose_companion_flag_is_missing_in_unleash_ends_invalid_input_before_any_change(
+    prefect_api: None,
+    sandbox: SandboxInfo,
+    unleash: UnleashServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flows.rollout_flow import rollout_flow
+    from tests.integration.test_rollout_flow import write_plan
+
+    monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", unleash.admin_token)
+    unleash_target = {
+        "url": unleash.url,
+        "api_token": "${env:UNLEASH_ADMIN_TOKEN}",
+        "environment": "development",
+    }
+    targets = sandbox.targets().model_copy(update={"unleash": UnleashTarget(**unleash_target)})
+    with admin(unleash) as http:
+        # The main flag is there (made here if no test before made it); its companion is not.
+        http.post("/api/admin/projects/default/features", json={"name": FLAG, "type": "release"})
+        events_before = http.get("/api/admin/search/events?limit=1").json()["total"]
+    state = rollout_flow(plan_path=write_plan(tmp_path), targets=targets, return_state=True)
+    assert (state.type, state.name) == (StateType.FAILED, "InvalidInput")
+    assert "flag ENABLE_DUAL_WRITE is not in Unleash project default, environment development" in str(
+        state.message
+    )
+    with admin(unleash) as http:
+        assert http.get("/api/admin/search/events?limit=1").json()["total"] == events_before

@@ -104,3 +104,40 @@ def test_a_key_that_looks_like_a_number_but_is_not_one_is_reported_by_its_path()
     with pytest.raises(PlanInvalid) as caught:
         parse_plan("name: p\n'²': 1\n")
     assert any(str(p).startswith("²: unknown key") for p in caught.value.problems)
+
+
+UNLEASH_PLAN = """
+name: orders
+release: {version: v2, stable_version: v1}
+flag: USE_UNIFIED_ORDERS
+targets:
+  mongodb: {uri: "mongodb://localhost:27017", database: shop}
+  prometheus: {url: "http://localhost:9090"}
+  service: {base_url: "http://localhost:8080"}
+  unleash: {url: "https://unleash.internal", api_token: "${env:UNLEASH_TOKEN}", environment: production}
+  {flagd}
+backup: {enabled: false, waived_by: ops}
+rollback: {restore: {mode: none}}
+gates: {errors: {sli: error_ratio, max: 0.05}}
+phases:
+  - name: ramp
+    window: {duration: 1m, interval: 10s, gates: [errors]}
+    ramp: [12.5, 20]
+"""
+
+
+def test_unleash_takes_whole_percentages_and_flags_live_in_one_provider() -> None:
+    with pytest.raises(PlanInvalid) as refused:
+        parse_plan(UNLEASH_PLAN.replace("{flagd}", ""))
+    assert [str(p) for p in refused.value.problems] == [
+        "phases.0.ramp.0.percentage: 12.5 is not a whole percentage, which is all Unleash's flexibleRollout "
+        "takes: use 12 or 13"
+    ]
+    with pytest.raises(PlanInvalid, match="targets: flags live in one place: set unleash or flagd, not both"):
+        parse_plan(
+            UNLEASH_PLAN.replace("{flagd}", "flagd: {path: /etc/flagd/flags.json}").replace("12.5", "12")
+        )
+    assert (
+        parse_plan(UNLEASH_PLAN.replace("{flagd}", "").replace("12.5", "12")).targets.flag_provider
+        == "unleash"
+    )
