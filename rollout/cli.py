@@ -23,6 +23,12 @@ if TYPE_CHECKING:
     from rollout.sandbox.stack import SandboxInfo
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_ROLLED_BACK = 0, 1, 2, 3
+FLAGS_OPTION: dict[str, Any] = {
+    "choices": ["mongodb", "unleash", "flagd"],
+    "default": "mongodb",
+    "help": "where the flags live: MongoDB documents, a real Unleash server (on PostgreSQL), or a "
+    "flagd file; the orders service reads them through the matching SDK",
+}
 DEMO_PLAN = Path(__file__).resolve().parent.parent / "deployments" / "plans" / "sandbox-demo.yaml"
 
 
@@ -73,6 +79,7 @@ def cmd_sandbox_up(args: argparse.Namespace) -> int:
         prometheus_port=args.prometheus_port,
         prometheus=args.prometheus,
         load_rate=args.load_rate,
+        flags=args.flags,
     )
     info = stack.Sandbox(options).up()
     stack.save(info, args.state_file)
@@ -127,6 +134,12 @@ def _print_sandbox(info: object, out: TextIO = sys.stdout) -> None:
     print(f"S3          {info.s3_endpoint} (bucket {info.bucket})", file=out)
     print(f"service     {info.service_url}", file=out)
     print(f"Prometheus  {info.prometheus_url or 'not installed (apt-get install prometheus)'}", file=out)
+    if info.unleash_url:
+        print(f"flags       Unleash {info.unleash_url} (project default, environment development)", file=out)
+    elif info.flagd_path:
+        print(f"flags       flagd file {info.flagd_path}", file=out)
+    else:
+        print(f"flags       MongoDB (collection feature_flags of {info.database})", file=out)
     print(f"state       {info.state_dir}", file=out)
 
 
@@ -154,11 +167,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # With --json, stdout carries the JSON alone.
     chatter = sys.stderr if args.json else sys.stdout
     print(
-        f"starting the sandbox (MongoDB, S3, Prometheus, the orders service, load) for {plan_path}",
+        f"starting the sandbox (MongoDB, S3, Prometheus, the orders service, load; flags in {args.flags}) "
+        f"for {plan_path}",
         file=chatter,
     )
     cluster = _demo_cluster(args, plan, chatter) if args.kubernetes else None
-    with Sandbox(SandboxOptions(prometheus=args.prometheus)) as info:
+    with Sandbox(SandboxOptions(prometheus=args.prometheus, flags=args.flags)) as info:
         _print_sandbox(info, chatter)
         targets = info.targets().model_copy(update={"deploy": _demo_deployer(info, plan, chatter)})
         if cluster is not None:
@@ -530,6 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--fault-at", type=float, metavar="PCT", help="make the candidate fail once PCT%% of users get it"
     )
     demo.add_argument("--json", action="store_true", help="print the result as JSON")
+    demo.add_argument("--flags", **FLAGS_OPTION)
     demo.add_argument(
         "--kubernetes",
         type=Path,
@@ -645,6 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
         up.add_argument(f"--{name}-port", type=int, default=0, help="0 picks a free port")
     up.add_argument("--prometheus", choices=["auto", "required", "off"], default="auto")
     up.add_argument("--load-rate", type=float, default=40.0, help="requests a second")
+    up.add_argument("--flags", **FLAGS_OPTION)
     up.set_defaults(run=cmd_sandbox_up)
     down = sandbox.add_parser("down", help="stop what `up` started")
     down.set_defaults(run=cmd_sandbox_down)

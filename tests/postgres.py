@@ -1,28 +1,16 @@
 """A throwaway PostgreSQL server (Debian's), for a Prefect server that must take concurrent writes."""
 
-import glob
 import os
-import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from rollout.sandbox.postgres import database_user, init_cluster, psql, server_argv
 from rollout.sandbox.processes import free_port, wait_until
-
-
-def _bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    if not found:
-        raise RuntimeError("PostgreSQL is not installed: `make setup` installs Debian's postgresql")
-    return found[-1]
-
-
-def _as_postgres(argv: list[str]) -> list[str]:
-    # initdb and postgres refuse to run as root; Debian's package creates the postgres user.
-    return ["runuser", "-u", "postgres", "--", *argv] if os.getuid() == 0 else argv
 
 
 @contextmanager
@@ -34,38 +22,24 @@ def postgres_server(database: str = "prefect") -> Iterator[str]:
     """
     workdir = Path(tempfile.mkdtemp(prefix="rollout-postgres-"))
     workdir.chmod(0o755)
-    data, sockets = workdir / "pgdata", workdir / "pgsock"
-    for folder in (data, sockets):
-        folder.mkdir(parents=True)
-        if os.getuid() == 0:
-            shutil.chown(folder, user="postgres", group=pwd.getpwnam("postgres").pw_gid)
-    user = "postgres" if os.getuid() == 0 else pwd.getpwuid(os.getuid()).pw_name
-    subprocess.run(
-        _as_postgres([_bin("initdb"), "-D", str(data), "-U", user, "--auth=trust", "-E", "UTF8"]),
-        check=True,
-        capture_output=True,
-    )
+    data, sockets = init_cluster(workdir)
     port = free_port()
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {sockets} -c max_connections=200 -c fsync=off"
-    ctl = _bin("pg_ctl")
     log = workdir / "postgres.log"
-    if os.getuid() == 0:
-        log.touch()
-        shutil.chown(log, user="postgres")
-    subprocess.run(
-        _as_postgres([ctl, "-D", str(data), "-o", options, "-l", str(log), "-w", "start"]),
-        check=True,
-        capture_output=True,
-    )
+    with log.open("ab") as out:
+        server = subprocess.Popen(
+            server_argv(data, sockets, port), stdout=out, stderr=out, start_new_session=True
+        )
     try:
-        psql = [_bin("psql"), "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", "postgres", "-q"]
-
-        def answers() -> bool:
-            return subprocess.run([*psql, "-c", "select 1"], capture_output=True).returncode == 0
-
-        wait_until(answers, "PostgreSQL", timeout=60, interval=0.3)
-        subprocess.run([*psql, "-c", f"create database {database}"], check=True, capture_output=True)
-        yield f"postgresql+asyncpg://{user}@127.0.0.1:{port}/{database}"
+        wait_until(lambda: psql(port, "select 1"), "PostgreSQL", timeout=60, interval=0.3)
+        if not psql(port, f"create database {database}"):
+            raise RuntimeError(f"could not create database {database}")
+        yield f"postgresql+asyncpg://{database_user()}@127.0.0.1:{port}/{database}"
     finally:
-        subprocess.run(_as_postgres([ctl, "-D", str(data), "-m", "fast", "-w", "stop"]), capture_output=True)
+        # SIGINT is PostgreSQL's fast shutdown: clients still connected are disconnected.
+        os.killpg(server.pid, signal.SIGINT)
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -11,13 +11,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from rollout.sandbox.processes import free_port, wait_until
+from rollout.sandbox.unleash import answers, server_argv, server_env, unleash_missing
 from tests.postgres import postgres_server
 
-NODE_DIR = Path(__file__).resolve().parent.parent / "node"
-SERVER = NODE_DIR / "node_modules" / "unleash-server" / "dist" / "server.js"
 ADMIN_TOKEN = "*:*.rollout-tests-admin"
 BACKEND_TOKEN = "default:development.rollout-tests-backend"
 
@@ -34,11 +31,7 @@ class UnleashServer:
 
 def missing() -> str | None:
     """Why no Unleash server can start here, or None."""
-    if shutil.which("node") is None:
-        return "Node is not installed: `make setup` installs it"
-    if not SERVER.exists():
-        return "unleash-server is not installed: `make setup` runs npm ci in node/"
-    return None
+    return unleash_missing()
 
 
 @contextmanager
@@ -48,34 +41,21 @@ def unleash_server() -> Iterator[UnleashServer]:
         port = free_port()
         workdir = Path(tempfile.mkdtemp(prefix="rollout-unleash-"))
         log = workdir / "unleash.log"
-        env = {
-            **os.environ,
-            "DATABASE_URL": database.replace("postgresql+asyncpg://", "postgres://"),
-            "DATABASE_SSL": "false",
-            "HTTP_PORT": str(port),
-            "INIT_ADMIN_API_TOKENS": ADMIN_TOKEN,
-            "INIT_BACKEND_API_TOKENS": BACKEND_TOKEN,
-            "LOG_LEVEL": "warn",
-            "CHECK_VERSION": "false",
-            "SEND_TELEMETRY": "false",
-            "SCARF_ANALYTICS": "false",
-        }
-        url = f"http://127.0.0.1:{port}"
+        url = database.replace("postgresql+asyncpg://", "postgres://")
+        env = {**os.environ, **server_env(url, port, ADMIN_TOKEN, BACKEND_TOKEN)}
         with open(log, "wb") as out:
-            process = subprocess.Popen(["node", str(SERVER)], cwd=NODE_DIR, env=env, stdout=out, stderr=out)
+            process = subprocess.Popen(server_argv(str(workdir)), env=env, stdout=out, stderr=out)
+        base = f"http://127.0.0.1:{port}"
         try:
+            probe = answers(base, ADMIN_TOKEN)
 
             def ready() -> bool:
                 if process.poll() is not None:
                     raise RuntimeError(f"unleash-server exited: {log.read_text()[-2000:]}")
-                try:
-                    answer = httpx.get(f"{url}/api/admin/projects", headers={"Authorization": ADMIN_TOKEN})
-                except httpx.TransportError:
-                    return False
-                return answer.status_code == 200
+                return probe()
 
             wait_until(ready, "Unleash", timeout=120, interval=0.3)
-            yield UnleashServer(url, ADMIN_TOKEN, BACKEND_TOKEN, log)
+            yield UnleashServer(base, ADMIN_TOKEN, BACKEND_TOKEN, log)
         finally:
             process.terminate()
             try:

@@ -6,14 +6,13 @@ import threading
 
 import httpx
 
-from rollout.adapters.flags import FlagStore
-from rollout.adapters.mongo import connect
+from rollout.adapters.clients import Clients
 from rollout.errors import RolloutError
 from rollout.sandbox.stack import SandboxInfo
 
 
 class FaultAtPercentage:
-    """Watches the flag; once it admits ``percentage`` % of users, the candidate starts failing."""
+    """Watches the flag wherever it lives; once it admits ``percentage`` % of users, the candidate fails."""
 
     def __init__(self, info: SandboxInfo, percentage: float, error_rate: float = 0.5) -> None:
         self._info, self._percentage, self._error_rate = info, percentage, error_rate
@@ -31,8 +30,8 @@ class FaultAtPercentage:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        client = connect(self._info.mongodb_uri, timeout_ms=2000)
-        flags = FlagStore(client[self._info.database]["feature_flags"])
+        clients = Clients(self._info.targets())
+        flags = clients.flags
         try:
             while not self._stop.wait(0.1):
                 try:
@@ -47,4 +46,4 @@ class FaultAtPercentage:
                     self.injected.set()
                     return
         finally:
-            client.close()
+            clients.close()

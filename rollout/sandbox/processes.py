@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,8 +95,10 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def spawn(name: str, argv: Sequence[str], state_dir: Path, *, marker: str) -> ProcessRecord:
-    """Start ``argv`` in its own session, logging to ``state_dir/<name>.log``.
+def spawn(
+    name: str, argv: Sequence[str], state_dir: Path, *, marker: str, env: Mapping[str, str] | None = None
+) -> ProcessRecord:
+    """Start ``argv`` in its own session, logging to ``state_dir/<name>.log``, with ``env`` added.
 
     ``marker`` must appear in ``argv``; it is how :meth:`ProcessRecord.alive`
     tells this process from an unrelated one that later got the same pid.
@@ -113,6 +115,7 @@ def spawn(name: str, argv: Sequence[str], state_dir: Path, *, marker: str) -> Pr
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 cwd=state_dir,
+                env={**os.environ, **env} if env else None,
             )
         except FileNotFoundError as error:
             raise SandboxError(f"{name}: cannot start {argv[0]}: {error}") from error

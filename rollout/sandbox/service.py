@@ -1,21 +1,23 @@
 """The sandbox's orders service: a real HTTP app whose code path follows the feature flag.
 
-Each request names a user (and optionally a store); the flag, read from the
-same MongoDB flag store the orchestrator writes and evaluated with the same
-bucketing code, decides whether it takes the ``candidate`` or the ``stable``
-path. The app exports ``http_requests_total{status,variant}`` and the
-``http_request_duration_seconds{variant}`` histogram on ``/metrics``, answers
-``/health``, and takes faults on ``/fault`` so a candidate can be made to fail
-or slow down.
+Each request names a user (and optionally a store); the flag decides whether it
+takes the ``candidate`` or the ``stable`` path: read from the MongoDB flag store the
+orchestrator writes and evaluated with the same bucketing code, or asked of Unleash's
+or OpenFeature's SDK when the flags live there (:mod:`rollout.sandbox.sdk_flags`).
+The app exports ``http_requests_total{status,variant}`` and the
+``http_request_duration_seconds{variant}`` histogram on ``/metrics``, answers ``/health``,
+and takes faults on ``/fault`` so a candidate can be made to fail or slow down.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import threading
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -26,11 +28,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from rollout.adapters.flags import FlagState, FlagStore
+from rollout.adapters.fences import COLLECTION as FENCES
+from rollout.adapters.fences import FenceStore
+from rollout.adapters.flagd import FlagdFile
+from rollout.adapters.flags import FlagProvider, FlagState, FlagStore
 from rollout.adapters.mongo import connect
+from rollout.adapters.unleash import UnleashFlags
 from rollout.bucketing import InvalidUserId
 from rollout.errors import RolloutError
 from rollout.sandbox.release import deployed
+from rollout.sandbox.sdk_flags import Decider, FlagdDecider, UnleashDecider
+from rollout.sandbox.unleash import ADMIN_TOKEN_ENV, BACKEND_TOKEN_ENV
 
 VARIANTS = ("stable", "candidate")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
@@ -47,7 +55,7 @@ class Fault:
 class FlagCache:
     """Keeps a recent copy of one flag, refreshed by a background thread."""
 
-    def __init__(self, store: FlagStore, name: str, refresh_seconds: float) -> None:
+    def __init__(self, store: FlagProvider, name: str, refresh_seconds: float) -> None:
         self.state = FlagState(name=name)
         self.healthy = False
         self._store, self._name, self._refresh = store, name, refresh_seconds
@@ -81,9 +89,14 @@ class OrdersService:
     """The app's state: flag cache, faults and metrics."""
 
     def __init__(
-        self, flags: FlagCache, rng: random.Random | None = None, state_dir: str | None = None
+        self,
+        flags: FlagCache,
+        rng: random.Random | None = None,
+        state_dir: str | None = None,
+        decider: Decider | None = None,
     ) -> None:
         self.flags = flags
+        self.decider = decider
         self.state_dir = state_dir
         self.faults = {variant: Fault() for variant in VARIANTS}
         self.purges = 0
@@ -117,7 +130,8 @@ class OrdersService:
         store = request.query_params.get("store")
         state = self.flags.state
         try:
-            variant = "candidate" if state.admits(user, store) else "stable"
+            admitted = self.decider.admits(user, store) if self.decider else state.admits(user, store)
+            variant = "candidate" if admitted else "stable"
         except InvalidUserId as error:
             return JSONResponse({"error": str(error)}, status_code=400)
         fault = self.faults[variant]
@@ -191,14 +205,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--database", required=True)
     parser.add_argument("--flag", required=True)
     parser.add_argument("--flag-collection", default="feature_flags")
+    parser.add_argument("--flags", choices=("mongodb", "unleash", "flagd"), default="mongodb")
+    parser.add_argument(
+        "--unleash-url", help=f"with --flags unleash; tokens in ${ADMIN_TOKEN_ENV}, ${BACKEND_TOKEN_ENV}"
+    )
+    parser.add_argument("--flagd-path", help="with --flags flagd: the flag file")
     parser.add_argument("--refresh-seconds", type=float, default=0.5)
     parser.add_argument("--state-dir", help="sandbox directory (identifies the process)")
     args = parser.parse_args(argv)
     client = connect(args.mongodb_uri)
-    store = FlagStore(client[args.database][args.flag_collection])
+    store: FlagProvider
+    decider: Decider | None = None
+    if args.flags == "unleash":
+        fences = FenceStore(client[args.database][FENCES], "unleash")
+        store = UnleashFlags(args.unleash_url, os.environ[ADMIN_TOKEN_ENV], "default", "development", fences)
+        cache_dir = Path(args.state_dir or ".") / "unleash-sdk-cache"
+        decider = UnleashDecider(args.unleash_url, os.environ[BACKEND_TOKEN_ENV], args.flag, cache_dir)
+    elif args.flags == "flagd":
+        store = FlagdFile(args.flagd_path)
+        decider = FlagdDecider(Path(args.flagd_path), args.flag)
+    else:
+        store = FlagStore(client[args.database][args.flag_collection])
     cache = FlagCache(store, args.flag, args.refresh_seconds)
     cache.start()
-    app = build_app(OrdersService(cache, state_dir=args.state_dir))
+    app = build_app(OrdersService(cache, state_dir=args.state_dir, decider=decider))
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
 

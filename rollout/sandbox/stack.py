@@ -19,6 +19,7 @@ from rollout.adapters.mongo import connect
 from rollout.adapters.prometheus import PrometheusClient
 from rollout.errors import RolloutError, SandboxError
 from rollout.plan.model import (
+    FlagdTarget,
     FlagStoreTarget,
     MongoTarget,
     PrometheusTarget,
@@ -27,8 +28,12 @@ from rollout.plan.model import (
     SliSettings,
     SmokeRequest,
     Targets,
+    UnleashTarget,
 )
+from rollout.sandbox import unleash
 from rollout.sandbox.mongodb import answers, secantus_argv
+from rollout.sandbox.postgres import database_user, init_cluster, psql
+from rollout.sandbox.postgres import server_argv as postgres_argv
 from rollout.sandbox.processes import (
     HOST,
     ProcessRecord,
@@ -42,12 +47,16 @@ from rollout.sandbox.seed import ShopSize, seed_shop
 DATABASE = "shop"
 BUCKET = "rollout-backups"
 FLAG = "USE_UNIFIED_ORDERS"
+COMPANIONS = ("SHOW_UNIFIED_DASHBOARD", "ENABLE_DUAL_WRITE", "SHOW_SOURCE_INDICATOR")
+"""The example plans' companion flags, made beside the main flag in Unleash or the flagd file."""
 SERVICE_JOB = "orders"
 # moto accepts any credentials; these names are what sandbox targets reference.
 KEY_ENV, SECRET_ENV = "ROLLOUT_SANDBOX_AWS_KEY", "ROLLOUT_SANDBOX_AWS_SECRET"
 DEFAULT_STATE_FILE = Path.home() / ".rollout" / "sandbox.json"
 
 PrometheusMode = Literal["auto", "required", "off"]
+FlagsMode = Literal["mongodb", "unleash", "flagd"]
+TOKENS_FILE = "unleash-tokens.json"
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,7 @@ class SandboxOptions:
     size: ShopSize = field(default_factory=ShopSize)
     scrape_interval: str = "1s"
     startup_timeout: float = 60.0
+    flags: FlagsMode = "mongodb"
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,9 @@ class SandboxInfo:
     prometheus_url: str | None
     flag: str
     processes: tuple[ProcessRecord, ...] = ()
+    flags: str = "mongodb"
+    unleash_url: str | None = None
+    flagd_path: str | None = None
 
     def to_json(self) -> str:
         """Serialise for the state file."""
@@ -108,11 +121,31 @@ class SandboxInfo:
                 sli=SliSettings(selector={"job": SERVICE_JOB}),
             ),
             flag_store=FlagStoreTarget(),
+            unleash=self._unleash_target(),
+            flagd=FlagdTarget(path=self.flagd_path) if self.flagd_path else None,
             service=ServiceTarget(
                 base_url=self.service_url,
                 smoke=[SmokeRequest(name="list orders", path="/orders?user=smoke-test")],
             ),
         )
+
+    def unleash_tokens(self) -> dict[str, str]:
+        """The admin and backend tokens this sandbox's Unleash was started with."""
+        return dict(json.loads((Path(self.state_dir) / TOKENS_FILE).read_text()))
+
+    def _unleash_target(self) -> UnleashTarget | None:
+        if self.unleash_url is None:
+            return None
+        os.environ[UNLEASH_TOKEN_ENV] = self.unleash_tokens()["admin"]
+        return UnleashTarget(
+            url=self.unleash_url,
+            api_token=f"${{env:{UNLEASH_TOKEN_ENV}}}",
+            project=unleash.PROJECT,
+            environment=unleash.ENVIRONMENT,
+        )
+
+
+UNLEASH_TOKEN_ENV = "ROLLOUT_SANDBOX_UNLEASH_TOKEN"
 
 
 def provide_sandbox_credentials() -> None:
@@ -153,11 +186,16 @@ class Sandbox:
             raise SandboxError(
                 "prometheus is not installed: `apt-get install prometheus` (make setup does it)"
             )
+        why = unleash.unleash_missing() if opts.flags == "unleash" else None
+        if why is not None:
+            raise SandboxError(f"--flags unleash: {why}")
         ports = {
             "mongodb": opts.mongodb_port,
             "s3": opts.s3_port,
             "service": opts.service_port,
             "prometheus": opts.prometheus_port if prometheus_bin else -1,
+            "postgres": 0 if opts.flags == "unleash" else -1,
+            "unleash": 0 if opts.flags == "unleash" else -1,
         }
         for purpose, port in ports.items():
             if port > 0:
@@ -174,6 +212,9 @@ class Sandbox:
             service_url=f"http://{HOST}:{chosen['service']}",
             prometheus_url=f"http://{HOST}:{chosen['prometheus']}" if prometheus_bin else None,
             flag=FLAG,
+            flags=opts.flags,
+            unleash_url=f"http://{HOST}:{chosen['unleash']}" if opts.flags == "unleash" else None,
+            flagd_path=str(state / "flags.json") if opts.flags == "flagd" else None,
         )
         self.info = info
         try:
@@ -218,7 +259,7 @@ class Sandbox:
         )
         provide_sandbox_credentials()
         _s3_client(info).create_bucket(Bucket=info.bucket)
-
+        service_env = self._start_flags(info, ports)
         service = self._spawn(
             "service",
             [
@@ -235,7 +276,12 @@ class Sandbox:
                 info.flag,
                 "--state-dir",
                 info.state_dir,
+                "--flags",
+                info.flags,
+                *(["--unleash-url", info.unleash_url] if info.unleash_url else []),
+                *(["--flagd-path", info.flagd_path] if info.flagd_path else []),
             ],
+            env=service_env,
         )
         wait_until(
             _http_ok(info.service_url + "/health"),
@@ -293,9 +339,50 @@ class Sandbox:
                     interval=0.25,
                 )
 
-    def _spawn(self, name: str, argv: list[str]) -> ProcessRecord:
+    def _start_flags(self, info: SandboxInfo, ports: dict[str, int]) -> dict[str, str]:
+        """Start Unleash (on its PostgreSQL) or write the flagd file; the service's environment."""
+        names = [info.flag, *COMPANIONS]
+        if info.flagd_path is not None:
+            off = {"state": "DISABLED", "variants": {"on": True, "off": False}, "defaultVariant": "off"}
+            Path(info.flagd_path).write_text(json.dumps({"flags": {name: off for name in names}}, indent=2))
+            return {}
+        if info.unleash_url is None:
+            return {}
+        state, timeout = Path(info.state_dir), self.options.startup_timeout
+        # The postgres user must reach its folder inside ours when we are root.
+        state.chmod(0o711)
+        data, sockets = init_cluster(state / "postgres")
+        database = self._spawn("postgres", postgres_argv(data, sockets, ports["postgres"]))
+        wait_until(
+            lambda: psql(ports["postgres"], "select 1"),
+            "PostgreSQL",
+            timeout=timeout,
+            still_alive=database.alive,
+        )
+        if not psql(ports["postgres"], "create database unleash"):
+            raise SandboxError("could not create the unleash database in the sandbox's PostgreSQL")
+        tokens = {
+            "admin": f"*:*.sbx-{secrets.token_hex(16)}",
+            "backend": f"{unleash.PROJECT}:{unleash.ENVIRONMENT}.sbx-{secrets.token_hex(16)}",
+        }
+        token_file = state / TOKENS_FILE
+        token_file.touch(mode=0o600)
+        token_file.write_text(json.dumps(tokens))
+        url = f"postgres://{database_user()}@{HOST}:{ports['postgres']}/unleash"
+        env = unleash.server_env(url, ports["unleash"], tokens["admin"], tokens["backend"])
+        server = self._spawn("unleash", unleash.server_argv(info.state_dir), env=env)
+        wait_until(
+            unleash.answers(info.unleash_url, tokens["admin"]),
+            "Unleash",
+            timeout=timeout,
+            still_alive=server.alive,
+        )
+        unleash.create_flags(info.unleash_url, tokens["admin"], names)
+        return {unleash.ADMIN_TOKEN_ENV: tokens["admin"], unleash.BACKEND_TOKEN_ENV: tokens["backend"]}
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> ProcessRecord:
         assert self.info is not None
-        record = spawn(name, argv, Path(self.info.state_dir), marker=self.info.state_dir)
+        record = spawn(name, argv, Path(self.info.state_dir), marker=self.info.state_dir, env=env)
         self.info = SandboxInfo(**{**asdict(self.info), "processes": (*self.info.processes, record)})
         return record
 

@@ -31,9 +31,13 @@ def demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_demo_promotes_the_unified_orders_plan_to_100_percent(tmp_path: Path) -> None:
-    done = demo(tmp_path)
+def test_demo_promotes_the_unified_orders_plan_to_100_percent_with_flags_in_a_flagd_file(
+    tmp_path: Path,
+) -> None:
+    # The service asks OpenFeature's flagd provider, reading the file the rollout writes.
+    done = demo(tmp_path, "--flags", "flagd")
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "flags       flagd file /tmp/rollout-sandbox-" in done.stdout
     assert "plan sandbox-demo: promoted, final audience 2 users, 10 stores, 100%" in done.stdout
     assert done.stdout.count("successful") == 7
     checks, _, rest = done.stdout.partition("backup before any change: s3://rollout-backups/backups/backup-")
@@ -53,12 +57,14 @@ def cluster(request: pytest.FixtureRequest) -> ControlPlane | None:
     return found
 
 
-def test_demo_with_a_fault_at_50_percent_rolls_back_every_step_and_reports_as_json(
+def test_demo_with_a_fault_at_50_percent_in_unleash_rolls_back_every_step_and_reports_as_json(
     tmp_path: Path, cluster: ControlPlane | None
 ) -> None:
+    # The flags live in a real Unleash server; the service asks Unleash's Python SDK.
     on_cluster = ("--kubernetes", str(cluster.kubeconfig), "--namespace", "demo") if cluster else ()
-    done = demo(tmp_path, "--fault-at", "50", "--json", *on_cluster)
+    done = demo(tmp_path, "--fault-at", "50", "--json", "--flags", "unleash", *on_cluster)
     assert done.returncode == 3, done.stderr[-3000:]
+    assert "flags       Unleash http://127.0.0.1:" in done.stderr
     result = json.loads(done.stdout)
     assert result["status"] == "rolled_back"
     assert [s["audience"].split(", ")[-1] for s in result["steps"]][-1] == "50%"
