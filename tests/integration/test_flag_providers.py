@@ -28,7 +28,15 @@ from UnleashClient import UnleashClient
 from rollout.adapters.fences import COLLECTION as FENCES
 from rollout.adapters.fences import FenceStore
 from rollout.adapters.flagd import FlagdFile, FlagdSetupInvalid
-from rollout.adapters.flags import Fence, FencedOff, FlagChange, FlagConflict, FlagProvider, FlagState
+from rollout.adapters.flags import (
+    Fence,
+    FencedOff,
+    FlagChange,
+    FlagConflict,
+    FlagProvider,
+    FlagState,
+    FlagStore,
+)
 from rollout.adapters.unleash import UnleashFlags, UnleashSetupInvalid
 from rollout.errors import ServiceUnavailable
 from rollout.plan.model import UnleashTarget
@@ -344,3 +352,46 @@ def test_a_rollout_whose_companion_flag_is_missing_in_unleash_ends_invalid_input
     )
     with admin(unleash) as http:
         assert http.get("/api/admin/search/events?limit=1").json()["total"] == events_before
+
+
+def test_unleash_lost_mid_ramp_is_retried_then_stops_with_the_last_verified_audience(
+    prefect_api: None,
+    sandbox: SandboxInfo,
+    flags: FlagStore,
+    unleash: UnleashServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flows.rollout_flow import run_rollout
+    from tests.integration.test_observe_faults import FLAG as FAULT_FLAG
+    from tests.integration.test_observe_faults import cut_after_first_step, write_plan
+    from tests.tcp_proxy import CuttableProxy
+
+    create_flag(unleash, FAULT_FLAG)
+    # The sandbox's service reads its own flag: give the gates candidate traffic to judge.
+    flags.set(sandbox.flag, FlagChange(enabled=True, percentage=50))
+    proxy = CuttableProxy(int(unleash.url.rsplit(":", 1)[1]))
+    monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", unleash.admin_token)
+    through_proxy = {"url": f"http://127.0.0.1:{proxy.port}", "api_token": "${env:UNLEASH_ADMIN_TOKEN}"}
+    targets = sandbox.targets().model_copy(
+        update={"unleash": UnleashTarget(**through_proxy, environment="development")}
+    )
+    gates = {"errors": {"sli": "error_ratio", "max": 0.05, "rate_window": "10s"}}
+    plan = write_plan(tmp_path / "plan.yaml", "fault-unleash", gates)
+    watcher = cut_after_first_step(proxy, sandbox, "fault-unleash")
+    with pytest.raises(ServiceUnavailable, match="Unleash unavailable"):
+        run_rollout(plan_path=plan, targets=targets)
+    watcher.join(timeout=5)
+    # Read past the proxy: the next step's write never landed; the verified allowlist stands.
+    flag = unleash_flags(unleash, FenceStore(sandbox_fences(sandbox), "unleash")).get(FAULT_FLAG)
+    assert (flag.enabled, flag.percentage, flag.users) == (True, 0, ("dev@example.com",))
+    client: MongoClient[dict[str, Any]] = MongoClient(sandbox.mongodb_uri)
+    record = client[sandbox.database]["rollout_runs"].find_one({"_id": "fault-unleash"})
+    client.close()
+    assert record is not None and [s["key"] for s in record["steps"]] == ["internal/0"]
+    assert record["steps"][0]["admitted"]["users"] == ["dev@example.com"], record["steps"][0]
+
+
+def sandbox_fences(sandbox: SandboxInfo) -> Any:
+    client: MongoClient[dict[str, Any]] = MongoClient(sandbox.mongodb_uri)
+    return client[sandbox.database][FENCES]
