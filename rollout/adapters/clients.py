@@ -10,7 +10,7 @@ from pymongo.database import Database
 
 from rollout.adapters.fences import COLLECTION as FENCES
 from rollout.adapters.fences import FenceStore
-from rollout.adapters.flagd import FlagdFile
+from rollout.adapters.flagd import FlagdConfigMap, FlagdFile
 from rollout.adapters.flags import FlagProvider, FlagStore
 from rollout.adapters.kubernetes import Cluster
 from rollout.adapters.kubernetes_client import api_client
@@ -73,7 +73,13 @@ class Clients:
                 store_field=unleash.store_field,
                 timeout=unleash.timeout.total_seconds(),
             )
-        if flagd is not None:
+        if flagd is not None and flagd.configmap is not None:
+            if self.cluster is None:
+                raise PermanentError(
+                    "targets.flagd.configmap needs targets.kubernetes, the cluster holding it"
+                )
+            return FlagdConfigMap(self.cluster, flagd.configmap, flagd.key, store_field=flagd.store_field)
+        if flagd is not None and flagd.path is not None:
             return FlagdFile(flagd.path, store_field=flagd.store_field)
         return FlagStore(self.flag_db[self.targets.flag_store.collection])
 

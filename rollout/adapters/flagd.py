@@ -14,8 +14,11 @@ so a user admitted at 10 % stays admitted at 25 %: :func:`flagd_admits` is that 
 OpenFeature flagd providers for Node (flagd-core 4) and Python (0.5, flagd-core 1) apply it.
 A disabled flag is ``state: DISABLED``: the SDKs then answer the application's default.
 
-The file is rewritten whole under an exclusive lock and replaced atomically, so a reader
-never sees half of it; the flag's ``metadata`` keeps its version and each plan's fence.
+The definitions live in a file (rewritten whole under an exclusive lock and replaced
+atomically, so a reader never sees half of it) or in a key of a Kubernetes ConfigMap
+(replaced naming the resourceVersion read, so a concurrent change is read again), which
+flagd or a mounted volume serves to the applications. The flag's ``metadata`` keeps its
+version and each plan's fence, written in the same replacement.
 """
 
 from __future__ import annotations
@@ -24,14 +27,15 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import mmh3
 
 from rollout.adapters.flags import Fence, FencedOff, FlagChange, FlagConflict, FlagState
+from rollout.adapters.kubernetes import Cluster, KubernetesObjectMissing
 from rollout.bucketing import InvalidUserId
 from rollout.errors import InputRejected, ServiceUnavailable
 
@@ -80,45 +84,134 @@ def flag_definition(state: FlagState, store_field: str, metadata: dict[str, Any]
     }
 
 
-class FlagdFile:
-    """Reads and writes flags in one flagd JSON file."""
+class DefinitionSource(Protocol):
+    """Where the flagd definitions are kept: read whole, and replaced whole by a read-modify-write."""
+
+    where: str
+
+    def read(self) -> str | None:
+        """The definitions' text, None when the place exists but holds none."""
+        ...
+
+    def update(self, change: Callable[[str | None], str]) -> None:
+        """Replace the text with ``change(current text)``, with no other writer in between."""
+        ...
+
+    def check_writable(self) -> None:
+        """Raise :class:`FlagdSetupInvalid` if the definitions cannot be replaced."""
+        ...
+
+
+class FileSource:
+    """A JSON file, replaced atomically under a lock file beside it."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.where = f"flagd file {self.path}"
+
+    def read(self) -> str | None:
+        """The file's text."""
+        try:
+            return self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise FlagdSetupInvalid(
+                f"{self.where} does not exist: fix targets.flagd.path, or create the file your flagd or "
+                'OpenFeature provider reads, e.g. {"flags": {}}'
+            ) from None
+        except OSError as error:
+            raise ServiceUnavailable("flagd file", f"{self.path}: {error}") from error
+
+    def update(self, change: Callable[[str | None], str]) -> None:
+        """Rewrite the file under its lock."""
+        with self._locked():
+            self._replace(change(self.read()))
+
+    def check_writable(self) -> None:
+        """The file and its folder can be written by this process."""
+        if not os.access(self.path, os.W_OK) or not os.access(self.path.parent, os.W_OK):
+            raise FlagdSetupInvalid(f"{self.where} cannot be written by this process: fix its permissions")
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        # A lock file beside the definitions: the definitions themselves are replaced, not edited.
+        with open(f"{self.path}.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _replace(self, text: str) -> None:
+        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(temporary, 0o644)
+            os.replace(temporary, self.path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+
+class ConfigMapSource:
+    """A key of a ConfigMap in the service's namespace, replaced naming the resourceVersion read."""
+
+    def __init__(self, cluster: Cluster, name: str, key: str) -> None:
+        self._cluster, self._name, self._key = cluster, name, key
+        self.where = f"ConfigMap {cluster.namespace}/{name} (key {key})"
+
+    def read(self) -> str | None:
+        """The key's text, None when the ConfigMap lacks the key."""
+        try:
+            return self._cluster.config_map_text(self._name, self._key)
+        except KubernetesObjectMissing:
+            raise FlagdSetupInvalid(
+                f"ConfigMap {self._name} does not exist in namespace {self._cluster.namespace}: fix "
+                "targets.flagd.configmap, or create the ConfigMap flagd or your pods' volume reads"
+            ) from None
+
+    def update(self, change: Callable[[str | None], str]) -> None:
+        """Replace the key, read again and recomputed after a conflict."""
+        self._cluster.update_config_map(self._name, self._key, change)
+
+    def check_writable(self) -> None:
+        """A refused write names the missing right when it happens; reading proved the rest."""
+
+
+class FlagdFlags:
+    """Reads and writes flags in flagd definitions kept by a :class:`DefinitionSource`."""
 
     kind = "flagd"
 
-    def __init__(self, path: str | Path, *, store_field: str = "storeId") -> None:
-        self._path = Path(path)
+    def __init__(self, source: DefinitionSource, *, store_field: str = "storeId") -> None:
+        self._source = source
         self._store_field = store_field
 
     def close(self) -> None:
         """Nothing is held open between calls."""
 
-    def _load(self) -> dict[str, Any]:
-        try:
-            text = self._path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise FlagdSetupInvalid(
-                f"flagd file {self._path} does not exist: fix targets.flagd.path, or create the file your "
-                'flagd or OpenFeature provider reads, e.g. {"flags": {}}'
-            ) from None
-        except OSError as error:
-            raise ServiceUnavailable("flagd file", f"{self._path}: {error}") from error
+    def _parse(self, text: str | None) -> dict[str, Any]:
+        where = self._source.where
+        if text is None:
+            raise FlagdSetupInvalid(f'{where} holds no definitions: put {{"flags": {{}}}} there')
         try:
             document = json.loads(text)
         except ValueError as error:
-            raise FlagdSetupInvalid(
-                f"flagd file {self._path} is not JSON ({error}): fix or recreate it"
-            ) from None
+            raise FlagdSetupInvalid(f"{where} is not JSON ({error}): fix or recreate it") from None
         if not isinstance(document, dict) or not isinstance(document.get("flags", {}), dict):
-            raise FlagdSetupInvalid(
-                f'flagd file {self._path} has no "flags" object: it is not a flagd definition'
-            )
+            raise FlagdSetupInvalid(f'{where} has no "flags" object: it is not a flagd definition')
         return document
+
+    def _load(self) -> dict[str, Any]:
+        return self._parse(self._source.read())
 
     def _definition(self, document: dict[str, Any], name: str) -> dict[str, Any]:
         flag = document.get("flags", {}).get(name)
         if flag is None:
             raise FlagdSetupInvalid(
-                f"flag {name} is not in flagd file {self._path}: add it (a boolean flag with variants "
+                f"flag {name} is not in {self._source.where}: add it (a boolean flag with variants "
                 'on/off, defaultVariant "off", state "DISABLED"), or fix the plan\'s flag name'
             )
         return dict(flag)
@@ -131,8 +224,8 @@ class FlagdFile:
         except (KeyError, IndexError, TypeError, ValueError):
             if flag.get("targeting"):
                 raise FlagdSetupInvalid(
-                    f"flag {name} in {self._path} has targeting the rollout does not manage: remove its "
-                    "targeting, the rollout writes its own"
+                    f"flag {name} in {self._source.where} has targeting the rollout does not manage: "
+                    "remove its targeting, the rollout writes its own"
                 ) from None
             users, stores, on = (), (), WEIGHTS if flag.get("defaultVariant") == "on" else 0
         return FlagState(
@@ -145,25 +238,22 @@ class FlagdFile:
         )
 
     def get(self, name: str) -> FlagState:
-        """The flag as the file defines it."""
+        """The flag as the definitions have it."""
         return self._state(name, self._definition(self._load(), name))
 
     def check(self, names: Sequence[str]) -> None:
-        """The file exists and can be written, and holds every flag in a shape the rollout can manage."""
+        """The definitions exist, can be replaced, and hold every flag in a shape the rollout manages."""
         document = self._load()
         for name in names:
             self._state(name, self._definition(document, name))
-        if not os.access(self._path, os.W_OK) or not os.access(self._path.parent, os.W_OK):
-            raise FlagdSetupInvalid(
-                f"flagd file {self._path} cannot be written by this process: fix its permissions"
-            )
+        self._source.check_writable()
 
     def admits(self, name: str, user: str, percentage: float) -> bool:
         """flagd's ``fractional`` bucketing."""
         return flagd_admits(name, user, percentage)
 
     def highest_fence(self, plan: str) -> int:
-        """The highest epoch ``plan`` has written any flag of the file with (0 if none)."""
+        """The highest epoch ``plan`` has written any flag of the definitions with (0 if none)."""
         flags = self._load().get("flags", {}).values()
         return max((int(f.get("metadata", {}).get(FENCE_PREFIX + plan, 0)) for f in flags), default=0)
 
@@ -175,9 +265,10 @@ class FlagdFile:
         expected_version: int | None = None,
         fence: Fence | None = None,
     ) -> FlagState:
-        """Rewrite the flag's definition under the file's lock, version and fence checked in the same hold."""
-        with self._locked():
-            document = self._load()
+        """Rewrite the flag's definition, its version and fence checked in the same replacement."""
+
+        def rewrite(text: str | None) -> str:
+            document = self._parse(text)
             flag = self._definition(document, name)
             current = self._state(name, flag)
             if expected_version is not None and current.version != expected_version:
@@ -204,28 +295,21 @@ class FlagdFile:
                 **document["flags"],
                 name: flag_definition(wanted, self._store_field, metadata),
             }
-            self._replace(document)
+            return json.dumps(document, indent=2)
+
+        self._source.update(rewrite)
         return self.get(name)
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        # A lock file beside the definitions: the definitions themselves are replaced, not edited.
-        with open(f"{self._path}.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def _replace(self, document: dict[str, Any]) -> None:
-        handle, temporary = tempfile.mkstemp(dir=self._path.parent, prefix=f".{self._path.name}.")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump(document, out, indent=2)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(temporary, 0o644)
-            os.replace(temporary, self._path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+class FlagdFile(FlagdFlags):
+    """flagd definitions in a JSON file."""
+
+    def __init__(self, path: str | Path, *, store_field: str = "storeId") -> None:
+        super().__init__(FileSource(path), store_field=store_field)
+
+
+class FlagdConfigMap(FlagdFlags):
+    """flagd definitions in a key of a ConfigMap, which flagd or a mounted volume serves."""
+
+    def __init__(self, cluster: Cluster, name: str, key: str, *, store_field: str = "storeId") -> None:
+        super().__init__(ConfigMapSource(cluster, name, key), store_field=store_field)

@@ -218,6 +218,7 @@ class Cluster:
         self._apps = k8s.AppsV1Api(api)
         self._networking = k8s.NetworkingV1Api(api)
         self._custom = k8s.CustomObjectsApi(api)
+        self._core = k8s.CoreV1Api(api)
         self._endpoint = str(api.configuration.host)
 
     def close(self) -> None:
@@ -249,6 +250,36 @@ class Cluster:
                 f"{kind} {self.namespace}/{name} changed between each read and write, {CONFLICT_ATTEMPTS} "
                 "times: another writer is changing it; try again once it is done",
             ) from error.last_attempt.exception()
+
+    def update_config_map(self, name: str, key: str, change: Callable[[str | None], str]) -> str:
+        """Replace ``data[key]`` of ConfigMap ``name`` with ``change(current text)``; the text written.
+
+        The write names the resourceVersion read, so a concurrent change is a conflict: read
+        again and recompute, as every other write here.
+        """
+
+        def attempt() -> str:
+            found = self._guarded(
+                "read", "ConfigMap", name, lambda: self._core.read_namespaced_config_map(name, self.namespace)
+            )
+            text = change((found.data or {}).get(key))
+            found.data = {**(found.data or {}), key: text}
+            self._guarded(
+                "replace",
+                "ConfigMap",
+                name,
+                lambda: self._core.replace_namespaced_config_map(name, self.namespace, found),
+            )
+            return text
+
+        return self._until_written("ConfigMap", name, attempt)
+
+    def config_map_text(self, name: str, key: str) -> str | None:
+        """``data[key]`` of ConfigMap ``name``, None when it has no such key."""
+        found = self._guarded(
+            "read", "ConfigMap", name, lambda: self._core.read_namespaced_config_map(name, self.namespace)
+        )
+        return (found.data or {}).get(key)
 
     def _plain(self, value: Any) -> Object:
         plain: Object = self._api.sanitize_for_serialization(value)  # type: ignore[no-untyped-call]

@@ -181,6 +181,19 @@ def cross_field_problems(plan: Plan) -> Iterator[Problem]:
                         f"flexibleRollout takes: use {math.floor(step.percentage)} "
                         f"or {math.ceil(step.percentage)}",
                     )
+    targets = plan.targets
+    flagd = targets.flagd if targets is not None else None
+    if (
+        targets is not None
+        and flagd is not None
+        and flagd.configmap is not None
+        and targets.kubernetes is None
+    ):
+        yield Problem(
+            "targets.flagd.configmap",
+            "a ConfigMap lives in a cluster: add targets.kubernetes (its namespace holds the ConfigMap), "
+            "or keep the definitions in a file with targets.flagd.path",
+        )
     if plan.targets is not None and plan.backup.enabled and plan.targets.s3 is None:
         yield Problem(
             "targets.s3",

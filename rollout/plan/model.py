@@ -318,15 +318,28 @@ class UnleashTarget(StrictModel):
 
 
 class FlagdTarget(StrictModel):
-    """A flagd flag-definition file, read by flagd or any OpenFeature SDK's in-process flagd provider."""
+    """flagd flag definitions, read by flagd or any OpenFeature SDK's in-process flagd provider."""
 
-    path: str = Field(
-        description="The JSON file of flag definitions (flagd's schema); it is created if missing and "
-        "flags not named in the plan are left as they are."
+    path: str | None = Field(
+        default=None,
+        description="A JSON file of flag definitions (flagd's schema); flags not named in the plan are "
+        "left as they are.",
     )
+    configmap: str | None = Field(
+        default=None,
+        description="Instead of `path`: a ConfigMap in `targets.kubernetes.namespace` holding the "
+        "definitions (flagd's Kubernetes sync or a mounted volume serves them).",
+    )
+    key: str = Field(default="flags.json", description="The ConfigMap's key holding the definitions.")
     store_field: str = Field(
         default="storeId", description="Evaluation-context key the applications set to the store id."
     )
+
+    @model_validator(mode="after")
+    def _one_place(self) -> Self:
+        if (self.path is None) == (self.configmap is None):
+            raise ValueError("set path (a file) or configmap (a ConfigMap), exactly one")
+        return self
 
 
 class SmokeRequest(StrictModel):
