@@ -44,7 +44,7 @@ def reconcile_flow(plans: list[str] | None = None, targets: Targets | None = Non
     where, skipped = databases(plan_files(plans or DEFAULT_PLANS), targets, resolve_targets)
     for reason in skipped:
         get_run_logger().warning("not reconciled: %s", reason)
-    report = reconcile_pass(where)
+    report = reconcile_pass(where, own_targets=targets is None)
     rows = [{"plan": a.plan, "did": a.did, "why": a.why} for a in report.acted + report.cannot_act]
     if rows:
         create_table_artifact(rows, key="reconcile", description=report.summary())

@@ -129,8 +129,13 @@ def _runs(client: SyncPrefectClient, ids: list[str]) -> dict[str, FlowRun]:
 
 
 @task(name="reconcile-pass", cache_policy=NO_CACHE)
-def reconcile_pass(where: list[Targets]) -> PassReport:
-    """Act once on every rollout recorded in ``where``'s databases (see the module's docstring)."""
+def reconcile_pass(where: list[Targets], own_targets: bool = True) -> PassReport:
+    """Act once on every rollout recorded in ``where``'s databases (see the module's docstring).
+
+    With ``own_targets``, a rollout whose plan names its targets is measured and has its
+    traffic turned off through them (its own Prometheus, flag provider, cluster), not through
+    those of whichever plan shares its database.
+    """
     logger = get_run_logger()
     started = time.perf_counter()
     _load.cache_clear()
@@ -139,6 +144,8 @@ def reconcile_pass(where: list[Targets]) -> PassReport:
         for targets in where:
             clients = stack.enter_context(Clients(targets, prefect_resolver))
             found += [_Found(r, clients, None) for r in clients.runs.all()]
+        if own_targets:
+            _use_own_targets(found, stack)
         ids = sorted({i for f in found for i in (holder(f.record), f.record.adopted_by) if i})
         runs = _runs(client, ids)
         for f in found:
@@ -173,6 +180,21 @@ def reconcile_pass(where: list[Targets]) -> PassReport:
         logger.warning("%s: cannot act: %s", a.plan, a.why)
     logger.info("reconciled: %s", report.summary())
     return report
+
+
+def _use_own_targets(found: list[_Found], stack: ExitStack) -> None:
+    opened: dict[str, Clients] = {}
+    for f in found:
+        try:
+            plan = _load(f.record.plan_path) if f.record.plan_path else None
+        except RolloutError:
+            continue  # said later, by the chore that needs the plan
+        if plan is None or plan.targets is None or plan.targets == f.clients.targets:
+            continue
+        key = plan.targets.model_dump_json()
+        if key not in opened:
+            opened[key] = stack.enter_context(Clients(plan.targets, prefect_resolver))
+        f.clients = opened[key]
 
 
 @lru_cache(maxsize=256)
