@@ -1,10 +1,10 @@
-"""How many users each audience admits, counted over the real population with the service's bucketing."""
+"""How many users each audience admits, counted over the real population with the provider's bucketing."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from rollout.bucketing import bucket
+from rollout.bucketing import admitted
 from rollout.traffic import Audience
 
 Bucketing = Callable[[str, str, float], bool]
@@ -15,32 +15,13 @@ def count_admitted(
     flag: str,
     user_ids: Iterable[str],
     audiences: Sequence[Audience],
-    admits: Bucketing | None = None,
+    admits: Bucketing = admitted,
 ) -> tuple[list[int], int]:
     """Per audience, how many of ``user_ids`` it admits by allowlist or percentage; and the total.
 
-    ``admits`` is the flag provider's bucketing; without it, Unleash's (MongoDB flags use it too),
-    whose bucket is computed once per user. An empty id is no user (the service admits it
-    nowhere), so it is not counted at all.
+    ``admits`` is the flag provider's bucketing (Unleash's, which MongoDB flags use too, by
+    default). An empty id is no user (the service admits it nowhere), so it is not counted at all.
     """
-    if admits is not None:
-        return _count_with(admits, flag, user_ids, audiences)
-    counts = [0] * len(audiences)
-    total = 0
-    for user in user_ids:
-        if not user:
-            continue
-        total += 1
-        slot = bucket(flag, user)
-        for i, audience in enumerate(audiences):
-            if user in audience.users or (audience.percentage > 0 and slot <= audience.percentage):
-                counts[i] += 1
-    return counts, total
-
-
-def _count_with(
-    admits: Bucketing, flag: str, user_ids: Iterable[str], audiences: Sequence[Audience]
-) -> tuple[list[int], int]:
     counts = [0] * len(audiences)
     total = 0
     for user in user_ids:

@@ -33,8 +33,7 @@ def count_audiences(targets: Targets, plan: Plan, audiences: list[Audience]) -> 
                     if doc.get(field) is not None:
                         yield str(doc[field])
 
-        admits = None if clients.flags.kind == "mongodb" else clients.flags.admits
-        return count_admitted(plan.flag, ids(), audiences, admits)
+        return count_admitted(plan.flag, ids(), audiences, clients.flags.admits)
 
 
 @task(name="check-bucket", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)

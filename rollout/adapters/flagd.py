@@ -29,6 +29,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -282,14 +283,7 @@ class FlagdFlags:
                         f"epoch {fence.epoch} (a rollback or a resumed run took the plan): not written"
                     )
                 metadata[FENCE_PREFIX + fence.plan] = fence.epoch
-            wanted = FlagState(
-                name=name,
-                enabled=current.enabled if change.enabled is None else change.enabled,
-                percentage=current.percentage if change.percentage is None else float(change.percentage),
-                users=current.users if change.users is None else tuple(change.users),
-                stores=current.stores if change.stores is None else tuple(change.stores),
-                version=current.version + 1,
-            )
+            wanted = replace(change.applied_to(current), version=current.version + 1)
             document.setdefault("$schema", SCHEMA)
             document["flags"] = {
                 **document["flags"],

@@ -14,7 +14,7 @@ only if nobody changed the flag in between, so a retried step never applies twic
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -96,6 +96,16 @@ class FlagChange:
     users: tuple[str, ...] | None = None
     stores: tuple[str, ...] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def applied_to(self, state: FlagState) -> FlagState:
+        """``state`` with this change's fields written over it (``extra`` aside; version kept)."""
+        return replace(
+            state,
+            enabled=state.enabled if self.enabled is None else self.enabled,
+            percentage=state.percentage if self.percentage is None else float(self.percentage),
+            users=state.users if self.users is None else tuple(self.users),
+            stores=state.stores if self.stores is None else tuple(self.stores),
+        )
 
     def as_set(self) -> Document:
         """The ``$set`` document of this change."""

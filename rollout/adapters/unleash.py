@@ -208,7 +208,7 @@ class UnleashFlags:
             )
         if fence is not None:
             self._fences.claim(name, fence)
-        wanted = _merged(feature.state, change)
+        wanted = change.applied_to(feature.state)
         env_path = f"{self._feature_path(name)}/environments/{self._environment}"
         if not wanted.enabled and feature.state.enabled:
             self._call("POST", f"{env_path}/off")
@@ -261,16 +261,6 @@ class UnleashFlags:
             "parameters": {"rollout": f"{rollout:g}", "stickiness": stickiness, "groupId": name},
             "constraints": constraints,
         }
-
-
-def _merged(state: FlagState, change: FlagChange) -> FlagState:
-    return FlagState(
-        name=state.name,
-        enabled=state.enabled if change.enabled is None else change.enabled,
-        percentage=state.percentage if change.percentage is None else float(change.percentage),
-        users=state.users if change.users is None else tuple(change.users),
-        stores=state.stores if change.stores is None else tuple(change.stores),
-    )
 
 
 def _audience(state: FlagState) -> tuple[bool, float, tuple[str, ...], tuple[str, ...]]:

@@ -1,7 +1,7 @@
 """The Kubernetes adapter against a real API server and deployment controller (see tests/control_plane.py)."""
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,7 +19,6 @@ from rollout.adapters.kubernetes import (
     KubernetesTlsUnverified,
 )
 from rollout.adapters.kubernetes_client import KubernetesConfigInvalid, api_client
-from rollout.breaker import reset_all
 from rollout.errors import ServiceRejected, is_transient
 from rollout.plan.model import KubernetesTarget, RouterSettings, Targets
 from rollout.sandbox.cluster import roll_through
@@ -30,18 +29,6 @@ pytestmark = pytest.mark.integration
 
 REPO = "registry.example.com/orders"
 SIDECAR = {"name": "envoy", "image": "envoyproxy/envoy:v1.31"}
-
-
-@pytest.fixture()
-def ns(control_plane: ControlPlane) -> str:
-    reset_all()
-    return control_plane.namespace()
-
-
-@pytest.fixture()
-def admin(control_plane: ControlPlane) -> Iterator[k8s.ApiClient]:
-    with control_plane.admin() as client:
-        yield client
 
 
 def apps(api: k8s.ApiClient) -> Any:

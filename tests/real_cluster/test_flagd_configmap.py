@@ -2,7 +2,7 @@
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,27 +18,13 @@ from rollout.adapters.flagd import (
 )
 from rollout.adapters.flags import Fence, FencedOff, FlagChange
 from rollout.adapters.kubernetes import Cluster
-from rollout.breaker import reset_all
 from rollout.traffic import Audience
-from tests.control_plane import ControlPlane
 from tests.integration.test_flag_providers import ALLOWED, USERS, openfeature_admitted
 
 pytestmark = pytest.mark.integration
 
 FLAG = "USE_UNIFIED_ORDERS"
 OFF = {"state": "DISABLED", "variants": {"on": True, "off": False}, "defaultVariant": "off"}
-
-
-@pytest.fixture()
-def ns(control_plane: ControlPlane) -> str:
-    reset_all()
-    return control_plane.namespace()
-
-
-@pytest.fixture()
-def admin(control_plane: ControlPlane) -> Iterator[k8s.ApiClient]:
-    with control_plane.admin() as client:
-        yield client
 
 
 def make_config_map(api: k8s.ApiClient, ns: str, flags: dict[str, Any]) -> None:
