@@ -83,6 +83,7 @@ bench: setup
 	$(PY) bench/bucketing.py
 	$(PY) bench/durability.py
 	$(PY) bench/data_gates.py
+	$(PY) bench/flag_providers.py
 
 # Regenerate the README's plan reference from the plan model.
 reference: $(VENV)/.installed
