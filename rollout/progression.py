@@ -370,7 +370,8 @@ def _in_window(
         return _roll_back(plan, inconclusive, state.first_bad_at(), judged=decision.approved is not None)
     done = len(state.rounds)
     measure = Measure(step, gates, done + 1, window.measurements)
-    due = due_at(window, state, settle_time(gates))
+    refresh = plan.targets.flag_refresh if plan.targets is not None else timedelta(0)
+    due = due_at(window, state, settle_time(gates) + refresh)
     return measure if due <= now else Wait(due, measure)
 
 

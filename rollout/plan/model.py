@@ -315,6 +315,11 @@ class UnleashTarget(StrictModel):
         default="storeId", description="Context field the applications set to the store id, for pilot stores."
     )
     timeout: Duration = Field(default=timedelta(seconds=10), description="Per-request timeout.")
+    refresh_interval: Duration = Field(
+        default=timedelta(seconds=15),
+        description="How often your services' SDKs fetch the flags (Unleash's default 15 s): a step's "
+        "first measurement waits this long more, so it reads the new audience.",
+    )
 
 
 class FlagdTarget(StrictModel):
@@ -333,6 +338,12 @@ class FlagdTarget(StrictModel):
     key: str = Field(default="flags.json", description="The ConfigMap's key holding the definitions.")
     store_field: str = Field(
         default="storeId", description="Evaluation-context key the applications set to the store id."
+    )
+    refresh_interval: Duration = Field(
+        default=timedelta(seconds=5),
+        description="How long until your services read a change (a provider's file poll, 5 s by "
+        "default; a mounted ConfigMap: kubelet's sync, about a minute): a step's first measurement "
+        "waits this long more.",
     )
 
     @model_validator(mode="after")
@@ -395,6 +406,12 @@ class Targets(StrictModel):
         if self.unleash is not None and self.flagd is not None:
             raise ValueError("flags live in one place: set unleash or flagd, not both")
         return self
+
+    @property
+    def flag_refresh(self) -> timedelta:
+        """How long after a flag write the services act on it (0 for MongoDB flags read directly)."""
+        provider = self.unleash or self.flagd
+        return provider.refresh_interval if provider is not None else timedelta(0)
 
     @property
     def flag_provider(self) -> str:

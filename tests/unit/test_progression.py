@@ -385,3 +385,20 @@ def test_a_window_with_no_gates_passes_after_its_rounds() -> None:
     assert end.status is Status.PROMOTED and sim.count(Measure) == 2
     assert progress.outcomes == {"ramp/0": "successful"}
     assert Outcome.SUCCESSFUL.value == "successful"
+
+
+def test_a_steps_first_round_also_waits_for_the_services_sdks_to_fetch_the_flag() -> None:
+    gates = {"errors": {"sli": "error_ratio", "max": 0.05, "rate_window": "1m"}}
+    window = {"interval": "1m", "count": 2, "gates": ["errors"]}
+    targets = {
+        "mongodb": {"uri": "mongodb://db:27017", "database": "shop"},
+        "prometheus": {"url": "http://p:9090"},
+        "service": {"base_url": "http://s"},
+        "unleash": {"url": "http://u", "api_token": "${env:T}", "environment": "production"},
+    }
+    p = plan(gates=gates, targets=targets, phases=[{"name": "ramp", "ramp": [100], "window": window}])
+    sim = Simulation(p, iter([0.0] * 9))
+    sim.run(Progress())
+    first = next(a for a in sim.actions if isinstance(a, Wait))
+    # Unleash's SDKs fetch every 15 s by default; then the 1 m rate window covers the new audience.
+    assert first.until == T0 + timedelta(minutes=1, seconds=15)
