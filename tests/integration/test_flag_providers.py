@@ -38,8 +38,9 @@ from rollout.adapters.flags import (
     FlagStore,
 )
 from rollout.adapters.unleash import UnleashFlags, UnleashSetupInvalid
+from rollout.bucketing import bucket
 from rollout.errors import ServiceUnavailable
-from rollout.plan.model import UnleashTarget
+from rollout.plan.model import FlagdTarget, UnleashTarget
 from rollout.sandbox.processes import free_port
 from rollout.sandbox.stack import SandboxInfo
 from rollout.traffic import Audience
@@ -395,3 +396,36 @@ def test_unleash_lost_mid_ramp_is_retried_then_stops_with_the_last_verified_audi
 def sandbox_fences(sandbox: SandboxInfo) -> Any:
     client: MongoClient[dict[str, Any]] = MongoClient(sandbox.mongodb_uri)
     return client[sandbox.database][FENCES]
+
+
+def test_a_rollout_in_a_flagd_file_whose_window_fails_is_rolled_back_there(
+    prefect_api: None, sandbox: SandboxInfo, flags: FlagStore, tmp_path: Path
+) -> None:
+    from flows.rollout_flow import run_rollout
+    from tests.integration.test_observe_faults import FLAG as FAULT_FLAG
+    from tests.integration.test_observe_faults import write_plan
+
+    path = flagd_file(tmp_path, FAULT_FLAG)
+    targets = sandbox.targets().model_copy(update={"flagd": FlagdTarget(path=str(path))})
+    # The sandbox's service reads its own flag: candidate traffic, every request of it failing,
+    # short of the rollback's smoke-test user (the rollback cannot close the service's flag).
+    share = min(50, bucket(sandbox.flag, "smoke-test") - 1)
+    assert share >= 5
+    flags.set(sandbox.flag, FlagChange(enabled=True, percentage=share))
+    httpx.put(
+        f"{sandbox.service_url}/fault", json={"variant": "candidate", "error_rate": 1.0}
+    ).raise_for_status()
+    try:
+        gates = {"errors": {"sli": "error_ratio", "max": 0.05, "rate_window": "10s"}}
+        result = run_rollout(
+            plan_path=write_plan(tmp_path / "plan.yaml", "flagd-rollback", gates), targets=targets
+        )
+    finally:
+        httpx.delete(f"{sandbox.service_url}/fault").raise_for_status()
+    assert result.status == "rolled_back", result.reason
+    assert result.rollback is not None and result.rollback.ok
+    assert [(s.phase, s.outcome) for s in result.steps] == [("internal", "failed")]
+    # The allowlisted step was written to the file, then closed by the rollback: no one admitted.
+    state = FlagdFile(path).get(FAULT_FLAG)
+    assert (state.enabled, state.percentage, state.version) == (False, 0, 2)
+    assert openfeature_admitted(path, FAULT_FLAG, 500) == (set(), set())
