@@ -17,7 +17,8 @@ from bson import ObjectId, json_util
 from pymongo.database import Database
 from pymongo.errors import OperationFailure
 
-from rollout.adapters.mongo import Document, call, mongo_errors
+from rollout.adapters.mongo import Document, mongo_errors
+from rollout.data.results import facet_count, missing_collections, pipeline_field
 from rollout.errors import InputRejected
 from rollout.plan.model import (
     BackfillCheck,
@@ -96,11 +97,6 @@ def _show(value: Any) -> str:
     return json_util.dumps(value)
 
 
-def _count(facet: Document, key: str) -> int:
-    rows = facet.get(key) or []
-    return int(rows[0]["n"]) if rows else 0
-
-
 def _counting_facet(condition: Document, sample_size: int, sample_field: str = "_id") -> Document:
     """A ``$facet`` with how many documents there are, how many match ``condition`` and a few of their ids."""
     facet: dict[str, Pipeline] = {
@@ -136,12 +132,12 @@ def required_fields_check(check: RequiredFieldsCheck, path: str, sample_size: in
 
     def judge(results: list[list[Document]]) -> Finding:
         row = results[0][0]
-        failing, checked = _count(row, "failing"), _count(row, "checked")
+        failing, checked = facet_count(row, "failing"), facet_count(row, "checked")
         if not failing:
             detail = f"all {checked} documents have {', '.join(wrong)} with the right types"
             return Finding(True, 0, checked, detail)
         found = results[1][0] if len(results) > 1 and results[1] else {}
-        per_field = [f"{field} {_count(found, f'field{i}')}" for i, field in enumerate(wrong)]
+        per_field = [f"{field} {facet_count(found, f'field{i}')}" for i, field in enumerate(wrong)]
         detail = f"{failing} document(s) missing a field or of the wrong type ({', '.join(per_field)})"
         return Finding(False, failing, checked, detail, _samples(found))
 
@@ -173,14 +169,14 @@ def duplicates_check(check: DuplicatesCheck, path: str, sample_size: int) -> Che
 
     def judge(results: list[list[Document]]) -> Finding:
         row = results[0][0]
-        failing = _count(row, "failing")
+        failing = facet_count(row, "failing")
         samples = tuple(
             ", ".join(f"{field}={_show(s['_id'].get(f'k{i}'))}" for i, field in enumerate(check.key))
             for s in row.get("sample", [])
         )
         detail = (
             f"{failing} key value(s) shared by more than one document "
-            f"({_count(row, 'extra')} extra documents)"
+            f"({facet_count(row, 'extra')} extra documents)"
             if failing
             else f"every ({', '.join(check.key)}) is unique"
         )
@@ -209,7 +205,7 @@ def orphans_check(check: OrphansCheck, path: str, sample_size: int) -> CheckSpec
 
     def judge(results: list[list[Document]]) -> Finding:
         row = results[0][0]
-        failing, checked = _count(row, "failing"), _count(row, "checked")
+        failing, checked = facet_count(row, "failing"), facet_count(row, "checked")
         target = f"{check.references}.{check.references_field}"
         detail = (
             f"{failing} of {checked} {check.field} values point at no {target}"
@@ -249,7 +245,7 @@ def backfill_checks(check: BackfillCheck, path: str, sample_size: int) -> list[C
             results: list[list[Document]], source: str = source, collection: str = collection
         ) -> Finding:
             row = results[0][0]
-            failing, checked = _count(row, "failing"), _count(row, "checked")
+            failing, checked = facet_count(row, "failing"), facet_count(row, "checked")
             in_hub = int(results[1][0]["n"]) if results[1] else 0
             counts = f"{collection} {checked}, {check.hub} as {source} {in_hub}"
             if failing:
@@ -298,26 +294,13 @@ def backfill_checks(check: BackfillCheck, path: str, sample_size: int) -> list[C
     return specs
 
 
-def field_at(document: Document, path: str) -> Any:
-    """The value at dotted ``path`` in ``document`` (None when any part is missing)."""
-    value: Any = document
-    for part in path.split("."):
-        if not isinstance(value, dict) or part not in value:
-            return None
-        value = value[part]
-    return value
-
-
 def custom_check(check: CustomCheck, path: str) -> CheckSpec:
     """The plan's own pipeline; its first result's field must meet the expectation."""
     expect = check.expect
-    last = check.pipeline[-1]
-    # `$count` returns no document at all when nothing matched: that is a count of 0, not missing data.
-    counts_to_zero = last.get("$count") == expect.field
 
     def judge(results: list[list[Document]]) -> Finding:
         rows = results[0]
-        value = field_at(rows[0], expect.field) if rows else (0 if counts_to_zero else None)
+        value = pipeline_field(check.pipeline, rows, expect.field)
         if not isinstance(value, int | float) or isinstance(value, bool):
             shown = "no document" if not rows else f"{expect.field} = {_show(value)}"
             return Finding(False, 0, None, f"the pipeline returned {shown}, not a number")
@@ -357,10 +340,10 @@ def plan_checks(preflight: Preflight) -> list[CheckSpec]:
 
 def validate_checks(db: Database[Document], specs: Sequence[CheckSpec]) -> None:
     """Refuse, before any check runs, a collection that does not exist or a pipeline the server rejects."""
-    existing = set(call(f"list collections of {db.name}", db.list_collection_names))
+    missing = set(missing_collections(db, (q.collection for spec in specs for q in spec.queries)))
     for spec in specs:
         for query in spec.queries:
-            if query.collection not in existing:
+            if query.collection in missing:
                 raise CheckInvalid(
                     f"{spec.path}: check {spec.name!r} reads {query.collection}, "
                     f"which {db.name} does not have: "

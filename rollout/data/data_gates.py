@@ -16,8 +16,8 @@ from typing import Any
 from pymongo.database import Database
 from pymongo.errors import ExecutionTimeout, OperationFailure
 
-from rollout.adapters.mongo import Document, call, mongo_errors
-from rollout.data.checks import field_at
+from rollout.adapters.mongo import Document, mongo_errors
+from rollout.data.results import facet_count, missing_collections, pipeline_field
 from rollout.errors import InputRejected, ServiceUnavailable
 from rollout.plan.model import AccuracyMeasure, DataGate, DriftMeasure, PipelineMeasure
 
@@ -85,13 +85,6 @@ def accuracy_query(gate: DataGate, measure: AccuracyMeasure, now: datetime) -> D
     return DataQuery(measure.collection, pipeline)
 
 
-def _count(row: Document, key: str) -> int:
-    found = row.get(key)
-    if isinstance(found, list):  # a $facet of one $count, empty when nothing matched
-        return int(found[0]["n"]) if found else 0
-    return int(found or 0)
-
-
 def queries_of(gate: DataGate, now: datetime) -> list[DataQuery]:
     """Every aggregation one reading of ``gate`` runs."""
     if gate.drift is not None:
@@ -109,20 +102,18 @@ def read_data_gate(db: Database[Document], name: str, gate: DataGate, now: datet
     if gate.pipeline is not None:
         return _pipeline_value(gate.pipeline, results[0])
     rows = [found[0] if found else {} for found in results]
-    checked = sum(_count(row, "checked") for row in rows)
+    checked = sum(facet_count(row, "checked") for row in rows)
     if checked == 0:
         return None
     if gate.drift is not None:
-        return sum(_count(row, "bad") for row in rows) / checked
-    return sum(_count(row, "good") for row in rows) / checked
+        return sum(facet_count(row, "bad") for row in rows) / checked
+    return sum(facet_count(row, "good") for row in rows) / checked
 
 
 def _pipeline_value(measure: PipelineMeasure, rows: list[Document]) -> float | None:
-    last = measure.pipeline[-1]
-    if not rows:
-        # `$count` returns no document when nothing matched: a count of 0, not missing data.
-        return 0.0 if last.get("$count") == measure.field else None
-    value = field_at(rows[0], measure.field)
+    value = pipeline_field(measure.pipeline, rows, measure.field)
+    if value is None and not rows:
+        return None  # nothing in scope: no data
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise DataGateInvalid(f"the pipeline's {measure.field} is {value!r}, not a number")
     return float(value)
@@ -146,9 +137,7 @@ def _run(db: Database[Document], name: str, gate: DataGate, query: DataQuery) ->
 
 def check_data_gate(db: Database[Document], name: str, gate: DataGate, now: datetime) -> float | None:
     """Before anything changes: every collection the gate reads exists, and one reading runs."""
-    existing = set(call(f"list collections of {db.name}", db.list_collection_names))
-    read = _collections(gate)
-    missing = [c for c in read if c not in existing]
+    missing = missing_collections(db, _collections(gate))
     if missing:
         raise DataGateInvalid(
             f"gates.{name}.data reads {', '.join(missing)}, which {db.name} does not have: correct the name"
