@@ -65,6 +65,8 @@ def send(plan: Plan, notice: Notice) -> int:
     for i in recipients(plan, notice.event):
         entry = plan.notify[i]
         try:
+            # Loaded for each message, not once a run: a rollout lasts weeks, and a webhook or
+            # password rotated meanwhile is used at once. A few messages a rollout cost nothing.
             _deliver(_load(entry, f"notify[{i}]"), entry, notice)
         except Exception as error:
             logger.warning("notification %s to %s not delivered: %s", notice.event, entry.block, error)
