@@ -12,7 +12,6 @@ template and the annotations whole, as ``kubectl rollout undo`` does.
 from __future__ import annotations
 
 import json
-import math
 import ssl
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +32,7 @@ from urllib3.exceptions import HTTPError, MaxRetryError
 from urllib3.exceptions import SSLError as Urllib3SSLError
 
 from rollout.adapters.flags import Fence, FencedOff
+from rollout.adapters.routers import RouterState, router_for
 from rollout.breaker import guarded
 from rollout.errors import PermanentError, ServiceRejected, ServiceUnavailable
 from rollout.plan.model import RouterSettings
@@ -41,8 +41,6 @@ SERVICE = "Kubernetes"
 MERGE_PATCH = "application/merge-patch+json"
 REVISION = "deployment.kubernetes.io/revision"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
-CANARY = "nginx.ingress.kubernetes.io/canary"
-CANARY_WEIGHT = "nginx.ingress.kubernetes.io/canary-weight"
 GATEWAY = ("gateway.networking.k8s.io", "v1", "httproutes")
 CONFLICT_ATTEMPTS = 5
 CONFLICT_BACKOFF_SECONDS = 0.1
@@ -85,15 +83,6 @@ class DeploymentPaused(PermanentError):
 
 class _Conflict(Exception):
     """The object changed between our read and our write."""
-
-
-@dataclass(frozen=True)
-class RouterState:
-    """A router's split: the canary's share in percent, and for ``replicas`` the replica counts."""
-
-    canary_percent: int
-    stable_replicas: int | None = None
-    canary_replicas: int | None = None
 
 
 @dataclass(frozen=True)
@@ -234,7 +223,7 @@ class Cluster:
 
         return guarded(SERVICE, self._endpoint, call)
 
-    def _until_written(self, kind: str, name: str, change: Callable[[], T]) -> T:
+    def until_written(self, kind: str, name: str, change: Callable[[], T]) -> T:
         """Run ``change`` (read, compute, write) again after each conflict, backing off with jitter."""
         attempts = Retrying(
             retry=retry_if_exception_type(_Conflict),
@@ -272,7 +261,7 @@ class Cluster:
             )
             return text
 
-        return self._until_written("ConfigMap", name, attempt)
+        return self.until_written("ConfigMap", name, attempt)
 
     def config_map_text(self, name: str, key: str) -> str | None:
         """``data[key]`` of ConfigMap ``name``, None when it has no such key."""
@@ -309,13 +298,15 @@ class Cluster:
         )
         return self._plain(patched)
 
-    def _ingress(self, name: str) -> Object:
+    def ingress(self, name: str) -> Object:
+        """The Ingress as a plain dict."""
         read = self._guarded(
             "read", "Ingress", name, lambda: self._networking.read_namespaced_ingress(name, self.namespace)
         )
         return self._plain(read)
 
-    def _patch_ingress(self, name: str, body: Object) -> None:
+    def patch_ingress(self, name: str, body: Object) -> None:
+        """Merge-patch the Ingress."""
         self._guarded(
             "patch",
             "Ingress",
@@ -325,7 +316,8 @@ class Cluster:
             ),
         )
 
-    def _route(self, name: str) -> Object:
+    def route(self, name: str) -> Object:
+        """The HTTPRoute as a plain dict."""
         route = self._guarded(
             "read",
             "HTTPRoute",
@@ -334,7 +326,8 @@ class Cluster:
         )
         return cast(Object, route)
 
-    def _patch_route(self, name: str, body: Object) -> None:
+    def patch_route(self, name: str, body: Object) -> None:
+        """Merge-patch the HTTPRoute."""
         self._guarded(
             "patch",
             "HTTPRoute",
@@ -366,7 +359,8 @@ class Cluster:
         ]
 
     @staticmethod
-    def _version(obj: Object) -> dict[str, str]:
+    def version_of(obj: Object) -> dict[str, str]:
+        """The metadata that makes a patch fail with a conflict if ``obj`` changed since it was read."""
         version = obj["metadata"].get("resourceVersion")
         return {"resourceVersion": version} if version else {}
 
@@ -377,29 +371,11 @@ class Cluster:
         pin = [{"op": "replace", "path": "/metadata/resourceVersion", "value": version}] if version else []
         return pin + patch
 
-    # --- traffic -------------------------------------------------------------------------
+    # --- traffic (the router kinds are in rollout.adapters.routers) -------------------------
 
     def router_state(self, router: RouterSettings) -> RouterState:
         """The router's current split."""
-        if router.kind == "nginx-canary":
-            annotations = self._ingress(router.name)["metadata"].get("annotations") or {}
-            return RouterState(int(annotations.get(CANARY_WEIGHT, "0") or 0))
-        if router.kind == "httproute":
-            route = self._route(router.name)
-            for rule in route.get("spec", {}).get("rules", []):
-                weights = {ref["name"]: int(ref.get("weight", 1)) for ref in rule.get("backendRefs", [])}
-                if router.canary_backend in weights:
-                    total = sum(weights.values())
-                    return RouterState(round(100 * weights[router.canary_backend] / total) if total else 0)
-            raise ServiceRejected(
-                SERVICE,
-                f"HTTPRoute {self.namespace}/{router.name} has no backendRef {router.canary_backend!r}",
-            )
-        assert router.stable_backend is not None
-        canary = int(self.deployment(router.name)["spec"].get("replicas", 0))
-        stable = int(self.deployment(router.stable_backend)["spec"].get("replicas", 0))
-        total = canary + stable
-        return RouterState(round(100 * canary / total) if total else 0, stable, canary)
+        return router_for(self, router).state()
 
     def set_weight(
         self,
@@ -413,63 +389,23 @@ class Cluster:
         Given ``fence``, the object keeps the epoch it was written with (``rollout.fence/<plan>``),
         and a write with an older one than it holds is refused (:class:`FencedOff`), as for flags.
         """
-        percent = max(0, min(100, percent))
-        before = self.router_state(router)
-        if router.kind == "nginx-canary":
-
-            def change() -> None:
-                ingress = self._ingress(router.name)
-                annotations = {CANARY: "true", CANARY_WEIGHT: str(percent), **_fenced(ingress, fence)}
-                self._patch_ingress(
-                    router.name, {"metadata": {**self._version(ingress), "annotations": annotations}}
-                )
-
-            self._until_written("Ingress", router.name, change)
-        elif router.kind == "httproute":
-            self._until_written(
-                "HTTPRoute", router.name, lambda: self._set_route_weights(router, percent, fence)
-            )
-        else:
-            assert router.stable_backend is not None
-            total = total_replicas or (before.stable_replicas or 0) + (before.canary_replicas or 0)
-            canary = math.ceil(total * percent / 100)
-            sides = [
-                (router.stable_backend, total - canary, before.stable_replicas or 0),
-                (router.name, canary, before.canary_replicas or 0),
-            ]
-            # The side that grows is written first, so that between the two writes the pair
-            # never asks for fewer replicas than the total: capacity does not dip either way.
-            for name, replicas, _ in sorted(sides, key=lambda side: side[2] - side[1]):
-                self._scale(name, replicas, fence)
+        kind = router_for(self, router)
+        before = kind.state()
+        kind.set_weight(max(0, min(100, percent)), before, total_replicas, fence)
         return before
 
-    def _set_route_weights(self, router: RouterSettings, percent: int, fence: Fence | None = None) -> None:
-        route = self._route(router.name)
-        mark = _fenced(route, fence)
-        rules = route.get("spec", {}).get("rules", [])
-        touched = False
-        for rule in rules:
-            for ref in rule.get("backendRefs", []):
-                if ref.get("name") == router.canary_backend:
-                    ref["weight"], touched = percent, True
-                elif ref.get("name") == router.stable_backend:
-                    ref["weight"] = 100 - percent
-        if not touched:
-            raise ServiceRejected(
-                SERVICE,
-                f"HTTPRoute {self.namespace}/{router.name} has no backendRef {router.canary_backend!r}",
-            )
-        metadata = {**self._version(route), **({"annotations": mark} if mark else {})}
-        self._patch_route(router.name, {"metadata": metadata, "spec": {"rules": rules}})
+    def scale(self, name: str, replicas: int, fence: Fence | None = None) -> None:
+        """Set a Deployment's replicas (fenced), read again after a conflict."""
 
-    def _scale(self, name: str, replicas: int, fence: Fence | None = None) -> None:
         def change() -> None:
             current = self.deployment(name)
-            mark = _fenced(current, fence)
-            metadata = {**self._version(current), **({"annotations": mark} if mark else {})}
+            mark = self.fenced(current, fence)
+            metadata = {**self.version_of(current), **({"annotations": mark} if mark else {})}
             self._patch_deployment(name, {"metadata": metadata, "spec": {"replicas": replicas}})
 
-        self._until_written("Deployment", name, change)
+        self.until_written("Deployment", name, change)
+
+    fenced = staticmethod(_fenced)
 
     # --- back to the stable release ------------------------------------------------------
 
@@ -513,7 +449,7 @@ class Cluster:
             self._patch_deployment(name, self._pinned(deployment, patch))
             return DeploymentChange(name, "image", before, image)
 
-        return self._until_written("Deployment", name, change)
+        return self.until_written("Deployment", name, change)
 
     def undo(self, name: str, container: str | None = None) -> DeploymentChange:
         """``kubectl rollout undo``: the previous revision's pod template and annotations (change-cause).
@@ -559,7 +495,7 @@ class Cluster:
             how = f"revision {revision}" + (f": {cause}" if cause else "")
             return DeploymentChange(name, how, str(before), str(after))
 
-        return self._until_written("Deployment", name, change)
+        return self.until_written("Deployment", name, change)
 
 
 def _undone_annotations(deployment: dict[str, str], revision: dict[str, str]) -> dict[str, str]:

@@ -16,7 +16,8 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from rollout.adapters.kubernetes import CANARY, CANARY_WEIGHT, CHANGE_CAUSE, REVISION
+from rollout.adapters.kubernetes import CHANGE_CAUSE, REVISION
+from rollout.adapters.routers import CANARY, CANARY_WEIGHT
 from rollout.errors import SandboxError
 from rollout.plan.model import KubernetesTarget, RouterSettings
 
