@@ -7,7 +7,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 K8S_CONTROL_PLANE ?= ../shared/k8s/control-plane
 
-.PHONY: setup prometheus redis postgresql chromium etcd nodejs demo test lint bench deploy reference monitoring clean
+.PHONY: setup prometheus redis postgresql chromium etcd nodejs demo test check lint bench deploy reference monitoring clean
 
 setup: $(VENV)/.installed prometheus redis postgresql chromium etcd node/node_modules/.installed
 
@@ -57,6 +57,10 @@ demo: $(VENV)/.installed prometheus
 
 test: setup lint
 	$(PY) -m pytest
+
+# The fast lane: lint, types and the tests that need no server (tests/unit), in under a minute.
+check: lint
+	$(PY) -m pytest -q tests/unit --durations=5
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
