@@ -13,7 +13,7 @@ def _models() -> list[type[BaseModel]]:
     return [
         m
         for m in vars(module).values()
-        if isinstance(m, type) and issubclass(m, BaseModel) and m.__module__ == module.__name__
+        if isinstance(m, type) and issubclass(m, BaseModel) and m.__module__.startswith(module.__name__)
     ]
 
 
