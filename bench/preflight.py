@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rollout.adapters.mongo import connect  # noqa: E402
-from rollout.data.checks import plan_checks, run_check, validate_checks  # noqa: E402
+from rollout.data.check_runner import run_check, validate_checks  # noqa: E402
+from rollout.data.checks import plan_checks  # noqa: E402
 from rollout.plan import load_plan  # noqa: E402
 from rollout.sandbox.mongodb import start_mongodb  # noqa: E402
 from rollout.sandbox.processes import free_port  # noqa: E402

@@ -34,7 +34,7 @@ from rollout.adapters.flags import Fence
 from rollout.adapters.run_state import Claim
 from rollout.clock import Clock, SystemClock
 from rollout.data.backup import BackupResult
-from rollout.data.checks import CheckResult
+from rollout.data.check_runner import CheckResult
 from rollout.durations import parse_duration
 from rollout.errors import InputRejected, LeaseLost, PlanInvalid, Problem, RolloutBusy
 from rollout.gates import Outcome

@@ -309,7 +309,7 @@ def cmd_checks(args: argparse.Namespace) -> int:
     """Run the plan's data checks and print their table; exit 3 if any failed."""
     prefect_defaults()
     from flows.data import checks_flow
-    from rollout.data.checks import checks_table
+    from rollout.data.check_runner import checks_table
     from rollout.plan import load_plan
 
     load_plan(args.plan)

@@ -27,7 +27,7 @@ def result_table(result: Any) -> pd.DataFrame:
 
 def render_result(result: Any) -> str:
     """The data checks, the backup, the steps as a table, and a summary."""
-    from rollout.data.checks import checks_table
+    from rollout.data.check_runner import checks_table
 
     lines = []
     if result.checks:

@@ -16,7 +16,8 @@ from rollout.adapters.clients import Clients
 from rollout.adapters.locks import LOCKS, MongoLock, holder_name
 from rollout.adapters.s3 import S3Location
 from rollout.data.backup import BackupRequest, BackupResult, prune_backups, take_backup
-from rollout.data.checks import CheckResult, checks_table, plan_checks, run_check, validate_checks
+from rollout.data.check_runner import CheckResult, checks_table, run_check, validate_checks
+from rollout.data.checks import plan_checks
 from rollout.data.manifest import BackupKind
 from rollout.data.restore import (
     RestoreResult,

@@ -16,7 +16,8 @@ from rollout.adapters.deployer import call_webhook, run_command, wait_until_serv
 from rollout.adapters.flags import Fence
 from rollout.adapters.service import purge
 from rollout.clock import SystemClock
-from rollout.data.checks import custom_check, run_check
+from rollout.data.check_runner import run_check
+from rollout.data.checks import custom_check
 from rollout.errors import PermanentError, ServiceUnavailable
 from rollout.plan import Plan
 from rollout.plan.model import Targets

@@ -1,25 +1,20 @@
-"""Preflight data checks, each an aggregation pipeline the server runs.
+"""Preflight data checks as data: each an aggregation pipeline for the server, and how to judge it.
 
 Only counts and a few sample ids come back to Python, whatever the size of the
-collection. A check that finds nothing to look at (a collection that does not
-exist) is an error in the plan, not a pass.
+collection. This module builds the checks a plan asks for and judges their results;
+:mod:`rollout.data.check_runner` runs them against MongoDB.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, TypeVar
 
-import pandas as pd
 from bson import ObjectId, json_util
-from pymongo.database import Database
-from pymongo.errors import OperationFailure
 
-from rollout.adapters.mongo import Document, mongo_errors
-from rollout.data.results import facet_count, missing_collections, pipeline_field
-from rollout.errors import InputRejected
+from rollout.adapters.mongo import Document
+from rollout.data.results import facet_count, pipeline_field
 from rollout.plan.model import (
     BackfillCheck,
     CustomCheck,
@@ -31,10 +26,6 @@ from rollout.plan.model import (
 
 Pipeline = list[dict[str, Any]]
 T = TypeVar("T")
-
-
-class CheckInvalid(InputRejected):
-    """A check the server cannot run: a refused pipeline or a collection that does not exist."""
 
 
 @dataclass(frozen=True)
@@ -74,20 +65,6 @@ class CheckSpec:
     def collection(self) -> str:
         """The collection the check is about."""
         return self.queries[0].collection
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """One check's outcome."""
-
-    name: str
-    kind: str
-    collection: str
-    passed: bool
-    failing: int
-    checked: int | None
-    detail: str
-    samples: tuple[str, ...]
 
 
 def _show(value: Any) -> str:
@@ -336,70 +313,3 @@ def plan_checks(preflight: Preflight) -> list[CheckSpec]:
         specs += backfill_checks(backfill, f"preflight.backfill[{i}]", n)
     specs += [custom_check(c, f"preflight.custom[{i}]") for i, c in enumerate(preflight.custom)]
     return specs
-
-
-def validate_checks(db: Database[Document], specs: Sequence[CheckSpec]) -> None:
-    """Refuse, before any check runs, a collection that does not exist or a pipeline the server rejects."""
-    missing = set(missing_collections(db, (q.collection for spec in specs for q in spec.queries)))
-    for spec in specs:
-        for query in spec.queries:
-            if query.collection in missing:
-                raise CheckInvalid(
-                    f"{spec.path}: check {spec.name!r} reads {query.collection}, "
-                    f"which {db.name} does not have: "
-                    "correct the collection name"
-                )
-        if spec.user_pipeline:
-            user = spec.queries[0]
-            _server(
-                spec, partial(db.command, "aggregate", user.collection, pipeline=user.pipeline, explain=True)
-            )
-
-
-def _aggregate(db: Database[Document], query: Query) -> list[Document]:
-    return list(db[query.collection].aggregate(query.pipeline, allowDiskUse=True))
-
-
-def _server(spec: CheckSpec, action: Callable[[], T]) -> T:
-    """Run ``action`` for ``spec``: a refusal names the check; a lost connection stays transient."""
-    where = f"{spec.path}.pipeline" if spec.user_pipeline else spec.path
-    with mongo_errors(f"check {spec.name!r}"):
-        try:
-            return action()
-        except OperationFailure as error:
-            message = (error.details or {}).get("errmsg") or str(error)
-            raise CheckInvalid(f"{where}: check {spec.name!r} was refused by MongoDB: {message}") from error
-
-
-def run_check(db: Database[Document], spec: CheckSpec) -> CheckResult:
-    """Run one check's queries on the server and judge them."""
-    results = [_server(spec, partial(_aggregate, db, query)) for query in spec.queries]
-    finding = spec.judge(results)
-    if not finding.passed and spec.followup is not None:
-        finding = spec.judge([*results, _server(spec, partial(_aggregate, db, spec.followup))])
-    return CheckResult(
-        spec.name,
-        spec.kind,
-        spec.collection,
-        finding.passed,
-        finding.failing,
-        finding.checked,
-        finding.detail,
-        finding.samples,
-    )
-
-
-def checks_table(results: Sequence[CheckResult]) -> pd.DataFrame:
-    """One row per check: name, result, counts, detail and sample ids."""
-    rows = [
-        {
-            "check": r.name,
-            "result": "pass" if r.passed else "FAIL",
-            "failing": r.failing,
-            "checked": "" if r.checked is None else r.checked,
-            "detail": r.detail,
-            "samples": ", ".join(r.samples),
-        }
-        for r in results
-    ]
-    return pd.DataFrame(rows, columns=["check", "result", "failing", "checked", "detail", "samples"])

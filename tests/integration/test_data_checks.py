@@ -3,7 +3,8 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from rollout.data.checks import CheckInvalid, plan_checks, run_check, validate_checks
+from rollout.data.check_runner import CheckInvalid, run_check, validate_checks
+from rollout.data.checks import plan_checks
 from rollout.plan.model import Preflight
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,8 @@ from rollout.adapters.mongo import connect as connect_mongo
 from rollout.adapters.s3 import Bucket, Encryption
 from rollout.adapters.s3 import connect as connect_s3
 from rollout.data.backup import BackupRequest, take_backup
-from rollout.data.checks import plan_checks, run_check, validate_checks
+from rollout.data.check_runner import run_check, validate_checks
+from rollout.data.checks import plan_checks
 from rollout.errors import ServiceUnavailable, is_transient
 from rollout.plan.model import Preflight
 from rollout.sandbox.mongodb import start_mongodb
