@@ -66,6 +66,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # Register every deployment of prefect.yaml on the server in PREFECT_API_URL, after checking them
 # all: a bad schedule or a missing plan stops here, before anything is registered.
