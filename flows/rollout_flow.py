@@ -25,11 +25,11 @@ from prefect.flow_runs import pause_flow_run, suspend_flow_run
 from prefect.states import Running
 from pydantic import Field
 
+from flows import events
 from flows.decision import Decision, decision_form
 from flows.outcomes import completed, failed, refusal, result_of
 from flows.rollback import RollbackResult, rollback_flow
 from flows.run_names import rollout_run_name
-from rollout import events
 from rollout.adapters.flags import Fence
 from rollout.adapters.run_state import Claim
 from rollout.clock import Clock, SystemClock

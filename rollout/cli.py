@@ -426,7 +426,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 def cmd_deployments(args: argparse.Namespace) -> int:
     """Check prefect.yaml: ``OK`` or one ``deployments[name].field: message`` line per problem."""
-    from rollout.deployments import check_deployments
+    from flows.deployments import check_deployments
 
     problems = check_deployments(args.config)
     for problem in problems:
@@ -439,7 +439,7 @@ def cmd_deployments(args: argparse.Namespace) -> int:
 def cmd_deploy(args: argparse.Namespace) -> int:
     """Check prefect.yaml whole, then register every deployment on the server in PREFECT_API_URL."""
     prefect_defaults()
-    from rollout.deployments import register_deployments
+    from flows.deployments import register_deployments
 
     for name in register_deployments(args.config):
         print(f"registered {name}")
