@@ -460,7 +460,7 @@ def cmd_exporter(args: argparse.Namespace) -> int:
     plan = load_plan(args.plan)
     with Clients(resolve_targets(plan, None)) as clients:
         registry = CollectorRegistry()
-        registry.register(RolloutCollector(clients.runs_collection))
+        registry.register(RolloutCollector(clients.runs.documents))
         start_http_server(args.port, addr=args.host, registry=registry)
         print(f"serving rollout metrics on http://{args.host}:{args.port}/metrics", file=sys.stderr)
         while True:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from pymongo.collection import Collection
 
-from rollout.adapters.mongo import call
 from rollout.lifecycle import Status, parse_status
 
 TRAFFIC_OFF = frozenset({Status.ROLLING_BACK, Status.ROLLED_BACK, Status.ROLLBACK_INCOMPLETE})
@@ -18,10 +16,11 @@ TRAFFIC_OFF = frozenset({Status.ROLLING_BACK, Status.ROLLED_BACK, Status.ROLLBAC
 
 
 class RolloutCollector(Collector):
-    """Reads ``rollout_runs`` at every scrape: current percentage, steps, status and gate values."""
+    """Reads the run records at every scrape (``records``, e.g. :meth:`RunStateStore.documents`):
+    current percentage, steps, status and gate values."""
 
-    def __init__(self, runs: Collection[dict[str, Any]]) -> None:
-        self._runs = runs
+    def __init__(self, records: Callable[[], list[dict[str, Any]]]) -> None:
+        self._records = records
 
     def collect(self) -> Iterator[Metric]:
         """The metrics of every plan on record."""
@@ -42,7 +41,7 @@ class RolloutCollector(Collector):
         outcomes = GaugeMetricFamily(
             "rollout_step_outcomes", "Steps of the last run by outcome.", labels=["plan", "outcome"]
         )
-        for doc in call("read rollout runs", lambda: list(self._runs.find({}))):
+        for doc in self._records():
             plan, records = str(doc["_id"]), doc.get("steps", [])
             last = records[-1] if records else {}
             current = parse_status(str(doc.get("status")))

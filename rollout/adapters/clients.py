@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import cached_property
 
 from pymongo import MongoClient, uri_parser
-from pymongo.collection import Collection
 from pymongo.database import Database
 
 from rollout.adapters.fences import COLLECTION as FENCES
@@ -82,11 +81,6 @@ class Clients:
         if flagd is not None and flagd.path is not None:
             return FlagdFile(flagd.path, store_field=flagd.store_field)
         return FlagStore(self.flag_db[self.targets.flag_store.collection])
-
-    @property
-    def runs_collection(self) -> Collection[Document]:
-        """The collection of run records, for readers such as the metrics exporter."""
-        return self.flag_db[RUNS]
 
     @cached_property
     def runs(self) -> RunStateStore:

@@ -703,6 +703,10 @@ class RunStateStore:
         )
         return marked.modified_count == 1
 
+    def documents(self) -> list[Document]:
+        """Every run record as stored, for readers that take what they need (the metrics exporter)."""
+        return call("read rollout runs", lambda: list(self._runs.find({})))
+
     def all(self) -> list[RunRecord]:
         """Every plan's rollout on record in this database."""
         plans = call("list rollouts", lambda: [doc["_id"] for doc in self._runs.find({}, {"_id": 1})])

@@ -40,7 +40,7 @@ def test_the_exporter_serves_percentage_status_gates_and_outcomes(shop_db: Any) 
     runs.step("payments", {"phase": "ramp", "percentage": 50, "outcome": "successful", "values": {}})
     runs.take_over("payments", "rollback-1")
     registry = CollectorRegistry()
-    registry.register(RolloutCollector(shop_db.rollout_runs))
+    registry.register(RolloutCollector(runs.documents))
     port = free_port()
     server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
     try:
