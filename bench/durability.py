@@ -35,7 +35,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from rollout.cli import prefect_defaults  # noqa: E402
+from cli.common import prefect_defaults  # noqa: E402
 
 prefect_defaults()
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")

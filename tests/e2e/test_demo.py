@@ -21,7 +21,7 @@ def demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         "ROLLOUT_REPORTS_DIR": str(tmp_path / "reports"),
     }
     return subprocess.run(
-        [sys.executable, "-m", "rollout.cli", "demo", "--prometheus", "required", *args],
+        [sys.executable, "-m", "cli", "demo", "--prometheus", "required", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from rollout.cli import main
+from cli.main import main
 from rollout.sandbox.stack import SandboxInfo
 
 pytestmark = pytest.mark.integration

@@ -165,7 +165,7 @@ def test_health_says_which_release_runs_and_the_deploy_command_switches_it(sandb
             [
                 sys.executable,
                 "-m",
-                "rollout.cli",
+                "cli",
                 "sandbox",
                 "deploy",
                 "v9.9",

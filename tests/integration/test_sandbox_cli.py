@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 
 def rollout(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "rollout.cli", *args], capture_output=True, text=True, check=False, timeout=180
+        [sys.executable, "-m", "cli", *args], capture_output=True, text=True, check=False, timeout=180
     )
 
 

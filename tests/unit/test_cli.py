@@ -7,7 +7,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def rollout(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "rollout.cli", *args], capture_output=True, text=True, cwd=ROOT, check=False
+        [sys.executable, "-m", "cli", *args], capture_output=True, text=True, cwd=ROOT, check=False
     )
 
 
@@ -43,14 +43,14 @@ def test_reconcile_without_a_reachable_server_says_so_and_exits_2() -> None:
         port = unused.getsockname()[1]
     env = {**os.environ, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
     done = subprocess.run(
-        [sys.executable, "-m", "rollout.cli", "reconcile"], capture_output=True, text=True, cwd=ROOT, env=env
+        [sys.executable, "-m", "cli", "reconcile"], capture_output=True, text=True, cwd=ROOT, env=env
     )
     assert done.returncode == 2
     assert f"the Prefect server at http://127.0.0.1:{port}/api cannot be reached" in done.stderr
     assert "nothing was reconciled" in done.stderr
     unset = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
     done = subprocess.run(
-        [sys.executable, "-m", "rollout.cli", "reconcile"],
+        [sys.executable, "-m", "cli", "reconcile"],
         capture_output=True,
         text=True,
         cwd=ROOT,

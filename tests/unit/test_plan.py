@@ -84,12 +84,12 @@ def test_windows_count_measurements() -> None:
 def test_running_a_bad_plan_exits_2_with_path_message_lines_before_touching_anything(
     path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rollout import cli
+    from cli import main, rollouts
 
     # Nothing may be reached: any attempt to run a flow would fail this test loudly.
-    monkeypatch.setattr(cli, "prefect_defaults", lambda: None)
+    monkeypatch.setattr(rollouts, "prefect_defaults", lambda: None)
     monkeypatch.setattr("flows.rollout_flow.rollout_flow", None)
-    assert cli.main(["run", str(path)]) == 2
+    assert main.main(["run", str(path)]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines and all(": " in line for line in lines), lines
     assert any(line.startswith(expectation(path)) for line in lines), lines
