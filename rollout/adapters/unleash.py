@@ -5,8 +5,9 @@ each titled so the rollout knows its own: ``rollout: percentage`` (``rollout``,
 ``stickiness: userId``, ``groupId`` the flag's name, which is exactly our bucketing),
 ``rollout: users`` (100 % with a ``userId IN`` constraint) and ``rollout: stores`` (100 %
 with a constraint on the store field). Unleash admits a user when any strategy does, as
-:meth:`FlagState.admits` does. The percentage strategy is always there, at 0 when no one
-is admitted by share, because an enabled flag with no strategy at all is on for everyone.
+:meth:`FlagState.admits` does. While the flag is on, the percentage strategy stays, at 0
+when no one is admitted by share, because an enabled flag with no strategy at all is on for
+everyone; a flag off at 0 % has none, so restoring a fresh flag leaves it as it was.
 
 Unleash has no compare-and-set: the flag's version is the id of its newest event, checked
 just before writing, and every write is read back. Fences live in MongoDB
@@ -225,7 +226,11 @@ class UnleashFlags:
 
     def _write_strategies(self, name: str, env_path: str, feature: _Feature, wanted: FlagState) -> None:
         desired = {
-            PERCENTAGE: self._strategy(name, PERCENTAGE, wanted.percentage, None, ()),
+            # Kept (at 0 %) while the flag is on: an enabled flag with no strategy is on for everyone.
+            # A flag off at 0 % needs none, so a restore to a fresh flag leaves it as it was.
+            PERCENTAGE: self._strategy(name, PERCENTAGE, wanted.percentage, None, ())
+            if wanted.enabled or wanted.percentage
+            else None,
             USERS: self._strategy(name, USERS, 100, "userId", wanted.users) if wanted.users else None,
             STORES: self._strategy(name, STORES, 100, self._store_field, wanted.stores)
             if wanted.stores

@@ -186,6 +186,11 @@ def test_unleash_admits_exactly_the_users_our_bucketing_counts_at_every_step_and
 
     restored = flags.set(FLAG, before_change(before))
     assert (restored.enabled, restored.percentage, restored.users, restored.stores) == (False, 0, (), ())
+    with admin(unleash) as http:
+        feature = http.get(f"/api/admin/projects/default/features/{FLAG}").json()
+    # As it was before the rollout: off in the environment, with no strategy at all.
+    development = next(e for e in feature["environments"] if e["name"] == "development")
+    assert (development["enabled"], development["strategies"]) == (False, [])
     assert sdk_seen(unleash, tmp_path, FLAG, (set(), set())) == (set(), set())
 
 
