@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
-import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import boto3
-import httpx
-
 from rollout.adapters.mongo import connect
-from rollout.adapters.prometheus import PrometheusClient
-from rollout.errors import RolloutError, SandboxError
+from rollout.errors import SandboxError
 from rollout.plan.model import (
     FlagdTarget,
     FlagStoreTarget,
@@ -31,9 +25,14 @@ from rollout.plan.model import (
     UnleashTarget,
 )
 from rollout.sandbox import unleash
-from rollout.sandbox.mongodb import answers, secantus_argv
-from rollout.sandbox.postgres import database_user, init_cluster, psql
-from rollout.sandbox.postgres import server_argv as postgres_argv
+from rollout.sandbox.components import (
+    KEY_ENV,
+    SECRET_ENV,
+    SERVICE_JOB,
+    TOKENS_FILE,
+    provide_sandbox_credentials,
+    stages,
+)
 from rollout.sandbox.processes import (
     HOST,
     ProcessRecord,
@@ -42,21 +41,15 @@ from rollout.sandbox.processes import (
     spawn,
     wait_until,
 )
-from rollout.sandbox.seed import ShopSize, seed_shop
+from rollout.sandbox.seed import ShopSize
 
 DATABASE = "shop"
 BUCKET = "rollout-backups"
 FLAG = "USE_UNIFIED_ORDERS"
-COMPANIONS = ("SHOW_UNIFIED_DASHBOARD", "ENABLE_DUAL_WRITE", "SHOW_SOURCE_INDICATOR")
-"""The example plans' companion flags, made beside the main flag in Unleash or the flagd file."""
-SERVICE_JOB = "orders"
-# moto accepts any credentials; these names are what sandbox targets reference.
-KEY_ENV, SECRET_ENV = "ROLLOUT_SANDBOX_AWS_KEY", "ROLLOUT_SANDBOX_AWS_SECRET"
 DEFAULT_STATE_FILE = Path.home() / ".rollout" / "sandbox.json"
 
 PrometheusMode = Literal["auto", "required", "off"]
 FlagsMode = Literal["mongodb", "unleash", "flagd"]
-TOKENS_FILE = "unleash-tokens.json"
 
 
 @dataclass(frozen=True)
@@ -148,17 +141,6 @@ class SandboxInfo:
 UNLEASH_TOKEN_ENV = "ROLLOUT_SANDBOX_UNLEASH_TOKEN"
 
 
-def provide_sandbox_credentials() -> None:
-    """Put moto's dummy credentials where sandbox targets look for them.
-
-    moto takes any credentials. Resolved secrets are masked in every output, so they are
-    random rather than a word that appears in ordinary text (``sandbox`` would mask the
-    plan name ``sandbox-demo``).
-    """
-    os.environ.setdefault(KEY_ENV, f"sbx-key-{secrets.token_hex(8)}")
-    os.environ.setdefault(SECRET_ENV, f"sbx-secret-{secrets.token_hex(8)}")
-
-
 class Sandbox:
     """The stand-ins, started as child processes in their own sessions.
 
@@ -226,159 +208,27 @@ class Sandbox:
         return self.info
 
     def _start(self, info: SandboxInfo, ports: dict[str, int], prometheus_bin: str | None) -> None:
-        opts, state, py = self.options, Path(info.state_dir), sys.executable
-        mongo = self._spawn("mongodb", secantus_argv(ports["mongodb"], state / "mongodb"))
-        s3 = self._spawn(
-            "s3",
-            [
-                py,
-                "-m",
-                "rollout.sandbox.s3server",
-                "--port",
-                str(ports["s3"]),
-                "--state-dir",
-                info.state_dir,
-            ],
-        )
+        """Start the components stage by stage: a stage's processes start together, then each is awaited."""
         client = connect(info.mongodb_uri, timeout_ms=1000)
         try:
-            wait_until(
-                answers(client),
-                "MongoDB (SecantusDB)",
-                timeout=opts.startup_timeout,
-                still_alive=mongo.alive,
-            )
-            seed_shop(client[info.database], opts.size)
+            for stage in stages(self.options, info, ports, prometheus_bin, client):
+                started = []
+                for component in stage:
+                    if component.before is not None:
+                        component.before()
+                    started.append((component, self._spawn(component.name, component.argv, component.env)))
+                for component, record in started:
+                    if component.ready is not None:
+                        wait_until(
+                            component.ready,
+                            component.what,
+                            timeout=self.options.startup_timeout,
+                            still_alive=record.alive,
+                        )
+                    if component.after is not None:
+                        component.after()
         finally:
             client.close()
-        wait_until(
-            _http_ok(info.s3_endpoint + "/"),
-            "S3 (moto)",
-            timeout=opts.startup_timeout,
-            still_alive=s3.alive,
-        )
-        provide_sandbox_credentials()
-        _s3_client(info).create_bucket(Bucket=info.bucket)
-        service_env = self._start_flags(info, ports)
-        service = self._spawn(
-            "service",
-            [
-                py,
-                "-m",
-                "rollout.sandbox.service",
-                "--port",
-                str(ports["service"]),
-                "--mongodb-uri",
-                info.mongodb_uri,
-                "--database",
-                info.database,
-                "--flag",
-                info.flag,
-                "--state-dir",
-                info.state_dir,
-                "--flags",
-                info.flags,
-                *(["--unleash-url", info.unleash_url] if info.unleash_url else []),
-                *(["--flagd-path", info.flagd_path] if info.flagd_path else []),
-            ],
-            env=service_env,
-        )
-        wait_until(
-            _http_ok(info.service_url + "/health"),
-            "orders service",
-            timeout=opts.startup_timeout,
-            still_alive=service.alive,
-        )
-        if prometheus_bin and info.prometheus_url:
-            config = state / "prometheus.yml"
-            config.write_text(_prometheus_config(info, opts.scrape_interval))
-            prometheus = self._spawn(
-                "prometheus",
-                [
-                    prometheus_bin,
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={state / 'prometheus'}",
-                    f"--web.listen-address={HOST}:{ports['prometheus']}",
-                    "--web.enable-lifecycle",
-                    "--log.level=warn",
-                ],
-            )
-            with PrometheusClient(info.prometheus_url, timeout=2) as prom:
-                wait_until(
-                    prom.ready,
-                    "Prometheus",
-                    timeout=opts.startup_timeout,
-                    still_alive=prometheus.alive,
-                )
-        if opts.load_rate > 0:
-            self._spawn(
-                "loadgen",
-                [
-                    py,
-                    "-m",
-                    "rollout.sandbox.loadgen",
-                    "--url",
-                    info.service_url,
-                    "--users",
-                    str(opts.size.users),
-                    "--shops",
-                    str(opts.size.shops),
-                    "--rate",
-                    str(opts.load_rate),
-                    "--state-dir",
-                    info.state_dir,
-                ],
-            )
-        if prometheus_bin and info.prometheus_url:
-            with PrometheusClient(info.prometheus_url, timeout=2) as prom:
-                # The first scrape lands seconds after readiness; wait for it, never sleep blindly.
-                wait_until(
-                    _scraped(prom),
-                    "Prometheus's first scrape of the service",
-                    timeout=opts.startup_timeout,
-                    interval=0.25,
-                )
-
-    def _start_flags(self, info: SandboxInfo, ports: dict[str, int]) -> dict[str, str]:
-        """Start Unleash (on its PostgreSQL) or write the flagd file; the service's environment."""
-        names = [info.flag, *COMPANIONS]
-        if info.flagd_path is not None:
-            off = {"state": "DISABLED", "variants": {"on": True, "off": False}, "defaultVariant": "off"}
-            Path(info.flagd_path).write_text(json.dumps({"flags": {name: off for name in names}}, indent=2))
-            return {}
-        if info.unleash_url is None:
-            return {}
-        state, timeout = Path(info.state_dir), self.options.startup_timeout
-        # The postgres user must reach its folder inside ours when we are root.
-        state.chmod(0o711)
-        data, sockets = init_cluster(state / "postgres")
-        database = self._spawn("postgres", postgres_argv(data, sockets, ports["postgres"]))
-        wait_until(
-            lambda: psql(ports["postgres"], "select 1"),
-            "PostgreSQL",
-            timeout=timeout,
-            still_alive=database.alive,
-        )
-        if not psql(ports["postgres"], "create database unleash"):
-            raise SandboxError("could not create the unleash database in the sandbox's PostgreSQL")
-        tokens = {
-            "admin": f"*:*.sbx-{secrets.token_hex(16)}",
-            "backend": f"{unleash.PROJECT}:{unleash.ENVIRONMENT}.sbx-{secrets.token_hex(16)}",
-        }
-        token_file = state / TOKENS_FILE
-        token_file.touch(mode=0o600)
-        token_file.write_text(json.dumps(tokens))
-        url = f"postgres://{database_user()}@{HOST}:{ports['postgres']}/unleash"
-        env = unleash.server_env(url, ports["unleash"], tokens["admin"], tokens["backend"])
-        server = self._spawn("unleash", unleash.server_argv(info.state_dir), env=env)
-        wait_until(
-            unleash.answers(info.unleash_url, tokens["admin"]),
-            "Unleash",
-            timeout=timeout,
-            still_alive=server.alive,
-        )
-        unleash.create_flags(info.unleash_url, tokens["admin"], names)
-        return {unleash.ADMIN_TOKEN_ENV: tokens["admin"], unleash.BACKEND_TOKEN_ENV: tokens["backend"]}
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> ProcessRecord:
         assert self.info is not None
@@ -415,49 +265,3 @@ def load(state_file: Path = DEFAULT_STATE_FILE) -> SandboxInfo | None:
         return None
     except (ValueError, TypeError, KeyError) as error:
         raise SandboxError(f"{state_file} is not a sandbox state file ({error}); delete it") from None
-
-
-def _s3_client(info: SandboxInfo) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=info.s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=os.environ[KEY_ENV],
-        aws_secret_access_key=os.environ[SECRET_ENV],
-    )
-
-
-def _http_ok(url: str) -> Any:
-    def check() -> bool:
-        try:
-            return httpx.get(url, timeout=1.0).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    return check
-
-
-def _scraped(prom: PrometheusClient) -> Any:
-    def check() -> bool:
-        try:
-            samples = prom.query(f'up{{job="{SERVICE_JOB}"}} == 1')
-            if not samples:
-                return False
-            return bool(prom.query(f'http_requests_total{{job="{SERVICE_JOB}"}}'))
-        except RolloutError:
-            return False
-
-    return check
-
-
-def _prometheus_config(info: SandboxInfo, interval: str) -> str:
-    target = info.service_url.removeprefix("http://")
-    return (
-        "global:\n"
-        f"  scrape_interval: {interval}\n"
-        f"  evaluation_interval: {interval}\n"
-        "scrape_configs:\n"
-        f"  - job_name: {SERVICE_JOB}\n"
-        f"    static_configs:\n"
-        f"      - targets: ['{target}']\n"
-    )
