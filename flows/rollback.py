@@ -9,7 +9,8 @@
 
 Traffic comes first, before the emergency backup, because traffic off is what
 makes users safe and it changes no data; the emergency backup still comes
-before anything is restored, so a restore can itself be undone. A failing step
+before anything is restored, so a restore can itself be undone. The steps stay in one
+module, in the order they run, so the sequence reads as the handbook does. A failing step
 is recorded and the next one runs anyway; the result says what did not work.
 """
 

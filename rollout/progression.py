@@ -8,6 +8,9 @@ value to persist. Whichever process holds the rollout (the run that started it,
 one that picked it up after a crash, the reconciler measuring a parked window)
 runs the same loop over the same value, so progress survives any one of them:
 a window picked up at measurement k carries on at k+1 of N.
+
+One module though long: the actions, :func:`next_action` and the folds are one decision
+table read together; each branch is a few lines, and splitting them would scatter it.
 """
 
 from __future__ import annotations

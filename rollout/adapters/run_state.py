@@ -4,6 +4,9 @@ One document per plan in ``rollout_runs``: the rollout's status (see
 :mod:`rollout.lifecycle`) with the history of its moves, the steps done, an undo
 log of every flag as it was before the rollout first touched it, the backup
 taken before it began and the restores a rollback made from it.
+
+One module though long: every operation here is a compare-and-set on the same document,
+and the record's fields, their parsing and the moves that change them must change together.
 """
 
 from __future__ import annotations

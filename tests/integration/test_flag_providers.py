@@ -27,7 +27,8 @@ from UnleashClient import UnleashClient
 
 from rollout.adapters.fences import COLLECTION as FENCES
 from rollout.adapters.fences import FenceStore
-from rollout.adapters.flagd import FlagdFile, FlagdSetupInvalid
+from rollout.adapters.flagd import FlagdFile
+from rollout.adapters.flagd_sources import FlagdSetupInvalid
 from rollout.adapters.flags import (
     Fence,
     FencedOff,

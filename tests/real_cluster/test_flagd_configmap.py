@@ -9,13 +9,8 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from rollout.adapters.flagd import (
-    ConfigMapSource,
-    FlagdConfigMap,
-    FlagdFlags,
-    FlagdSetupInvalid,
-    flagd_admits,
-)
+from rollout.adapters.flagd import FlagdConfigMap, FlagdFlags, flagd_admits
+from rollout.adapters.flagd_sources import ConfigMapSource, FlagdSetupInvalid
 from rollout.adapters.flags import Fence, FencedOff, FlagChange
 from rollout.adapters.kubernetes import Cluster
 from rollout.traffic import Audience
