@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rollout.adapters.flags import FlagState  # noqa: E402
-from rollout.bucketing import bucket  # noqa: E402
+from rollout.audience.bucketing import bucket  # noqa: E402
+from rollout.audience.flag_state import FlagState  # noqa: E402
 
 
 def best_of(runs: int, action: object) -> float:

@@ -44,7 +44,7 @@ from pymongo import MongoClient  # noqa: E402
 
 from rollout.adapters.flags import FlagStore  # noqa: E402
 from rollout.adapters.run_state import RunStateStore  # noqa: E402
-from rollout.lifecycle import Status  # noqa: E402
+from rollout.lifecycle.statuses import Status  # noqa: E402
 from rollout.sandbox.stack import Sandbox, SandboxInfo, SandboxOptions  # noqa: E402
 from tests.operator import Operator, flow_run_processes, operator  # noqa: E402
 

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rollout.adapters.clients import Clients  # noqa: E402
-from rollout.adapters.flags import FlagChange  # noqa: E402
+from rollout.audience.flag_state import FlagChange  # noqa: E402
 from rollout.sandbox.stack import FlagsMode, Sandbox, SandboxOptions  # noqa: E402
 
 PROBE_USER = "probe-user@example.com"

@@ -39,11 +39,11 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 from prefect import flow  # noqa: E402
 
 from flows.rollout_flow import run_rollout  # noqa: E402
-from rollout.lifecycle import Status  # noqa: E402
+from rollout.audience.steps import Audience  # noqa: E402
+from rollout.lifecycle.progression import Progress  # noqa: E402
+from rollout.lifecycle.statuses import Status  # noqa: E402
 from rollout.plan import load_plan  # noqa: E402
-from rollout.progression import Progress  # noqa: E402
 from rollout.sandbox.stack import Sandbox, SandboxOptions  # noqa: E402
-from rollout.traffic import Audience  # noqa: E402
 from tasks.lease import claim_plan, enter, save_progress  # noqa: E402
 from tasks.observe import measure_round  # noqa: E402
 from tasks.record import StepRecordEntry, now, record_step  # noqa: E402

@@ -24,8 +24,8 @@ def cmd_checks(args: argparse.Namespace) -> int:
     """Run the plan's data checks and print their table; exit 3 if any failed."""
     prefect_defaults()
     from flows.data import checks_flow
-    from rollout.data.check_runner import checks_table
     from rollout.plan import load_plan
+    from rollout.reporting.result_text import checks_table
 
     load_plan(args.plan)
     results = checks_flow(plan_path=str(args.plan))

@@ -30,7 +30,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from flows.outcomes import result_of
     from flows.rollout_flow import RolloutResult, rollout_flow
     from rollout.plan import load_plan
-    from rollout.report import render_result, result_json
+    from rollout.reporting.result_text import render_result, result_json
     from rollout.sandbox.faults import FaultAtPercentage
     from rollout.sandbox.stack import Sandbox, SandboxOptions
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 def cmd_deployments(args: argparse.Namespace) -> int:
     """Check prefect.yaml: ``OK`` or one ``deployments[name].field: message`` line per problem."""
-    from flows.deployments import check_deployments
+    from flows.prefect_deployments import check_deployments
 
     problems = check_deployments(args.config)
     for problem in problems:
@@ -33,7 +33,7 @@ def cmd_deployments(args: argparse.Namespace) -> int:
 def cmd_deploy(args: argparse.Namespace) -> int:
     """Check prefect.yaml whole, then register every deployment on the server in PREFECT_API_URL."""
     prefect_defaults()
-    from flows.deployments import register_deployments
+    from flows.prefect_deployments import register_deployments
 
     for name in register_deployments(args.config):
         print(f"registered {name}")
@@ -47,8 +47,8 @@ def cmd_exporter(args: argparse.Namespace) -> int:
     from prometheus_client import CollectorRegistry, start_http_server
 
     from rollout.adapters.clients import Clients
-    from rollout.exporter import RolloutCollector
     from rollout.plan import load_plan
+    from rollout.reporting.exporter import RolloutCollector
     from rollout.targets import resolve_targets
 
     plan = load_plan(args.plan)

@@ -43,8 +43,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     """Print Prometheus alert rules for the plan (YAML)."""
     import yaml
 
-    from rollout.monitoring import alert_rules
     from rollout.plan import load_plan
+    from rollout.reporting.monitoring import alert_rules
 
     print(yaml.safe_dump(alert_rules(load_plan(args.plan)), sort_keys=False, width=1000), end="")
     return EXIT_OK
@@ -54,8 +54,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     """Print a Grafana dashboard for the plan (JSON)."""
     import json
 
-    from rollout.monitoring import dashboard
     from rollout.plan import load_plan
+    from rollout.reporting.monitoring import dashboard
 
     print(json.dumps(dashboard(load_plan(args.plan)), indent=2))
     return EXIT_OK

@@ -28,7 +28,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from flows.outcomes import result_of
     from flows.rollout_flow import RolloutResult, rollout_flow
     from rollout.plan import load_plan
-    from rollout.report import render_result, result_json
+    from rollout.reporting.result_text import render_result, result_json
 
     load_plan(args.plan)
     state = rollout_flow(
@@ -79,7 +79,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Print where the plan's last rollout stands, from its persisted record."""
     from rollout.adapters.clients import Clients
     from rollout.plan import load_plan
-    from rollout.status import describe_run
+    from rollout.reporting.status import describe_run
     from rollout.targets import resolve_targets
 
     plan = load_plan(args.plan)

@@ -6,8 +6,8 @@ from typing import Any
 
 from prefect import flow
 
+from rollout.analysis.check_result import CheckResult
 from rollout.data.backup import BackupResult
-from rollout.data.check_runner import CheckResult
 from rollout.data.restore import RestoreResult, VerificationResult
 from rollout.plan import load_plan
 from rollout.plan.model import Targets

@@ -29,16 +29,16 @@ from pydantic import Field
 from flows.outcomes import RollbackRefused, completed, failed, refusal, result_of
 from flows.run_names import rollback_run_name
 from rollout.adapters.clients import Clients
-from rollout.adapters.flags import Fence, FlagState
-from rollout.adapters.run_state import RestoreRecord, RunRecord
+from rollout.audience.flag_state import Fence, FlagState
 from rollout.errors import InputRejected, RolloutBusy
-from rollout.incident import Incident, StepRecord, failed_steps
-from rollout.lifecycle import MoveRefused, Status
-from rollout.notifications import notice, recipients
+from rollout.lifecycle.record import RestoreRecord, RunRecord
+from rollout.lifecycle.rollback_guard import GuardVerdict, RollbackAsk, judge
+from rollout.lifecycle.statuses import MoveRefused, Status
 from rollout.plan import Plan, load_plan
 from rollout.plan.model import NotifyEvent, Targets
 from rollout.plan.source import plan_source
-from rollout.rollback_guard import GuardVerdict, RollbackAsk, judge
+from rollout.reporting.incident import Incident, StepRecord, failed_steps
+from rollout.reporting.notifications import notice, recipients
 from rollout.targets import resolve_targets
 from tasks.data import backup_data, database_lock, restore_data
 from tasks.lease import rollback_heartbeat

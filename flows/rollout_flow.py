@@ -30,21 +30,15 @@ from flows.decision import Decision, decision_form
 from flows.outcomes import completed, failed, refusal, result_of
 from flows.rollback import RollbackResult, rollback_flow
 from flows.run_names import rollout_run_name
-from rollout.adapters.flags import Fence
-from rollout.adapters.run_state import Claim
+from rollout.analysis.check_result import CheckResult
+from rollout.analysis.gates import Outcome
+from rollout.audience.flag_state import Fence
+from rollout.audience.steps import Audience, TrafficStep, phase_steps
 from rollout.clock import Clock, SystemClock
 from rollout.data.backup import BackupResult
-from rollout.data.check_runner import CheckResult
 from rollout.durations import parse_duration
 from rollout.errors import InputRejected, LeaseLost, PlanInvalid, Problem, RolloutBusy
-from rollout.gates import Outcome
-from rollout.incident import failed_steps
-from rollout.lifecycle import Status
-from rollout.notifications import notice, recipients
-from rollout.plan import Plan, load_plan
-from rollout.plan.model import NotifyEvent, Targets
-from rollout.plan.source import plan_source
-from rollout.progression import (
+from rollout.lifecycle.progression import (
     PASSED,
     Action,
     Ask,
@@ -72,11 +66,17 @@ from rollout.progression import (
     observed_round,
     observed_step,
 )
-from rollout.progression import Decision as DecisionRecord
-from rollout.questions import question_markdown
-from rollout.rollout_table import rollout_rows
+from rollout.lifecycle.progression import Decision as DecisionRecord
+from rollout.lifecycle.record import Claim
+from rollout.lifecycle.statuses import Status
+from rollout.plan import Plan, load_plan
+from rollout.plan.model import NotifyEvent, Targets
+from rollout.plan.source import plan_source
+from rollout.reporting.incident import failed_steps
+from rollout.reporting.notifications import notice, recipients
+from rollout.reporting.questions import question_markdown
+from rollout.reporting.rollout_table import rollout_rows
 from rollout.targets import resolve_targets
-from rollout.traffic import Audience, TrafficStep, phase_steps
 from tasks.data import backup_data, keep_backup, run_data_checks
 from tasks.dry_run import check_bucket, count_audiences
 from tasks.lease import claim_plan, enter, finish, heartbeat, park, save_progress
@@ -93,7 +93,7 @@ from tasks.traffic import (
 )
 
 Ending = Literal["promoted", "rolled_back", "held", "blocked", "stopped", "dry_run"]
-"""How a run of the rollout ended (the rollout's own status is in :mod:`rollout.lifecycle`)."""
+"""How a run of the rollout ended (the rollout's own status is in :mod:`rollout.lifecycle.statuses`)."""
 
 
 @dataclass(frozen=True)

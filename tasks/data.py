@@ -15,8 +15,9 @@ from prefect.cache_policies import NO_CACHE
 from rollout.adapters.clients import Clients
 from rollout.adapters.locks import LOCKS, MongoLock, holder_name
 from rollout.adapters.s3 import S3Location
+from rollout.analysis.check_result import CheckResult
 from rollout.data.backup import BackupRequest, BackupResult, prune_backups, take_backup
-from rollout.data.check_runner import CheckResult, checks_table, run_check, validate_checks
+from rollout.data.check_runner import run_check, validate_checks
 from rollout.data.checks import plan_checks
 from rollout.data.manifest import BackupKind
 from rollout.data.restore import (
@@ -31,6 +32,7 @@ from rollout.errors import PermanentError
 from rollout.plan import Plan
 from rollout.plan.model import Preflight, Targets
 from rollout.redact import redact
+from rollout.reporting.result_text import checks_table
 from tasks.progress import RunProgress
 from tasks.retries import TRANSIENT_RETRIES
 from tasks.secrets import prefect_resolver

@@ -9,10 +9,10 @@ from prefect.cache_policies import NO_CACHE
 
 from rollout.adapters.clients import Clients
 from rollout.adapters.mongo import mongo_errors
+from rollout.audience.population import count_admitted
+from rollout.audience.steps import Audience
 from rollout.plan import Plan
 from rollout.plan.model import Targets
-from rollout.population import count_admitted
-from rollout.traffic import Audience
 from tasks.retries import TRANSIENT_RETRIES
 from tasks.secrets import prefect_resolver
 

@@ -9,13 +9,13 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from rollout.adapters.clients import Clients
-from rollout.adapters.run_state import Claim
 from rollout.beat import every
 from rollout.errors import LeaseLost, RolloutError
-from rollout.lifecycle import Status
+from rollout.lifecycle.progression import Parked, Progress
+from rollout.lifecycle.record import Claim
+from rollout.lifecycle.statuses import Status
 from rollout.plan import Plan
 from rollout.plan.model import Targets
-from rollout.progression import Parked, Progress
 from tasks.retries import TRANSIENT_RETRIES
 from tasks.secrets import prefect_resolver
 

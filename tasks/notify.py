@@ -18,9 +18,9 @@ from prefect.settings import PREFECT_UI_URL
 from prefect.utilities.asyncutils import run_coro_as_sync
 
 from rollout.errors import InputRejected
-from rollout.notifications import Notice, recipients
 from rollout.plan import Plan
 from rollout.plan.model import Notification
+from rollout.reporting.notifications import Notice, recipients
 
 EMAIL_BLOCK = "email-server-credentials/"
 

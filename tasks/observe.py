@@ -9,13 +9,13 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from rollout.adapters.clients import Clients
-from rollout.compare import judge
+from rollout.analysis.compare import judge
+from rollout.analysis.gates import Measurement, classify, limit_text, value_text
+from rollout.analysis.sli import builtin_query, render, traffic_share_query
 from rollout.data.data_gates import check_data_gate, read_data_gate
 from rollout.errors import GateQueryInvalid, RolloutError, ServiceRejected
-from rollout.gates import Measurement, classify, limit_text, value_text
+from rollout.lifecycle.progression import Round
 from rollout.plan.model import Gate, Targets
-from rollout.progression import Round
-from rollout.sli import builtin_query, render, traffic_share_query
 from tasks.retries import TRANSIENT_RETRIES
 from tasks.secrets import prefect_resolver
 

@@ -27,14 +27,10 @@ from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.states import Crashed, Scheduled
 
 from rollout.adapters.clients import Clients
-from rollout.adapters.flags import Fence
-from rollout.adapters.run_state import RunRecord
+from rollout.analysis.gates import Outcome
+from rollout.audience.flag_state import Fence
 from rollout.errors import RolloutError
-from rollout.gates import Outcome
-from rollout.lifecycle import Status
-from rollout.plan import Plan, load_plan
-from rollout.plan.model import Targets
-from rollout.progression import (
+from rollout.lifecycle.progression import (
     Conclude,
     Finish,
     Measure,
@@ -43,7 +39,11 @@ from rollout.progression import (
     next_action,
     observed_round,
 )
-from rollout.reconciliation import Chore, chore_for, holder
+from rollout.lifecycle.reconciliation import Chore, chore_for, holder
+from rollout.lifecycle.record import RunRecord
+from rollout.lifecycle.statuses import Status
+from rollout.plan import Plan, load_plan
+from rollout.plan.model import Targets
 from tasks.observe import take_round
 from tasks.secrets import prefect_resolver
 from tasks.traffic import traffic_off

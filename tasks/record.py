@@ -18,7 +18,7 @@ from prefect.context import get_run_context
 
 from rollout.adapters.clients import Clients
 from rollout.plan.model import Targets
-from rollout.rollout_table import Row
+from rollout.reporting.rollout_table import Row
 from tasks.secrets import prefect_resolver
 
 
@@ -118,7 +118,7 @@ class RampProgress:
 
 
 class RolloutTable:
-    """One table artifact per rollout run, rewritten at every step (see :mod:`rollout.rollout_table`)."""
+    """A table artifact per rollout run, rewritten at every step (:mod:`rollout.reporting.rollout_table`)."""
 
     def __init__(self, plan: str) -> None:
         self._key = f"{plan}-rollout".lower()

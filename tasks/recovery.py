@@ -13,15 +13,15 @@ from prefect.cache_policies import NO_CACHE
 from rollout.adapters.cache import delete_matching
 from rollout.adapters.clients import Clients
 from rollout.adapters.deployer import call_webhook, run_command, wait_until_serving
-from rollout.adapters.flags import Fence
 from rollout.adapters.service import purge
+from rollout.analysis.health_watch import watch
+from rollout.audience.flag_state import Fence
 from rollout.clock import SystemClock
 from rollout.data.check_runner import run_check
 from rollout.data.checks import custom_check
 from rollout.errors import PermanentError, ServiceUnavailable
 from rollout.plan import Plan
 from rollout.plan.model import Targets
-from rollout.watch import watch
 from tasks.retries import TRANSIENT_RETRIES
 from tasks.secrets import prefect_resolver
 

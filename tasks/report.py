@@ -14,11 +14,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.settings import get_current_settings
 
 from rollout.adapters.clients import Clients
-from rollout.chart import Points, metrics_chart
 from rollout.errors import RolloutError
-from rollout.incident import Incident, incident_markdown
 from rollout.plan import Plan
 from rollout.plan.model import Targets
+from rollout.reporting.chart import Points, metrics_chart
+from rollout.reporting.incident import Incident, incident_markdown
 from tasks.observe import gate_query
 from tasks.record import find_artifact
 from tasks.secrets import prefect_resolver

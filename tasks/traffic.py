@@ -8,10 +8,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from rollout.adapters.clients import Clients
-from rollout.adapters.flags import Fence, FlagChange, FlagState
 from rollout.adapters.stores import pick_pilot_stores
+from rollout.audience.flag_state import Fence, FlagChange, FlagState
+from rollout.audience.steps import Audience
 from rollout.plan.model import PilotStores, Targets
-from rollout.traffic import Audience
 from tasks.retries import TRANSIENT_RETRIES
 from tasks.secrets import prefect_resolver
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from rollout.adapters.flags import Fence, FencedOff
 from rollout.adapters.kubernetes import Cluster
+from rollout.audience.flag_state import Fence, FencedOff
 from rollout.plan.model import RouterSettings
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pymongo.collection import Collection
 
-from rollout.adapters.flags import Fence, FencedOff
 from rollout.adapters.mongo import Document, DuplicateKey, call
+from rollout.audience.flag_state import Fence, FencedOff
 
 COLLECTION = "rollout_fences"
 

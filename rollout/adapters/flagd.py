@@ -32,9 +32,9 @@ from typing import Any
 import mmh3
 
 from rollout.adapters.flagd_sources import ConfigMapSource, DefinitionSource, FileSource, FlagdSetupInvalid
-from rollout.adapters.flags import Fence, FencedOff, FlagChange, FlagConflict, FlagState
 from rollout.adapters.kubernetes import Cluster
-from rollout.bucketing import InvalidUserId
+from rollout.audience.bucketing import InvalidUserId
+from rollout.audience.flag_state import Fence, FencedOff, FlagChange, FlagConflict, FlagState
 
 SCHEMA = "https://flagd.dev/schema/v0/flags.json"
 WEIGHTS = 10_000

@@ -1,4 +1,4 @@
-"""Feature flags: the state the rollout reads and writes, the provider interface, and the MongoDB store.
+"""Where flags are kept: the provider interface, and the MongoDB store.
 
 Every provider (this MongoDB store, Unleash, a flagd file) answers the same
 :class:`FlagProvider` calls: the rollout never knows which one holds its flags.
@@ -14,108 +14,15 @@ only if nobody changed the flag in between, so a retried step never applies twic
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from pymongo import ReturnDocument
 from pymongo.collection import Collection
 
 from rollout.adapters.mongo import Document, DuplicateKey, call
-from rollout.bucketing import admitted
-from rollout.errors import LeaseLost, PermanentError
-
-
-class FlagConflict(PermanentError):
-    """The flag changed since it was read; re-read it and decide again."""
-
-
-class FencedOff(LeaseLost):
-    """A newer holder of the plan (a rollback, or a run that resumed it) writes this flag now."""
-
-
-@dataclass(frozen=True)
-class Fence:
-    """A writer's fencing token: the plan it writes for and the epoch of its hold on the plan.
-
-    The flag keeps the highest epoch each plan has written with; a write with an older one
-    is refused, so a run that lost its hold (revived after a pause, cancelled but still
-    running, cut off) can never move traffic after its successor did.
-    """
-
-    plan: str
-    epoch: int
-
-
-@dataclass(frozen=True)
-class FlagState:
-    """A flag as stored: who is admitted and at which version."""
-
-    name: str
-    enabled: bool = False
-    percentage: float = 0.0
-    users: tuple[str, ...] = ()
-    stores: tuple[str, ...] = ()
-    version: int = 0
-    updated_at: datetime | None = None
-
-    def admits(self, user: str | None, store: str | None = None) -> bool:
-        """Tell whether a request from ``user`` (at ``store``) takes the new code path.
-
-        An empty user or store is none at all. A user id that is not valid Unicode raises
-        :class:`~rollout.bucketing.InvalidUserId`: the caller refuses the request.
-        """
-        if not self.enabled:
-            return False
-        if user and user in self.users:
-            return True
-        if store and store in self.stores:
-            return True
-        return bool(user) and admitted(self.name, user or "", self.percentage)
-
-    @classmethod
-    def from_document(cls, doc: Document) -> FlagState:
-        """Build a state from its stored document."""
-        return cls(
-            name=str(doc["_id"]),
-            enabled=bool(doc.get("enabled", False)),
-            percentage=float(doc.get("percentage", 0)),
-            users=tuple(doc.get("users", ())),
-            stores=tuple(doc.get("stores", ())),
-            version=int(doc.get("version", 0)),
-            updated_at=doc.get("updated_at"),
-        )
-
-
-@dataclass(frozen=True)
-class FlagChange:
-    """The fields of a flag to overwrite; ``None`` leaves a field as it is."""
-
-    enabled: bool | None = None
-    percentage: float | None = None
-    users: tuple[str, ...] | None = None
-    stores: tuple[str, ...] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def applied_to(self, state: FlagState) -> FlagState:
-        """``state`` with this change's fields written over it (``extra`` aside; version kept)."""
-        return replace(
-            state,
-            enabled=state.enabled if self.enabled is None else self.enabled,
-            percentage=state.percentage if self.percentage is None else float(self.percentage),
-            users=state.users if self.users is None else tuple(self.users),
-            stores=state.stores if self.stores is None else tuple(self.stores),
-        )
-
-    def as_set(self) -> Document:
-        """The ``$set`` document of this change."""
-        values: Document = {
-            "enabled": self.enabled,
-            "percentage": self.percentage,
-            "users": list(self.users) if self.users is not None else None,
-            "stores": list(self.stores) if self.stores is not None else None,
-        }
-        return {k: v for k, v in values.items() if v is not None} | self.extra
+from rollout.audience.bucketing import admitted
+from rollout.audience.flag_state import Fence, FencedOff, FlagChange, FlagConflict, FlagState
 
 
 class FlagProvider(Protocol):
@@ -159,6 +66,30 @@ class FlagProvider(Protocol):
         ...
 
 
+def state_of(doc: Document) -> FlagState:
+    """A flag's state from its MongoDB document."""
+    return FlagState(
+        name=str(doc["_id"]),
+        enabled=bool(doc.get("enabled", False)),
+        percentage=float(doc.get("percentage", 0)),
+        users=tuple(doc.get("users", ())),
+        stores=tuple(doc.get("stores", ())),
+        version=int(doc.get("version", 0)),
+        updated_at=doc.get("updated_at"),
+    )
+
+
+def set_document(change: FlagChange) -> Document:
+    """The ``$set`` document of ``change``: the fields it overwrites, and its ``extra`` ones."""
+    values: Document = {
+        "enabled": change.enabled,
+        "percentage": change.percentage,
+        "users": list(change.users) if change.users is not None else None,
+        "stores": list(change.stores) if change.stores is not None else None,
+    }
+    return {k: v for k, v in values.items() if v is not None} | change.extra
+
+
 class FlagStore:
     """Reads and writes flags in one MongoDB collection."""
 
@@ -182,12 +113,12 @@ class FlagStore:
     def get(self, name: str) -> FlagState:
         """Return the flag, or a disabled flag at version 0 if it was never written."""
         doc = call(f"read flag {name}", lambda: self._collection.find_one({"_id": name}))
-        return FlagState.from_document(doc) if doc else FlagState(name=name)
+        return state_of(doc) if doc else FlagState(name=name)
 
     def all(self) -> list[FlagState]:
         """Return every stored flag, by name."""
         docs = call("list flags", lambda: list(self._collection.find().sort("_id", 1)))
-        return [FlagState.from_document(d) for d in docs]
+        return [state_of(d) for d in docs]
 
     def set(
         self,
@@ -207,7 +138,7 @@ class FlagStore:
         query: Document = {"_id": name}
         if expected_version is not None:
             query["version"] = expected_version if expected_version else {"$in": [0, None]}
-        fields = change.as_set() | {"updated_at": datetime.now(UTC)}
+        fields = set_document(change) | {"updated_at": datetime.now(UTC)}
         if fence is not None:
             key = f"fence.{fence.plan}"
             query["$or"] = [{key: {"$lte": fence.epoch}}, {key: {"$exists": False}}]
@@ -231,7 +162,7 @@ class FlagStore:
         if doc is None:
             self._check_fence(name, fence)
             raise FlagConflict(f"flag {name} is no longer at version {expected_version}; re-read it")
-        return FlagState.from_document(doc)
+        return state_of(doc)
 
     def highest_fence(self, plan: str) -> int:
         """The highest epoch ``plan`` has written any flag with (0 if none): a new holder starts above it."""

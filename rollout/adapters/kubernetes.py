@@ -31,8 +31,8 @@ from tenacity import (
 from urllib3.exceptions import HTTPError, MaxRetryError
 from urllib3.exceptions import SSLError as Urllib3SSLError
 
-from rollout.adapters.flags import Fence, FencedOff
 from rollout.adapters.routers import RouterState, router_for
+from rollout.audience.flag_state import Fence, FencedOff
 from rollout.breaker import guarded
 from rollout.errors import PermanentError, ServiceRejected, ServiceUnavailable
 from rollout.plan.model import RouterSettings

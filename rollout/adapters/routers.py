@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from rollout.adapters.flags import Fence
+from rollout.audience.flag_state import Fence
 from rollout.errors import ServiceRejected
 from rollout.plan.model import RouterSettings
 

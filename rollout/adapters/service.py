@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import httpx
 
+from rollout.analysis.health_watch import Probe
 from rollout.breaker import guarded
 from rollout.errors import ServiceUnavailable
 from rollout.plan.model import ServiceTarget, SmokeRequest
 
 SERVICE = "service"
-
-
-@dataclass(frozen=True)
-class Probe:
-    """One request's outcome: whether it answered as expected, and what it answered."""
-
-    name: str
-    ok: bool
-    detail: str
-    transient: bool = False
-    """Failed in a way that may pass if tried again: no answer, or a 5xx."""
 
 
 class ServiceClient:

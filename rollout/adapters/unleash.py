@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 
 from rollout.adapters.fences import FenceStore
-from rollout.adapters.flags import Fence, FlagChange, FlagConflict, FlagState
-from rollout.bucketing import admitted
+from rollout.audience.bucketing import admitted
+from rollout.audience.flag_state import Fence, FlagChange, FlagConflict, FlagState
 from rollout.errors import InputRejected, ServiceRejected, ServiceUnavailable
 
 SERVICE = "Unleash"

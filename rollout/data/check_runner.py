@@ -1,4 +1,4 @@
-"""Running the preflight data checks against MongoDB, and their results as a table.
+"""Running the preflight data checks against MongoDB.
 
 A check that finds nothing to look at (a collection that does not exist) is an error in the
 plan, not a pass; so is a pipeline the server refuses.
@@ -7,15 +7,14 @@ plan, not a pass; so is a pipeline the server refuses.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 
-import pandas as pd
 from pymongo.database import Database
 from pymongo.errors import OperationFailure
 
 from rollout.adapters.mongo import Document, mongo_errors
+from rollout.analysis.check_result import CheckResult
 from rollout.data.checks import CheckSpec, Query
 from rollout.data.results import missing_collections
 from rollout.errors import InputRejected
@@ -25,20 +24,6 @@ T = TypeVar("T")
 
 class CheckInvalid(InputRejected):
     """A check the server cannot run: a refused pipeline or a collection that does not exist."""
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """One check's outcome."""
-
-    name: str
-    kind: str
-    collection: str
-    passed: bool
-    failing: int
-    checked: int | None
-    detail: str
-    samples: tuple[str, ...]
 
 
 def validate_checks(db: Database[Document], specs: Sequence[CheckSpec]) -> None:
@@ -90,19 +75,3 @@ def run_check(db: Database[Document], spec: CheckSpec) -> CheckResult:
         finding.detail,
         finding.samples,
     )
-
-
-def checks_table(results: Sequence[CheckResult]) -> pd.DataFrame:
-    """One row per check: name, result, counts, detail and sample ids."""
-    rows = [
-        {
-            "check": r.name,
-            "result": "pass" if r.passed else "FAIL",
-            "failing": r.failing,
-            "checked": "" if r.checked is None else r.checked,
-            "detail": r.detail,
-            "samples": ", ".join(r.samples),
-        }
-        for r in results
-    ]
-    return pd.DataFrame(rows, columns=["check", "result", "failing", "checked", "detail", "samples"])

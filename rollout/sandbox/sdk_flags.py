@@ -20,7 +20,7 @@ from openfeature.evaluation_context import EvaluationContext
 from openfeature.provider import ProviderStatus
 from UnleashClient.clients.unleash_client import UnleashClient
 
-from rollout.bucketing import InvalidUserId
+from rollout.audience.bucketing import InvalidUserId
 from rollout.errors import SandboxError
 
 

@@ -31,10 +31,11 @@ from starlette.routing import Route
 from rollout.adapters.fences import COLLECTION as FENCES
 from rollout.adapters.fences import FenceStore
 from rollout.adapters.flagd import FlagdFile
-from rollout.adapters.flags import FlagProvider, FlagState, FlagStore
+from rollout.adapters.flags import FlagProvider, FlagStore
 from rollout.adapters.mongo import connect
 from rollout.adapters.unleash import UnleashFlags
-from rollout.bucketing import InvalidUserId
+from rollout.audience.bucketing import InvalidUserId
+from rollout.audience.flag_state import FlagState
 from rollout.errors import RolloutError
 from rollout.sandbox.release import deployed
 from rollout.sandbox.sdk_flags import Decider, FlagdDecider, UnleashDecider

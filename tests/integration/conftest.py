@@ -6,7 +6,8 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
-from rollout.adapters.flags import FlagChange, FlagStore
+from rollout.adapters.flags import FlagStore
+from rollout.audience.flag_state import FlagChange
 from rollout.sandbox.stack import Sandbox, SandboxInfo, SandboxOptions
 
 

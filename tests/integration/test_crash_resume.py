@@ -15,7 +15,8 @@ import pytest
 import yaml
 from pymongo import MongoClient
 
-from rollout.adapters.flags import FlagState, FlagStore
+from rollout.adapters.flags import FlagStore
+from rollout.audience.flag_state import FlagState
 from rollout.sandbox.stack import SandboxInfo
 from tests.prefect_server import ROOT, prefect_env
 

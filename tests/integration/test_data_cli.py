@@ -144,7 +144,8 @@ def test_status_tells_where_the_last_rollout_stands(
     finally:
         from pymongo import MongoClient
 
-        from rollout.adapters.flags import FlagChange, FlagStore
+        from rollout.adapters.flags import FlagStore
+        from rollout.audience.flag_state import FlagChange
 
         client: MongoClient[dict[str, Any]] = MongoClient(sandbox.mongodb_uri)
         FlagStore(client.shop.feature_flags).set(
@@ -158,7 +159,8 @@ def test_a_rollback_of_a_plan_with_no_rollout_on_record_exits_2_and_changes_noth
 ) -> None:
     from pymongo import MongoClient
 
-    from rollout.adapters.flags import FlagChange, FlagStore
+    from rollout.adapters.flags import FlagStore
+    from rollout.audience.flag_state import FlagChange
 
     plan = write_plan(tmp_path, sandbox, name="cli-never-rolled-out", flag="CLI_NEVER")
     client: MongoClient[dict[str, Any]] = MongoClient(sandbox.mongodb_uri)

@@ -18,8 +18,9 @@ import yaml
 from pymongo import MongoClient
 
 from rollout.adapters.flags import FlagStore
-from rollout.adapters.run_state import RunRecord, RunStateStore
-from rollout.lifecycle import Status
+from rollout.adapters.run_state import RunStateStore
+from rollout.lifecycle.record import RunRecord
+from rollout.lifecycle.statuses import Status
 from rollout.sandbox.stack import SandboxInfo
 from tests.operator import Operator, flow_run_process, flow_run_processes, kill, operator
 

@@ -12,7 +12,7 @@ import yaml
 from pymongo import MongoClient
 
 from rollout.adapters.run_state import RunStateStore
-from rollout.lifecycle import Status
+from rollout.lifecycle.statuses import Status
 from rollout.sandbox.stack import SandboxInfo
 from tests.prefect_server import prefect_env, prefect_server, running
 

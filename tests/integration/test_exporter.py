@@ -9,8 +9,8 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
 from rollout.adapters.run_state import RunStateStore
-from rollout.exporter import RolloutCollector
-from rollout.lifecycle import Status
+from rollout.lifecycle.statuses import Status
+from rollout.reporting.exporter import RolloutCollector
 from rollout.sandbox.processes import free_port
 
 pytestmark = pytest.mark.integration

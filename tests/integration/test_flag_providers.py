@@ -29,22 +29,15 @@ from rollout.adapters.fences import COLLECTION as FENCES
 from rollout.adapters.fences import FenceStore
 from rollout.adapters.flagd import FlagdFile
 from rollout.adapters.flagd_sources import FlagdSetupInvalid
-from rollout.adapters.flags import (
-    Fence,
-    FencedOff,
-    FlagChange,
-    FlagConflict,
-    FlagProvider,
-    FlagState,
-    FlagStore,
-)
+from rollout.adapters.flags import FlagProvider, FlagStore
 from rollout.adapters.unleash import UnleashFlags, UnleashSetupInvalid
-from rollout.bucketing import bucket
+from rollout.audience.bucketing import bucket
+from rollout.audience.flag_state import Fence, FencedOff, FlagChange, FlagConflict, FlagState
+from rollout.audience.steps import Audience
 from rollout.errors import ServiceUnavailable
 from rollout.plan.model import FlagdTarget, UnleashTarget
 from rollout.sandbox.processes import free_port
 from rollout.sandbox.stack import SandboxInfo
-from rollout.traffic import Audience
 from tests.unleash_server import UnleashServer, missing, unleash_server
 
 FLAG = "USE_UNIFIED_ORDERS"

@@ -8,7 +8,7 @@ from pymongo import MongoClient
 
 from rollout.adapters.run_state import RunStateStore
 from rollout.errors import LeaseLost, RolloutBusy
-from rollout.lifecycle import MoveRefused, Status
+from rollout.lifecycle.statuses import MoveRefused, Status
 from rollout.sandbox.stack import SandboxInfo
 
 pytestmark = pytest.mark.integration
@@ -156,7 +156,8 @@ def test_a_write_with_an_older_epoch_is_refused_once_a_rollback_took_over(
     mongo: MongoClient[dict[str, Any]],
     request: pytest.FixtureRequest,
 ) -> None:
-    from rollout.adapters.flags import Fence, FencedOff, FlagChange, FlagStore
+    from rollout.adapters.flags import FlagStore
+    from rollout.audience.flag_state import Fence, FencedOff, FlagChange
 
     collection = mongo[sandbox.database][f"fence_{abs(hash(request.node.nodeid)) % 10**8}"]
     flags = FlagStore(collection)

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from rollout.adapters.prometheus import PrometheusClient
-from rollout.monitoring import alert_rules, dashboard
 from rollout.plan import load_plan
+from rollout.reporting.monitoring import alert_rules, dashboard
 from rollout.sandbox.stack import SandboxInfo
 
 pytestmark = pytest.mark.integration

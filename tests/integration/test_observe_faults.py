@@ -11,7 +11,8 @@ import yaml
 from pymongo import MongoClient
 
 from flows.rollout_flow import run_rollout
-from rollout.adapters.flags import FlagChange, FlagStore
+from rollout.adapters.flags import FlagStore
+from rollout.audience.flag_state import FlagChange
 from rollout.errors import ServiceUnavailable
 from rollout.plan.model import Targets
 from rollout.sandbox.stack import SandboxInfo

@@ -13,9 +13,10 @@ from pymongo import MongoClient
 
 from flows.rollback import run_rollback
 from flows.rollout_flow import run_rollout
-from rollout.adapters.flags import FlagChange, FlagState, FlagStore
+from rollout.adapters.flags import FlagStore
 from rollout.adapters.run_state import RunStateStore
-from rollout.lifecycle import Status
+from rollout.audience.flag_state import FlagChange, FlagState
+from rollout.lifecycle.statuses import Status
 from rollout.sandbox.stack import SandboxInfo
 from tests.kmock_cluster import NAMESPACE, EmulatorThread, deployment, replica_set
 

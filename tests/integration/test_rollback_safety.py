@@ -20,9 +20,10 @@ import pytest
 import yaml
 from pymongo import MongoClient
 
-from rollout.adapters.flags import FlagChange, FlagState, FlagStore
+from rollout.adapters.flags import FlagStore
 from rollout.adapters.run_state import ReleaseStore, RunStateStore
-from rollout.lifecycle import Status
+from rollout.audience.flag_state import FlagChange, FlagState
+from rollout.lifecycle.statuses import Status
 from rollout.sandbox.stack import SandboxInfo
 from tests.operator import Operator, flow_run_process, flow_run_processes, kill, operator
 from tests.prefect_server import ROOT

@@ -9,7 +9,8 @@ from pymongo import MongoClient
 from flows.rollback import run_rollback
 from flows.rollout_flow import run_rollout
 from rollout.adapters.clients import Clients
-from rollout.adapters.flags import FlagChange, FlagStore
+from rollout.adapters.flags import FlagStore
+from rollout.audience.flag_state import FlagChange
 from rollout.data.manifest import Manifest
 from rollout.data.restore import parse_backup_uri, read_manifest
 from rollout.sandbox.stack import SandboxInfo
@@ -178,7 +179,7 @@ def test_rollback_backs_up_the_current_state_then_restores_the_data(
 def test_a_dry_run_counts_who_each_step_would_admit_and_changes_nothing(
     prefect_api: None, sandbox: SandboxInfo, clients: Clients, main_flag: FlagStore, tmp_path: Path
 ) -> None:
-    from rollout.bucketing import admitted
+    from rollout.audience.bucketing import admitted
 
     text = (
         Path(write_plan(tmp_path))
@@ -211,8 +212,8 @@ def test_a_rollback_run_again_to_finish_does_not_restore_the_same_backup_twice(
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from rollout.adapters.run_state import RestoreRecord
-    from rollout.lifecycle import Status
+    from rollout.lifecycle.record import RestoreRecord
+    from rollout.lifecycle.statuses import Status
 
     plan = write_plan(tmp_path)
     runs, uri = clients.runs, "s3://rollout-backups/backups/backup-earlier/"

@@ -12,7 +12,8 @@ from pymongo import MongoClient
 from flows.outcomes import result_of
 from flows.rollback import run_rollback
 from flows.rollout_flow import RolloutResult, rollout_flow, run_rollout
-from rollout.adapters.flags import FlagChange, FlagStore
+from rollout.adapters.flags import FlagStore
+from rollout.audience.flag_state import FlagChange
 from rollout.errors import GateQueryInvalid
 from rollout.sandbox.stack import SandboxInfo
 

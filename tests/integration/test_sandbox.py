@@ -9,15 +9,16 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
-from rollout.adapters.flags import FlagChange, FlagConflict, FlagStore
+from rollout.adapters.flags import FlagStore
 from rollout.adapters.prometheus import PrometheusClient
 from rollout.adapters.stores import pick_pilot_stores
+from rollout.analysis.sli import builtin_query, traffic_share_query
+from rollout.audience.flag_state import FlagChange, FlagConflict
 from rollout.errors import PortInUse, ServiceRejected
 from rollout.plan.model import PilotStores, SliSettings
 from rollout.sandbox.processes import ensure_port_free
 from rollout.sandbox.seed import INITIAL_FLAGS
 from rollout.sandbox.stack import KEY_ENV, SECRET_ENV, SandboxInfo
-from rollout.sli import builtin_query, traffic_share_query
 
 pytestmark = pytest.mark.integration
 Mongo = MongoClient[dict[str, Any]]

@@ -13,7 +13,8 @@ import pytest
 import yaml
 from pymongo import MongoClient
 
-from rollout.adapters.flags import FlagChange, FlagStore
+from rollout.adapters.flags import FlagStore
+from rollout.audience.flag_state import FlagChange
 from rollout.sandbox.stack import KEY_ENV, SECRET_ENV, SandboxInfo
 from tests.prefect_server import ROOT, prefect_env
 

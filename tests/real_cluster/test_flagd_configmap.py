@@ -11,9 +11,9 @@ from kubernetes import client as k8s
 
 from rollout.adapters.flagd import FlagdConfigMap, FlagdFlags, flagd_admits
 from rollout.adapters.flagd_sources import ConfigMapSource, FlagdSetupInvalid
-from rollout.adapters.flags import Fence, FencedOff, FlagChange
 from rollout.adapters.kubernetes import Cluster
-from rollout.traffic import Audience
+from rollout.audience.flag_state import Fence, FencedOff, FlagChange
+from rollout.audience.steps import Audience
 from tests.integration.test_flag_providers import ALLOWED, USERS, openfeature_admitted
 
 pytestmark = pytest.mark.integration

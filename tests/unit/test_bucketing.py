@@ -5,8 +5,8 @@ import mmh3
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rollout.adapters.flags import FlagState
-from rollout.bucketing import admitted, bucket
+from rollout.audience.bucketing import admitted, bucket
+from rollout.audience.flag_state import FlagState
 
 
 def test_unleash_reference_vectors() -> None:
@@ -62,7 +62,7 @@ def test_a_user_id_with_a_lone_surrogate_is_refused_clearly_and_the_process_live
     script = (
         "import json\n"
         "from rollout.adapters.flags import FlagState\n"
-        "from rollout.bucketing import InvalidUserId\n"
+        "from rollout.audience.bucketing import InvalidUserId\n"
         "user = json.loads('\"u\\\\ud800\"')\n"
         "try:\n"
         "    FlagState('F', enabled=True, percentage=50).admits(user)\n"

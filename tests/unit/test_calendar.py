@@ -6,11 +6,11 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from rollout.calendar import effective, opening, step_schedule
 from rollout.errors import PlanInvalid
+from rollout.lifecycle.calendar import effective, opening, step_schedule
+from rollout.lifecycle.progression import NotYet, Progress, SetStep, next_action
 from rollout.plan import Plan
 from rollout.plan.loader import parse_plan
-from rollout.progression import NotYet, Progress, SetStep, next_action
 
 RIYADH = ZoneInfo("Asia/Riyadh")
 WORKWEEK = {

@@ -1,7 +1,7 @@
 import random
 
-from rollout.compare import Classification, judge, judge_metric
-from rollout.gates import Outcome
+from rollout.analysis.compare import Classification, judge, judge_metric
+from rollout.analysis.gates import Outcome
 from rollout.plan.model import ComparedMetric, Comparison
 
 ERRORS = ComparedMetric(name="errors", sli="error_ratio", critical=True)

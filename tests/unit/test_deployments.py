@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from flows.deployments import check_deployments
+from flows.prefect_deployments import check_deployments
 
 ROOT = Path(__file__).resolve().parents[2]
 

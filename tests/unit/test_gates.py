@@ -1,6 +1,6 @@
 from datetime import UTC, datetime
 
-from rollout.gates import Measurement, Outcome, Verdict, classify, gate_verdict, worst
+from rollout.analysis.gates import Measurement, Outcome, Verdict, classify, gate_verdict, worst
 from rollout.plan.model import Gate
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)

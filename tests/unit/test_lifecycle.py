@@ -2,7 +2,7 @@ import itertools
 
 import pytest
 
-from rollout.lifecycle import (
+from rollout.lifecycle.statuses import (
     DRIVEN,
     REPLACEABLE,
     RESUMABLE,

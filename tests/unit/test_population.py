@@ -1,7 +1,7 @@
 from rollout.adapters.flagd import flagd_admits
-from rollout.bucketing import admitted
-from rollout.population import count_admitted
-from rollout.traffic import Audience
+from rollout.audience.bucketing import admitted
+from rollout.audience.population import count_admitted
+from rollout.audience.steps import Audience
 
 USERS = [f"user-{i:05d}" for i in range(20_000)]
 STEPS = [Audience(users=("vip",)), *(Audience(users=("vip",), percentage=p) for p in (10, 25, 50, 100))]

@@ -7,11 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import yaml
 
-from rollout.gates import Outcome, classify
-from rollout.lifecycle import Status
-from rollout.plan import Plan
-from rollout.plan.loader import parse_plan
-from rollout.progression import (
+from rollout.analysis.gates import Outcome, classify
+from rollout.lifecycle.progression import (
     Action,
     Ask,
     BackUp,
@@ -42,6 +39,9 @@ from rollout.progression import (
     observed_round,
     observed_step,
 )
+from rollout.lifecycle.statuses import Status
+from rollout.plan import Plan
+from rollout.plan.loader import parse_plan
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 Answer = Callable[[Ask, datetime], Decision | None]

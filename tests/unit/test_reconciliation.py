@@ -5,10 +5,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rollout.adapters.run_state import RunRecord
-from rollout.lifecycle import Status
-from rollout.progression import Parked
-from rollout.reconciliation import chore_for, holder
+from rollout.lifecycle.progression import Parked
+from rollout.lifecycle.reconciliation import chore_for, holder
+from rollout.lifecycle.record import RunRecord
+from rollout.lifecycle.statuses import Status
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 

@@ -2,9 +2,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from rollout.adapters.run_state import RestoreRecord, RunRecord
-from rollout.lifecycle import Move, Status
-from rollout.rollback_guard import RollbackAsk, judge
+from rollout.lifecycle.record import RestoreRecord, RunRecord
+from rollout.lifecycle.rollback_guard import RollbackAsk, judge
+from rollout.lifecycle.statuses import Move, Status
 
 T = datetime(2026, 11, 30, 14, 5, tzinfo=UTC)
 

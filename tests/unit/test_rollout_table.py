@@ -2,11 +2,11 @@ from datetime import UTC, datetime, timedelta
 
 import yaml
 
-from rollout.gates import Measurement, Outcome
+from rollout.analysis.gates import Measurement, Outcome
+from rollout.lifecycle.progression import Ask, Decision, Progress, Round, WindowState, approval_key
 from rollout.plan import parse_plan
-from rollout.progression import Ask, Decision, Progress, Round, WindowState, approval_key
-from rollout.questions import question_markdown
-from rollout.rollout_table import rollout_rows
+from rollout.reporting.questions import question_markdown
+from rollout.reporting.rollout_table import rollout_rows
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 PLAN = parse_plan(

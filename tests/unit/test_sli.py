@@ -1,7 +1,7 @@
 from datetime import timedelta
 
+from rollout.analysis.sli import builtin_query, quote, render, traffic_share_query
 from rollout.plan.model import SliSettings
-from rollout.sli import builtin_query, quote, render, traffic_share_query
 
 SETTINGS = SliSettings(selector={"job": "orders"})
 

@@ -1,9 +1,9 @@
 from datetime import UTC, datetime, timedelta
 
-from rollout.adapters.flags import FlagState
-from rollout.adapters.run_state import RunRecord
-from rollout.lifecycle import Move, Status
-from rollout.status import describe_run
+from rollout.audience.flag_state import FlagState
+from rollout.lifecycle.record import RunRecord
+from rollout.lifecycle.statuses import Move, Status
+from rollout.reporting.status import describe_run
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 STEP = {
@@ -77,7 +77,7 @@ def test_a_rolled_back_rollout_expects_the_flag_off() -> None:
 def test_a_parked_rollout_says_until_when_what_comes_next_and_how_far_its_window_got() -> None:
     from dataclasses import replace
 
-    from rollout.progression import Parked, Round, WindowState
+    from rollout.lifecycle.progression import Parked, Round, WindowState
 
     window = WindowState("ramp/1", NOW, (Round(NOW, ()), Round(NOW + timedelta(minutes=5), ())))
     spot = Parked(
@@ -94,7 +94,7 @@ def test_a_parked_rollout_says_until_when_what_comes_next_and_how_far_its_window
 def test_each_decision_shows_who_when_the_note_and_the_boxes_ticked() -> None:
     from dataclasses import replace
 
-    from rollout.progression import Decision
+    from rollout.lifecycle.progression import Decision
 
     ana = Decision(True, "ana", NOW, "pilot clean", ("tests pass", "support team ready"))
     text = describe_run(

@@ -1,5 +1,6 @@
+from rollout.adapters.flags import set_document
+from rollout.audience.steps import Audience, phase_steps
 from rollout.plan import parse_plan
-from rollout.traffic import Audience, phase_steps
 
 PLAN = """
 name: p
@@ -37,7 +38,7 @@ def test_audiences_accumulate_across_phases() -> None:
 def test_flag_change_of_an_empty_audience_disables_the_flag() -> None:
     change = Audience().flag_change()
     assert change.enabled is False
-    assert change.as_set() == {"enabled": False, "percentage": 0.0, "users": [], "stores": []}
+    assert set_document(change) == {"enabled": False, "percentage": 0.0, "users": [], "stores": []}
 
 
 def test_widening_never_lowers_the_percentage() -> None:

@@ -1,8 +1,7 @@
 from datetime import timedelta
 
-from rollout.adapters.service import Probe
+from rollout.analysis.health_watch import Probe, watch
 from rollout.clock import FakeClock
-from rollout.watch import watch
 
 
 def test_an_hour_at_30_s_is_121_probes_and_passes_when_all_are_healthy() -> None:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from rollout.adapters.run_state import RunRecord
-from rollout.lifecycle import DRIVEN, Status
+from rollout.lifecycle.record import RunRecord
+from rollout.lifecycle.statuses import DRIVEN, Status
 
 Kind = Literal["measure", "wake", "adopt", "finish-rollback", "hold", "report", "none"]
 

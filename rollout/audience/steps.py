@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rollout.adapters.flags import FlagChange
+from rollout.audience.flag_state import FlagChange
 from rollout.plan.model import Phase, Window
 
 

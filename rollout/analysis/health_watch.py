@@ -1,4 +1,4 @@
-"""The post-rollback watch: the service's health probed every interval for a while."""
+"""Probes of the service (health, smoke requests), and the post-rollback watch of its health."""
 
 from __future__ import annotations
 
@@ -6,8 +6,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from rollout.adapters.service import Probe
 from rollout.clock import Clock
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One request's outcome: whether it answered as expected, and what it answered."""
+
+    name: str
+    ok: bool
+    detail: str
+    transient: bool = False
+    """Failed in a way that may pass if tried again: no answer, or a 5xx."""
 
 
 @dataclass(frozen=True)

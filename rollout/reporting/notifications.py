@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rollout.plan.model import NotifyEvent, Plan
-from rollout.rollout_table import gate_cell
+from rollout.reporting.rollout_table import gate_cell
 
 TITLES: dict[str, str] = {
     "started": "rollout started",

@@ -19,13 +19,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from rollout.calendar import opening, step_schedule
+from rollout.analysis.gates import Measurement, Outcome, Verdict, gate_verdict, worst
+from rollout.audience.steps import Audience, TrafficStep, phase_steps
 from rollout.durations import format_duration
-from rollout.gates import Measurement, Outcome, Verdict, gate_verdict, worst
-from rollout.lifecycle import Status
+from rollout.lifecycle.calendar import opening, step_schedule
+from rollout.lifecycle.statuses import Status
 from rollout.plan import Plan
 from rollout.plan.model import Gate, Phase, Window
-from rollout.traffic import Audience, TrafficStep, phase_steps
 
 
 @dataclass(frozen=True)
@@ -406,7 +406,7 @@ def due_at(window: Window, state: WindowState, settle: timedelta = timedelta(0))
 
 
 def window_verdict(window: Window, gates: Mapping[str, Gate], state: WindowState) -> Verdict:
-    """The window's verdict so far, by the rules of :mod:`rollout.gates`; RUNNING while rounds remain."""
+    """The window's verdict so far, by :mod:`rollout.analysis.gates`' rules; RUNNING while rounds remain."""
     done = len(state.rounds)
     final = done >= window.measurements
     if not gates:

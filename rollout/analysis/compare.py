@@ -18,7 +18,7 @@ from enum import StrEnum
 
 from scipy.stats import mannwhitneyu
 
-from rollout.gates import Outcome
+from rollout.analysis.gates import Outcome
 from rollout.plan.model import ComparedMetric, Comparison
 
 MIN_SAMPLES = 3

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
-from rollout.gates import value_text
+from rollout.analysis.check_result import CheckResult
+from rollout.analysis.gates import value_text
 from rollout.redact import redact
 
 
@@ -25,10 +27,24 @@ def result_table(result: Any) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["phase", "traffic", "gate values", "decision"])
 
 
+def checks_table(results: Sequence[CheckResult]) -> pd.DataFrame:
+    """One row per check: name, result, counts, detail and sample ids."""
+    rows = [
+        {
+            "check": r.name,
+            "result": "pass" if r.passed else "FAIL",
+            "failing": r.failing,
+            "checked": "" if r.checked is None else r.checked,
+            "detail": r.detail,
+            "samples": ", ".join(r.samples),
+        }
+        for r in results
+    ]
+    return pd.DataFrame(rows, columns=["check", "result", "failing", "checked", "detail", "samples"])
+
+
 def render_result(result: Any) -> str:
     """The data checks, the backup, the steps as a table, and a summary."""
-    from rollout.data.check_runner import checks_table
-
     lines = []
     if result.checks:
         lines += ["data checks:", checks_table(result.checks).to_string(index=False), ""]

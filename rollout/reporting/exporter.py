@@ -9,7 +9,7 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from rollout.lifecycle import Status, parse_status
+from rollout.lifecycle.statuses import Status, parse_status
 
 TRAFFIC_OFF = frozenset({Status.ROLLING_BACK, Status.ROLLED_BACK, Status.ROLLBACK_INCOMPLETE})
 """Statuses in which the new path takes no one: a rollback turns traffic off first."""

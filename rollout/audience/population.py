@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from rollout.bucketing import admitted
-from rollout.traffic import Audience
+from rollout.audience.bucketing import admitted
+from rollout.audience.steps import Audience
 
 Bucketing = Callable[[str, str, float], bool]
 """A flag provider's rule: whether (flag, user, percentage) admits the user."""

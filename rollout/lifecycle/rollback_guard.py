@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from rollout.adapters.run_state import RunRecord
-from rollout.lifecycle import RESUMABLE, Status
+from rollout.lifecycle.record import RunRecord
+from rollout.lifecycle.statuses import RESUMABLE, Status
 
 Action = Literal["roll-back", "nothing-to-do", "refused"]
 

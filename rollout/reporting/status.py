@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from rollout.adapters.flags import FlagState
-from rollout.adapters.run_state import RunRecord
-from rollout.lifecycle import DRIVEN, Status
+from rollout.audience.flag_state import FlagState
+from rollout.lifecycle.record import RunRecord
+from rollout.lifecycle.statuses import DRIVEN, Status
 
 
 def _values(values: dict[str, float | None]) -> str:

@@ -6,9 +6,9 @@ import re
 from datetime import timedelta
 from typing import Any
 
+from rollout.analysis.sli import builtin_query, matchers, render
 from rollout.plan import Plan
 from rollout.plan.model import SliSettings
-from rollout.sli import builtin_query, matchers, render
 
 ALERT_WINDOW = timedelta(minutes=5)
 SEVERITY_LABEL = {"SEV1": "critical", "SEV2": "warning", "SEV3": "info"}

@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from rollout.gates import Outcome, classify, limit_text, value_text
+from rollout.analysis.gates import Outcome, classify, limit_text, value_text
+from rollout.lifecycle.progression import Decision, WindowState
 from rollout.plan import Plan
-from rollout.progression import Decision, WindowState
 
 Row = dict[str, str]
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from rollout.gates import limit_text, value_text
+from rollout.analysis.gates import limit_text, value_text
+from rollout.audience.steps import phase_steps
+from rollout.lifecycle.progression import Ask, Progress, current_audience
 from rollout.plan import Plan
 from rollout.plan.model import Phase
-from rollout.progression import Ask, Progress, current_audience
-from rollout.traffic import phase_steps
 
 
 def _first_step(phase: Phase, progress: Progress, plan: Plan) -> str:
