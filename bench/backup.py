@@ -38,8 +38,9 @@ from pymongo import MongoClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from rollout.adapters.bucket import Bucket  # noqa: E402
 from rollout.adapters.mongo import connect  # noqa: E402
-from rollout.adapters.s3 import Bucket, Encryption  # noqa: E402
+from rollout.adapters.s3 import Encryption  # noqa: E402
 from rollout.adapters.s3 import connect as connect_s3  # noqa: E402
 from rollout.data.archive import iter_documents  # noqa: E402
 from rollout.data.backup import BackupRequest, take_backup  # noqa: E402

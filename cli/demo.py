@@ -28,7 +28,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Start the sandbox and run the demo plan against it; optionally break the candidate midway."""
     prefect_defaults()
     from flows.outcomes import result_of
-    from flows.rollout_flow import RolloutResult, rollout_flow
+    from flows.rollout_flow import rollout_flow
+    from flows.rollout_result import RolloutResult
     from rollout.plan import load_plan
     from rollout.reporting.result_text import render_result, result_json
     from rollout.sandbox.faults import FaultAtPercentage

@@ -26,7 +26,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run a plan (its own targets, or the running sandbox)."""
     prefect_defaults()
     from flows.outcomes import result_of
-    from flows.rollout_flow import RolloutResult, rollout_flow
+    from flows.rollout_flow import rollout_flow
+    from flows.rollout_result import RolloutResult
     from rollout.plan import load_plan
     from rollout.reporting.result_text import render_result, result_json
 

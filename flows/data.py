@@ -8,7 +8,8 @@ from prefect import flow
 
 from rollout.analysis.check_result import CheckResult
 from rollout.data.backup import BackupResult
-from rollout.data.restore import RestoreResult, VerificationResult
+from rollout.data.restore import RestoreResult
+from rollout.data.restore_check import VerificationResult
 from rollout.plan import load_plan
 from rollout.plan.model import Targets
 from rollout.targets import resolve_targets

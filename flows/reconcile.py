@@ -11,9 +11,10 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from rollout.errors import PlanInvalid, Problem
+from rollout.lifecycle.reconciliation import PassReport
 from rollout.plan.model import Targets
 from rollout.targets import resolve_targets
-from tasks.reconcile import PassReport, databases, reconcile_pass
+from tasks.reconcile import databases, reconcile_pass
 
 DEFAULT_PLANS = ["deployments/plans/*.yaml"]
 

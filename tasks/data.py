@@ -20,14 +20,8 @@ from rollout.data.backup import BackupRequest, BackupResult, prune_backups, take
 from rollout.data.check_runner import run_check, validate_checks
 from rollout.data.checks import plan_checks
 from rollout.data.manifest import BackupKind
-from rollout.data.restore import (
-    RestoreResult,
-    VerificationResult,
-    parse_backup_uri,
-    restore_backup,
-    verify_archive,
-    verify_by_restore,
-)
+from rollout.data.restore import RestoreResult, parse_backup_uri, restore_backup, verify_archive
+from rollout.data.restore_check import VerificationResult, verify_by_restore
 from rollout.errors import PermanentError
 from rollout.plan import Plan
 from rollout.plan.model import Preflight, Targets

@@ -4,6 +4,9 @@ Parked windows are measured here, in batch (a thread per rollout, one PromQL rou
 instead of by a process per rollout: a process costs seconds of CPU and hundreds of MiB,
 a query milliseconds. A window that fails turns traffic off at once, under a raised
 fencing token, before the run is woken to roll the rest back.
+
+One module though long: every chore (measure, wake, adopt, hold, finish a rollback) works on
+the same finding for one rollout with the same Prefect client, and the pass runs them in order.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from rollout.lifecycle.progression import (
     next_action,
     observed_round,
 )
-from rollout.lifecycle.reconciliation import Chore, chore_for, holder
+from rollout.lifecycle.reconciliation import Acted, Chore, PassReport, chore_for, holder
 from rollout.lifecycle.record import RunRecord
 from rollout.lifecycle.statuses import Status
 from rollout.plan import Plan, load_plan
@@ -50,38 +53,6 @@ from tasks.traffic import traffic_off
 
 WORKERS = 16
 """Rollouts measured at once in a pass."""
-
-
-@dataclass(frozen=True)
-class Acted:
-    """What the pass did for one rollout."""
-
-    plan: str
-    did: str
-    why: str
-
-
-@dataclass(frozen=True)
-class PassReport:
-    """One reconciler pass: what it did, what it could not act on, how long it took."""
-
-    rollouts: int
-    rounds: int
-    acted: tuple[Acted, ...]
-    cannot_act: tuple[Acted, ...]
-    seconds: float
-    parked: int = 0
-
-    def summary(self) -> str:
-        """``12 rollouts (10 parked), 10 rounds measured, 1 woken, 0 adopted, 0 held, ... 0.4 s``."""
-        kinds = ("woken", "adopted", "held", "traffic off")
-        count = {kind: sum(a.did == kind for a in self.acted) for kind in kinds}
-        return (
-            f"{self.rollouts} rollouts ({self.parked} parked), {self.rounds} rounds measured, "
-            f"{count['woken']} woken, {count['adopted']} adopted, {count['held']} held, "
-            f"{count['traffic off']} turned traffic off, {len(self.cannot_act)} to look at, "
-            f"{self.seconds:.1f} s"
-        )
 
 
 @dataclass

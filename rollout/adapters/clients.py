@@ -7,6 +7,7 @@ from functools import cached_property
 from pymongo import MongoClient, uri_parser
 from pymongo.database import Database
 
+from rollout.adapters.bucket import Bucket
 from rollout.adapters.fences import COLLECTION as FENCES
 from rollout.adapters.fences import FenceStore
 from rollout.adapters.flagd import FlagdConfigMap, FlagdFile
@@ -17,7 +18,7 @@ from rollout.adapters.mongo import Document, connect
 from rollout.adapters.prometheus import PrometheusClient
 from rollout.adapters.run_state import COLLECTION as RUNS
 from rollout.adapters.run_state import RELEASES, ReleaseStore, RunStateStore
-from rollout.adapters.s3 import Bucket, Encryption
+from rollout.adapters.s3 import Encryption
 from rollout.adapters.s3 import connect as connect_s3
 from rollout.adapters.service import ServiceClient
 from rollout.adapters.unleash import UnleashFlags

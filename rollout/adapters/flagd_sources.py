@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
-from rollout.adapters.kubernetes import Cluster, KubernetesObjectMissing
+from rollout.adapters.kubernetes import Cluster
+from rollout.adapters.kubernetes_errors import KubernetesObjectMissing
 from rollout.errors import InputRejected, ServiceUnavailable
 
 

@@ -7,20 +7,19 @@ Either way the object is read again and the change computed again, with jittered
 backoff between attempts. Weights and replica counts are JSON merge patches; an
 image is a JSON patch of one list item; going back a revision replaces the pod
 template and the annotations whole, as ``kubectl rollout undo`` does.
+
+One class though long: the routers' writes and the Deployment's (image, undo) share the
+guarded call, the conflict loop and the fence, and change together.
 """
 
 from __future__ import annotations
 
-import json
-import ssl
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from kubernetes import client as k8s
-from kubernetes.client.exceptions import ApiException
 from tenacity import (
     RetryError,
     Retrying,
@@ -28,16 +27,21 @@ from tenacity import (
     stop_after_attempt,
     wait_random_exponential,
 )
-from urllib3.exceptions import HTTPError, MaxRetryError
-from urllib3.exceptions import SSLError as Urllib3SSLError
 
+from rollout.adapters.kubernetes_errors import (
+    SERVICE,
+    Conflict,
+    DeploymentPaused,
+    KubernetesConflict,
+    KubernetesObjectMissing,
+    kubernetes_errors,
+)
 from rollout.adapters.routers import RouterState, router_for
 from rollout.audience.flag_state import Fence, FencedOff
 from rollout.breaker import guarded
-from rollout.errors import PermanentError, ServiceRejected, ServiceUnavailable
+from rollout.errors import ServiceRejected
 from rollout.plan.model import RouterSettings
 
-SERVICE = "Kubernetes"
 MERGE_PATCH = "application/merge-patch+json"
 REVISION = "deployment.kubernetes.io/revision"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
@@ -61,30 +65,6 @@ Object = dict[str, Any]
 T = TypeVar("T")
 
 
-class KubernetesObjectMissing(PermanentError):
-    """The named object does not exist in the namespace."""
-
-
-class KubernetesTlsUnverified(PermanentError):
-    """The API server's certificate could not be verified: no retry makes it trusted."""
-
-
-class KubernetesForbidden(PermanentError):
-    """The credentials may not do this (RBAC, 403) or were not accepted (401)."""
-
-
-class KubernetesConflict(ServiceUnavailable):
-    """The object changed between every read and write: another writer is busy with it."""
-
-
-class DeploymentPaused(PermanentError):
-    """The Deployment is paused, so a new template would not roll out."""
-
-
-class _Conflict(Exception):
-    """The object changed between our read and our write."""
-
-
 @dataclass(frozen=True)
 class DeploymentChange:
     """What going back to the stable release changed."""
@@ -93,86 +73,6 @@ class DeploymentChange:
     how: str
     before: str
     after: str
-
-
-def _said(error: ApiException) -> str:
-    """The API server's own message (``User "x" cannot patch resource ...``), else the HTTP reason."""
-    try:
-        message = json.loads(error.body or "{}").get("message")
-    except (ValueError, AttributeError):
-        message = None
-    return str(message or error.reason)
-
-
-def _unverified_certificate(error: HTTPError) -> str | None:
-    """Why the API server's certificate was refused, when that is why the request failed.
-
-    Other TLS failures (a handshake cut short) may pass and stay transient.
-    """
-    cause: BaseException | None = error.reason if isinstance(error, MaxRetryError) else error
-    for _ in range(4):  # urllib3 wraps ssl's error once or twice
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return str(cause.verify_message or cause)
-        if not isinstance(cause, Urllib3SSLError) or not cause.args:
-            return None
-        cause = cause.args[0] if isinstance(cause.args[0], BaseException) else None
-    return None
-
-
-@contextmanager
-def kubernetes_errors(
-    action: str, kind: str, name: str, namespace: str, endpoint: str = "", tested: bool = False
-) -> Iterator[None]:
-    """Translate client exceptions raised inside the block into ours, naming the object.
-
-    ``tested``: the request was a JSON patch with a ``test`` operation, whose failure (422
-    with no field named) means the list changed since it was read.
-    """
-    what = f"{action} {kind} {namespace}/{name}"
-    try:
-        yield
-    except ApiException as error:
-        status = int(error.status or 0)
-        if status == 404:
-            raise KubernetesObjectMissing(
-                f"{kind} {name!r} does not exist in namespace {namespace!r} ({action}): "
-                "check targets.kubernetes in the plan"
-            ) from error
-        if status == 409:
-            raise _Conflict(f"{what}: changed meanwhile") from error
-        if status == 422 and tested and not _causes(error):
-            raise _Conflict(f"{what}: the list it changes changed meanwhile") from error
-        if status == 403:
-            raise KubernetesForbidden(
-                f"{what}: forbidden: {_said(error)}: give the plan's credentials that right (a Role and "
-                "RoleBinding in the namespace)"
-            ) from error
-        if status == 401:
-            raise KubernetesForbidden(
-                f"{what}: the API server did not accept the credentials (401): check "
-                "targets.kubernetes.token or the kubeconfig's user"
-            ) from error
-        if status >= 500 or status == 429 or status == 0:
-            raise ServiceUnavailable(SERVICE, f"{what}: {status} {_said(error)}") from error
-        raise ServiceRejected(SERVICE, f"{what}: {status} {_said(error)}") from error
-    except HTTPError as error:
-        problem = _unverified_certificate(error)
-        if problem is not None:
-            raise KubernetesTlsUnverified(
-                f"{what}: the certificate of {endpoint or 'the API server'} cannot be verified ({problem}): "
-                "set targets.kubernetes.ca_file (or ca_data) to the cluster's CA, e.g. the decoded "
-                "certificate-authority-data of its kubeconfig"
-            ) from error
-        raise ServiceUnavailable(SERVICE, f"{what}: {error}") from error
-
-
-def _causes(error: ApiException) -> list[Any]:
-    """The fields a 422 names (none when a JSON patch's ``test`` failed)."""
-    try:
-        details = json.loads(error.body or "{}").get("details") or {}
-    except (ValueError, AttributeError):
-        return []
-    return list(details.get("causes") or [])
 
 
 FENCE_PREFIX = "rollout.fence/"
@@ -226,7 +126,7 @@ class Cluster:
     def until_written(self, kind: str, name: str, change: Callable[[], T]) -> T:
         """Run ``change`` (read, compute, write) again after each conflict, backing off with jitter."""
         attempts = Retrying(
-            retry=retry_if_exception_type(_Conflict),
+            retry=retry_if_exception_type(Conflict),
             stop=stop_after_attempt(CONFLICT_ATTEMPTS),
             wait=wait_random_exponential(CONFLICT_BACKOFF_SECONDS, CONFLICT_BACKOFF_MAX_SECONDS),
             sleep=self._sleep,

@@ -8,10 +8,11 @@ from datetime import datetime, timedelta
 
 from pymongo import MongoClient
 
+from rollout.adapters.bucket import Bucket
 from rollout.adapters.locks import LOCKS
 from rollout.adapters.mongo import Document, call
 from rollout.adapters.run_state import COLLECTION as RUNS
-from rollout.adapters.s3 import PART_SIZE, Bucket, S3Location
+from rollout.adapters.s3 import PART_SIZE, S3Location
 from rollout.data.archive import DigestingStream, DumpWriter
 from rollout.data.manifest import (
     ARCHIVE,

@@ -3,6 +3,9 @@
 Only counts and a few sample ids come back to Python, whatever the size of the
 collection. This module builds the checks a plan asks for and judges their results;
 :mod:`rollout.data.check_runner` runs them against MongoDB.
+
+One module though long: each kind of check is its pipeline builder and its judge side by
+side, and a new kind is added here whole.
 """
 
 from __future__ import annotations

@@ -9,13 +9,14 @@ from typing import Any
 
 from pymongo import MongoClient
 
+from rollout.adapters.bucket import Bucket
 from rollout.adapters.mongo import Document, call, mongo_errors
-from rollout.adapters.s3 import Bucket, ObjectMissing, S3Location
+from rollout.adapters.s3 import ObjectMissing, S3Location
 from rollout.data.archive import DumpReader
 from rollout.data.manifest import MANIFEST, Manifest
-from rollout.data.mongo_io import build_indexes, digest_collection, insert_raw, recreate
+from rollout.data.mongo_io import build_indexes, insert_raw, recreate
 from rollout.data.progress import Counter, Progress, no_progress
-from rollout.errors import InputRejected, PermanentError
+from rollout.errors import InputRejected
 
 _STAGING_SUFFIX = "__rollout_restore"
 
@@ -52,31 +53,6 @@ class RestoreResult:
     def ok(self) -> bool:
         """Whether every collection came back whole."""
         return all(c.ok for c in self.collections)
-
-
-@dataclass(frozen=True)
-class CollectionCheck:
-    """One collection of a verification restore against the manifest and the live source."""
-
-    name: str
-    archived: int
-    restored: int
-    matches_manifest: bool
-    source_unchanged: bool
-
-
-@dataclass(frozen=True)
-class VerificationResult:
-    """A backup restored into a scratch database and compared, digest by digest."""
-
-    backup: str
-    scratch_database: str
-    collections: tuple[CollectionCheck, ...]
-
-    @property
-    def ok(self) -> bool:
-        """Whether every collection restored to exactly what the manifest describes."""
-        return all(c.matches_manifest for c in self.collections)
 
 
 def parse_backup_uri(uri: str) -> S3Location:
@@ -234,68 +210,3 @@ def _merge(
         with mongo_errors(f"drop {staging}"):
             db.drop_collection(staging)
     return matched
-
-
-def verify_by_restore(
-    client: MongoClient[Document],
-    bucket: Bucket,
-    backup: S3Location,
-    *,
-    scratch: str,
-    progress: Progress = no_progress,
-) -> VerificationResult:
-    """Restore ``backup`` into ``scratch``, compare digests with the manifest and the source, drop it."""
-    manifest = read_manifest(bucket, backup)
-    if scratch == manifest.source.database:
-        raise PermanentError(f"the scratch database must not be the source database {scratch}")
-    try:
-        restored = restore_backup(client, bucket, backup, into=scratch, progress=progress)
-        checks = []
-        for entry in restored.collections:
-            archived = manifest.collections[entry.name]
-            if archived.type == "view":
-                checks.append(_view_check(client, bucket, manifest, scratch, entry.name))
-                continue
-            copy = digest_collection(client[scratch][entry.name])
-            live = digest_collection(client[manifest.source.database][entry.name])
-            checks.append(
-                CollectionCheck(
-                    entry.name,
-                    archived.count,
-                    copy.count,
-                    matches_manifest=copy.sha256 == archived.sha256 and copy.count == archived.count,
-                    source_unchanged=live.sha256 == archived.sha256,
-                )
-            )
-    finally:
-        call(f"drop {scratch}", lambda: client.drop_database(scratch))
-    return VerificationResult(str(backup) + "/", scratch, tuple(checks))
-
-
-def _view_check(
-    client: MongoClient[Document], bucket: Bucket, manifest: Manifest, scratch: str, name: str
-) -> CollectionCheck:
-    """A view is checked by its definition: the restored one and the live one against the archived one."""
-    with bucket.reader(manifest.archive.key) as stream:
-        archive = DumpReader(stream)
-        archived = _definition(archive.metadata(manifest.source.database, name).get("options", {}))
-        archive.close()
-
-    def live(database: str) -> dict[str, Any] | None:
-        found = call(
-            f"read the definition of {database}.{name}",
-            lambda: list(client[database].list_collections(filter={"name": name})),
-        )
-        return _definition(found[0].get("options", {})) if found else None
-
-    return CollectionCheck(
-        name,
-        0,
-        0,
-        matches_manifest=live(scratch) == archived,
-        source_unchanged=live(manifest.source.database) == archived,
-    )
-
-
-def _definition(options: dict[str, Any]) -> dict[str, Any]:
-    return {"viewOn": options.get("viewOn"), "pipeline": list(options.get("pipeline") or [])}

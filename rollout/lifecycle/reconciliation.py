@@ -133,3 +133,35 @@ def _adopt(record: RunRecord, why: str, adoption: str | None) -> Chore:
             f"`rollout run {record.plan_path or 'PLAN'} --rollout-id {record.rollout_id}`, or roll it back",
         )
     return Chore("adopt", why)
+
+
+@dataclass(frozen=True)
+class Acted:
+    """What the pass did for one rollout."""
+
+    plan: str
+    did: str
+    why: str
+
+
+@dataclass(frozen=True)
+class PassReport:
+    """One reconciler pass: what it did, what it could not act on, how long it took."""
+
+    rollouts: int
+    rounds: int
+    acted: tuple[Acted, ...]
+    cannot_act: tuple[Acted, ...]
+    seconds: float
+    parked: int = 0
+
+    def summary(self) -> str:
+        """``12 rollouts (10 parked), 10 rounds measured, 1 woken, 0 adopted, 0 held, ... 0.4 s``."""
+        kinds = ("woken", "adopted", "held", "traffic off")
+        count = {kind: sum(a.did == kind for a in self.acted) for kind in kinds}
+        return (
+            f"{self.rollouts} rollouts ({self.parked} parked), {self.rounds} rounds measured, "
+            f"{count['woken']} woken, {count['adopted']} adopted, {count['held']} held, "
+            f"{count['traffic off']} turned traffic off, {len(self.cannot_act)} to look at, "
+            f"{self.seconds:.1f} s"
+        )

@@ -56,7 +56,8 @@ def shop_db(mongo: MongoClient[dict[str, Any]], request: pytest.FixtureRequest) 
 @pytest.fixture()
 def bucket(sandbox: SandboxInfo, request: pytest.FixtureRequest) -> Iterator[Any]:
     """An empty bucket of the test's own on the sandbox's S3, with AES256 encryption."""
-    from rollout.adapters.s3 import Bucket, Encryption, connect
+    from rollout.adapters.bucket import Bucket
+    from rollout.adapters.s3 import Encryption, connect
 
     client = connect(
         region="us-east-1", endpoint_url=sandbox.s3_endpoint, access_key_id="test", secret_access_key="test"

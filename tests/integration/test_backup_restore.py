@@ -10,11 +10,12 @@ from bson import Binary, Decimal128, ObjectId
 from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING, IndexModel, MongoClient
 
-from rollout.adapters.s3 import Bucket
+from rollout.adapters.bucket import Bucket
 from rollout.data.backup import BackupRequest, BackupResult, prune_backups, take_backup
 from rollout.data.manifest import MANIFEST
 from rollout.data.mongo_io import digest_collection
-from rollout.data.restore import BackupUnusable, parse_backup_uri, restore_backup, verify_by_restore
+from rollout.data.restore import BackupUnusable, parse_backup_uri, restore_backup
+from rollout.data.restore_check import verify_by_restore
 
 pytestmark = pytest.mark.integration
 

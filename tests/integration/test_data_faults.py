@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from moto.server import ThreadedMotoServer
 
+from rollout.adapters.bucket import Bucket
 from rollout.adapters.mongo import connect as connect_mongo
-from rollout.adapters.s3 import Bucket, Encryption
+from rollout.adapters.s3 import Encryption
 from rollout.adapters.s3 import connect as connect_s3
 from rollout.data.backup import BackupRequest, take_backup
 from rollout.data.check_runner import run_check, validate_checks

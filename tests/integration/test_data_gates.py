@@ -10,7 +10,8 @@ from bson import ObjectId
 from prefect.client.schemas.objects import StateType
 
 from flows.outcomes import result_of
-from flows.rollout_flow import RolloutResult, rollout_flow
+from flows.rollout_flow import rollout_flow
+from flows.rollout_result import RolloutResult
 from rollout.adapters.flags import FlagStore
 from rollout.data.data_gates import DataGateInvalid, check_data_gate, read_data_gate
 from rollout.plan.model import DataGate

@@ -16,7 +16,8 @@ from prefect.client.schemas.objects import StateType
 from prefect_email import EmailServerCredentials
 
 from flows.outcomes import result_of
-from flows.rollout_flow import RolloutResult, rollout_flow
+from flows.rollout_flow import rollout_flow
+from flows.rollout_result import RolloutResult
 from rollout.adapters.flags import FlagStore
 from rollout.sandbox.processes import free_port
 from rollout.sandbox.stack import SandboxInfo

@@ -11,7 +11,8 @@ from pymongo import MongoClient
 
 from flows.outcomes import result_of
 from flows.rollback import run_rollback
-from flows.rollout_flow import RolloutResult, rollout_flow, run_rollout
+from flows.rollout_flow import rollout_flow, run_rollout
+from flows.rollout_result import RolloutResult
 from rollout.adapters.flags import FlagStore
 from rollout.audience.flag_state import FlagChange
 from rollout.errors import GateQueryInvalid

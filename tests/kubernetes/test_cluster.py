@@ -3,7 +3,8 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from rollout.adapters.kubernetes import Cluster, KubernetesObjectMissing
+from rollout.adapters.kubernetes import Cluster
+from rollout.adapters.kubernetes_errors import KubernetesObjectMissing
 from rollout.errors import ServiceRejected
 from rollout.plan.model import RouterSettings
 from tests.fencing import check_router_fencing

@@ -9,16 +9,14 @@ from kubernetes import client as k8s
 from kubernetes import watch
 
 from rollout.adapters.clients import Clients
-from rollout.adapters.kubernetes import (
-    CHANGE_CAUSE,
-    REVISION,
-    Cluster,
+from rollout.adapters.kubernetes import CHANGE_CAUSE, REVISION, Cluster
+from rollout.adapters.kubernetes_client import KubernetesConfigInvalid, api_client
+from rollout.adapters.kubernetes_errors import (
     DeploymentPaused,
     KubernetesConflict,
     KubernetesForbidden,
     KubernetesTlsUnverified,
 )
-from rollout.adapters.kubernetes_client import KubernetesConfigInvalid, api_client
 from rollout.errors import ServiceRejected, is_transient
 from rollout.plan.model import KubernetesTarget, RouterSettings, Targets
 from rollout.sandbox.cluster import roll_through
