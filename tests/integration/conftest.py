@@ -1,5 +1,6 @@
 import hashlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -9,26 +10,59 @@ from pymongo import MongoClient
 from rollout.adapters.flags import FlagStore
 from rollout.audience.flag_state import FlagChange
 from rollout.sandbox.stack import Sandbox, SandboxInfo, SandboxOptions
+from tests.plans import PlanFiles
+from tests.servers import lone_mongodb, lone_s3
 
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[SandboxInfo]:
+    """The whole local stack (MongoDB, S3, Prometheus, the service and its load), for the session."""
     # Prometheus is required here: `make test` installs it, and a missing
     # stand-in must fail loudly rather than quietly test less.
     with Sandbox(SandboxOptions(prometheus="required", load_rate=60)) as info:
         yield info
 
 
+@pytest.fixture(scope="session")
+def mongodb_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """MongoDB alone (a SecantusDB of its own), for tests of data safety that need nothing else."""
+    with lone_mongodb(tmp_path_factory.mktemp("mongodb")) as uri:
+        yield uri
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """S3 alone (moto's server of its own), for tests of backups that need nothing else."""
+    with lone_s3(tmp_path_factory.mktemp("s3")) as endpoint:
+        yield endpoint
+
+
 @pytest.fixture()
-def mongo(sandbox: SandboxInfo) -> Iterator[MongoClient[dict[str, Any]]]:
+def mongo(mongodb_uri: str) -> Iterator[MongoClient[dict[str, Any]]]:
+    """A client of the lone MongoDB."""
+    client: MongoClient[dict[str, Any]] = MongoClient(mongodb_uri, serverSelectionTimeoutMS=5000)
+    yield client
+    client.close()
+
+
+@pytest.fixture()
+def sandbox_mongo(sandbox: SandboxInfo) -> Iterator[MongoClient[dict[str, Any]]]:
+    """A client of the sandbox's MongoDB, where its shop, flags and rollout records are."""
     client: MongoClient[dict[str, Any]] = MongoClient(sandbox.mongodb_uri, serverSelectionTimeoutMS=5000)
     yield client
     client.close()
 
 
 @pytest.fixture()
-def flags(sandbox: SandboxInfo, mongo: MongoClient[dict[str, Any]]) -> Iterator[FlagStore]:
-    store = FlagStore(mongo[sandbox.database]["feature_flags"])
+def plan_file(tmp_path: Path, sandbox: SandboxInfo) -> PlanFiles:
+    """Writes plans into the test's folder, acting on the sandbox unless a plan says otherwise."""
+    return PlanFiles(tmp_path, sandbox.targets())
+
+
+@pytest.fixture()
+def flags(sandbox: SandboxInfo, sandbox_mongo: MongoClient[dict[str, Any]]) -> Iterator[FlagStore]:
+    """The sandbox's flags; its main flag off again afterwards."""
+    store = FlagStore(sandbox_mongo[sandbox.database]["feature_flags"])
     yield store
     store.set(sandbox.flag, FlagChange(enabled=False, percentage=0, users=(), stores=()))
 
@@ -54,13 +88,13 @@ def shop_db(mongo: MongoClient[dict[str, Any]], request: pytest.FixtureRequest) 
 
 
 @pytest.fixture()
-def bucket(sandbox: SandboxInfo, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """An empty bucket of the test's own on the sandbox's S3, with AES256 encryption."""
+def bucket(s3_endpoint: str, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """An empty bucket of the test's own on the lone S3, with AES256 encryption."""
     from rollout.adapters.bucket import Bucket
     from rollout.adapters.s3 import Encryption, connect
 
     client = connect(
-        region="us-east-1", endpoint_url=sandbox.s3_endpoint, access_key_id="test", secret_access_key="test"
+        region="us-east-1", endpoint_url=s3_endpoint, access_key_id="test", secret_access_key="test"
     )
     name = "t-" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:12]
     client.create_bucket(Bucket=name)

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from pymongo import MongoClient
 
 from rollout.adapters.flags import FlagStore
 from rollout.audience.flag_state import FlagState
 from rollout.sandbox.stack import SandboxInfo
+from tests.plans import PlanFiles
 from tests.prefect_server import ROOT, prefect_env
 
 pytestmark = pytest.mark.integration
@@ -26,27 +26,18 @@ ROLLOUT = str(Path(sys.executable).parent / "rollout")
 FLAG = "CRASH_TEST_FLAG"
 
 
-def write_plan(path: Path, sandbox: SandboxInfo, name: str, **extra: Any) -> Path:
+def crash_plan(plan_file: PlanFiles, name: str, **extra: Any) -> Path:
+    """A plan the drills kill runs of: an allowlist, then a ramp; short windows and lease."""
     window = {"interval": "1s", "count": 2}
-    plan = {
-        "name": name,
-        "release": {"version": "v2", "stable_version": "v1"},
-        "flag": FLAG,
-        "targets": sandbox.targets().model_dump(mode="json", exclude_none=True, by_alias=True),
-        "backup": {"enabled": False, "waived_by": "crash tests"},
-        "rollback": {"watch": {"interval": "1s", "duration": "1s"}, **extra.pop("rollback", {})},
-        "lease_ttl": "5s",
-        **extra,
-    }
-    plan.setdefault(
-        "phases",
-        [
-            {"name": "internal", "allowlist": {"users": ["dev@example.com"]}, "window": window},
-            {"name": "ramp", "ramp": [25, 50, 75, 100], "window": window},
-        ],
+    phases = [
+        {"name": "internal", "allowlist": {"users": ["dev@example.com"]}, "window": window},
+        {"name": "ramp", "ramp": [25, 50, 75, 100], "window": window},
+    ]
+    rollback = {"watch": {"interval": "1s", "duration": "1s"}, **extra.pop("rollback", {})}
+    phases = extra.pop("phases", phases)
+    return plan_file(
+        name, flag=FLAG, file="plan.yaml", rollback=rollback, lease_ttl="5s", phases=phases, **extra
     )
-    path.write_text(yaml.safe_dump(plan))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -103,9 +94,9 @@ def record(db: Any, plan: str) -> dict[str, Any]:
 
 
 def test_killed_inside_a_step_the_next_run_resumes_after_the_last_committed_step(
-    sandbox: SandboxInfo, db: Any, cli_env: dict[str, str], tmp_path: Path
+    sandbox: SandboxInfo, db: Any, cli_env: dict[str, str], tmp_path: Path, plan_file: PlanFiles
 ) -> None:
-    plan = write_plan(tmp_path / "plan.yaml", sandbox, "crash-resume")
+    plan = crash_plan(plan_file, "crash-resume")
     log = tmp_path / "first.log"
     first = start(plan, cli_env, log)
     kill_when(first, lambda: len((record(db, "crash-resume") or {}).get("steps", [])) >= 2, log)
@@ -139,7 +130,7 @@ def test_killed_inside_a_step_the_next_run_resumes_after_the_last_committed_step
 
 
 def test_killed_between_phases_a_second_rollout_is_refused_and_the_restart_rolls_back(
-    sandbox: SandboxInfo, db: Any, cli_env: dict[str, str], tmp_path: Path
+    sandbox: SandboxInfo, db: Any, cli_env: dict[str, str], tmp_path: Path, plan_file: PlanFiles
 ) -> None:
     phases = [
         {
@@ -155,9 +146,7 @@ def test_killed_between_phases_a_second_rollout_is_refused_and_the_restart_rolls
             "window": {"interval": "1s", "count": 1},
         },
     ]
-    plan = write_plan(
-        tmp_path / "plan.yaml", sandbox, "crash-approval", phases=phases, rollback={"on_restart": "rollback"}
-    )
+    plan = crash_plan(plan_file, "crash-approval", phases=phases, rollback={"on_restart": "rollback"})
     log = tmp_path / "first.log"
     first = start(plan, cli_env, log)
 

@@ -5,43 +5,46 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from cli.main import main
 from rollout.sandbox.stack import SandboxInfo
+from tests.plans import PlanFiles
 
 pytestmark = pytest.mark.integration
 
 
-def write_plan(tmp_path: Path, sandbox: SandboxInfo, **sections: Any) -> str:
-    plan = {
+def data_plan(plan_file: PlanFiles, **sections: Any) -> str:
+    """A plan whose backup takes two collections, with ``sections`` over it."""
+    sections = {
         "name": "cli-data",
         "release": {"version": "v9"},
-        "flag": "USE_UNIFIED_ORDERS",
-        "targets": sandbox.targets().model_dump(mode="json", exclude_none=True, by_alias=True),
         "backup": {"collections": ["shops", "users"]},
-        "phases": [{"name": "all", "ramp": [100], "window": {"count": 1}}],
-        **sections,
-    }
-    path = tmp_path / "plan.yaml"
-    path.write_text(yaml.safe_dump(plan))
-    return str(path)
+    } | sections
+    return str(plan_file(file="plan.yaml", **sections))
 
 
 ORPHANS = {"orphans": [{"collection": "product_returns", "field": "order_hub_id", "references": "order_hub"}]}
 
 
 def test_checks_print_their_table_and_exit_0_when_all_pass(
-    prefect_api: None, sandbox: SandboxInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    prefect_api: None,
+    sandbox: SandboxInfo,
+    tmp_path: Path,
+    plan_file: PlanFiles,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["checks", write_plan(tmp_path, sandbox, preflight=ORPHANS)]) == 0
+    assert main(["checks", data_plan(plan_file, preflight=ORPHANS)]) == 0
     out = capsys.readouterr().out
     assert "product_returns.order_hub_id -> order_hub   pass" in out
     assert "all 60 order_hub_id values found in order_hub._id" in out
 
 
 def test_a_failing_check_exits_3(
-    prefect_api: None, sandbox: SandboxInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    prefect_api: None,
+    sandbox: SandboxInfo,
+    tmp_path: Path,
+    plan_file: PlanFiles,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     wrong = {
         "custom": [
@@ -53,28 +56,38 @@ def test_a_failing_check_exits_3(
             }
         ]
     }
-    assert main(["checks", write_plan(tmp_path, sandbox, preflight=wrong)]) == 3
+    assert main(["checks", data_plan(plan_file, preflight=wrong)]) == 3
     assert "tiny hub   FAIL" in capsys.readouterr().out
 
 
 def test_a_pipeline_the_server_refuses_exits_2_naming_the_check(
-    prefect_api: None, sandbox: SandboxInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    prefect_api: None,
+    sandbox: SandboxInfo,
+    tmp_path: Path,
+    plan_file: PlanFiles,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     broken = {
         "custom": [
             {"name": "typo", "collection": "order_hub", "pipeline": [{"$mach": {}}], "expect": {"max": 1}}
         ]
     }
-    assert main(["checks", write_plan(tmp_path, sandbox, preflight=broken)]) == 2
+    assert main(["checks", data_plan(plan_file, preflight=broken)]) == 2
     err = capsys.readouterr().err
     assert "preflight.custom[0].pipeline: check 'typo' was refused by MongoDB" in err
     assert "$mach" in err
 
 
 def test_backup_prints_its_uri_and_restore_refuses_one_without_a_manifest(
-    prefect_api: None, sandbox: SandboxInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    prefect_api: None,
+    sandbox: SandboxInfo,
+    tmp_path: Path,
+    plan_file: PlanFiles,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    plan = write_plan(tmp_path, sandbox)
+    plan = data_plan(
+        plan_file,
+    )
     assert main(["backup", plan]) == 0
     captured = capsys.readouterr()
     uri = captured.out.strip().splitlines()[-1]
@@ -93,11 +106,14 @@ def test_backup_prints_its_uri_and_restore_refuses_one_without_a_manifest(
 
 
 def test_status_tells_where_the_last_rollout_stands(
-    prefect_api: None, sandbox: SandboxInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    prefect_api: None,
+    sandbox: SandboxInfo,
+    tmp_path: Path,
+    plan_file: PlanFiles,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    plan = write_plan(
-        tmp_path,
-        sandbox,
+    plan = data_plan(
+        plan_file,
         gates={"errors": {"sli": "error_ratio", "max": 0.5, "rate_window": "5s"}},
         phases=[
             {
@@ -155,14 +171,18 @@ def test_status_tells_where_the_last_rollout_stands(
 
 
 def test_a_rollback_of_a_plan_with_no_rollout_on_record_exits_2_and_changes_nothing(
-    prefect_api: None, sandbox: SandboxInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    prefect_api: None,
+    sandbox: SandboxInfo,
+    tmp_path: Path,
+    plan_file: PlanFiles,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from pymongo import MongoClient
 
     from rollout.adapters.flags import FlagStore
     from rollout.audience.flag_state import FlagChange
 
-    plan = write_plan(tmp_path, sandbox, name="cli-never-rolled-out", flag="CLI_NEVER")
+    plan = data_plan(plan_file, name="cli-never-rolled-out", flag="CLI_NEVER")
     client: MongoClient[dict[str, Any]] = MongoClient(sandbox.mongodb_uri)
     flags = FlagStore(client.shop.feature_flags)
     flags.set("CLI_NEVER", FlagChange(enabled=True, percentage=100))

@@ -23,6 +23,7 @@ from rollout.lifecycle.record import RunRecord
 from rollout.lifecycle.statuses import Status
 from rollout.sandbox.stack import SandboxInfo
 from tests.operator import Operator, flow_run_process, flow_run_processes, kill, operator
+from tests.plans import PlanFiles, target_sections
 
 pytestmark = pytest.mark.integration
 
@@ -43,27 +44,17 @@ def db(sandbox: SandboxInfo) -> Iterator[Any]:
     client.close()
 
 
-def write_plan(tmp_path: Path, sandbox: SandboxInfo, name: str, errors: str, **extra: Any) -> str:
-    targets = sandbox.targets().model_dump(mode="json", exclude_none=True, by_alias=True)
+def drill_plan(plan_file: PlanFiles, sandbox: SandboxInfo, name: str, errors: str, **extra: Any) -> str:
+    """A drill's plan: its own flag, an ``errors`` gate on ``errors``, its records in the drills' database."""
+    targets = target_sections(sandbox.targets())
     targets["flag_store"] = {"database": DATABASE}
-    plan: dict[str, Any] = {
-        "name": name,
-        "release": {"version": "v2", "stable_version": "v1"},
-        "flag": name.upper().replace("-", "_"),
-        "targets": targets,
-        "backup": {"enabled": False, "waived_by": "durability drills"},
-        "gates": {"errors": {"query": errors, "max": 0.5}},
-        "rollback": {"watch": {"duration": "1s", "interval": "1s"}},
-        **extra,
-    }
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(plan))
-    return str(path)
+    gates = {"errors": {"query": errors, "max": 0.5}}
+    return str(plan_file(name, flag=name.upper().replace("-", "_"), targets=targets, gates=gates, **extra))
 
 
 def launch(
     ops: Operator,
-    tmp_path: Path,
+    plan_file: PlanFiles,
     sandbox: SandboxInfo,
     name: str,
     errors: str,
@@ -73,7 +64,7 @@ def launch(
 ) -> tuple[str, str]:
     """Write a one-phase plan (a ramp whose steps share ``window``) and start it from rollout-manual."""
     phases = [{"name": "ramp", "ramp": list(ramp), "window": window}]
-    plan = write_plan(tmp_path, sandbox, name, errors, phases=phases, **extra)
+    plan = drill_plan(plan_file, sandbox, name, errors, phases=phases, **extra)
     return plan, ops.start("rollout", "rollout-manual", {"plan_path": plan})
 
 
@@ -105,11 +96,11 @@ def reconcile(ops: Operator, plan: str) -> dict[str, Any]:
 
 
 def test_a_parked_window_is_measured_by_the_reconciler_and_its_run_woken_to_promote(
-    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
+    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path, plan_file: PlanFiles
 ) -> None:
     window = {"interval": "8s", "count": 2, "gates": ["errors"]}
     plan, run_id = launch(
-        ops, tmp_path, sandbox, "parked-window", "vector(0)", window, (50, 100), park_after="4s"
+        ops, plan_file, sandbox, "parked-window", "vector(0)", window, (50, 100), park_after="4s"
     )
     parked = until(
         lambda: (r := record_of_or_none(db, "parked-window")) and r.status is Status.PARKED and r,
@@ -149,14 +140,14 @@ def record_of_or_none(db: Any, plan: str) -> RunRecord | None:
 
 
 def test_a_parked_window_that_fails_has_traffic_turned_off_by_the_reconciler_then_rolls_back(
-    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
+    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path, plan_file: PlanFiles
 ) -> None:
     # Late enough for a busy worker to start the run and park it after a first passing round.
     breaks_at = time.time() + 25
     window = {"interval": "8s", "count": 4, "gates": ["errors"]}
     plan, run_id = launch(
         ops,
-        tmp_path,
+        plan_file,
         sandbox,
         "parked-failing",
         f"vector(time() > bool {breaks_at:.0f})",
@@ -186,10 +177,10 @@ def test_a_parked_window_that_fails_has_traffic_turned_off_by_the_reconciler_the
 
 
 def test_a_killed_run_is_adopted_by_the_reconciler_and_its_window_carries_on_where_it_was(
-    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
+    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path, plan_file: PlanFiles
 ) -> None:
     window = {"interval": "1s", "count": 15, "gates": ["errors"]}
-    plan, run_id = launch(ops, tmp_path, sandbox, "adopted", "vector(0)", window, lease_ttl="3s")
+    plan, run_id = launch(ops, plan_file, sandbox, "adopted", "vector(0)", window, lease_ttl="3s")
     until(lambda: rounds_of(db, "adopted") >= 5, "five rounds", ops)
     kill(flow_run_process(run_id))
     measured = rounds_of(db, "adopted")
@@ -218,10 +209,10 @@ def test_a_killed_run_is_adopted_by_the_reconciler_and_its_window_carries_on_whe
 
 
 def test_a_cancelled_run_is_held_with_traffic_where_it_was(
-    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
+    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path, plan_file: PlanFiles
 ) -> None:
     window = {"interval": "1s", "count": 120, "gates": ["errors"]}
-    plan, run_id = launch(ops, tmp_path, sandbox, "cancelled", "vector(0)", window)
+    plan, run_id = launch(ops, plan_file, sandbox, "cancelled", "vector(0)", window)
     until(
         lambda: (r := record_of_or_none(db, "cancelled")) and r.status is Status.OBSERVING, "observing", ops
     )
@@ -235,10 +226,10 @@ def test_a_cancelled_run_is_held_with_traffic_where_it_was(
 
 
 def test_a_lost_host_leaves_a_run_running_for_good_and_the_reconciler_adopts_it_after_the_lease(
-    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
+    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path, plan_file: PlanFiles
 ) -> None:
     window = {"interval": "1s", "count": 15, "gates": ["errors"]}
-    plan, run_id = launch(ops, tmp_path, sandbox, "lost-host", "vector(0)", window, lease_ttl="3s")
+    plan, run_id = launch(ops, plan_file, sandbox, "lost-host", "vector(0)", window, lease_ttl="3s")
     until(lambda: rounds_of(db, "lost-host") >= 3, "three rounds", ops)
     ops.lose_host(run_id)  # the worker and its child, together: nobody tells Prefect the run died
     ops.start_worker()
@@ -257,10 +248,10 @@ def test_a_lost_host_leaves_a_run_running_for_good_and_the_reconciler_adopts_it_
 
 
 def test_a_worker_stopped_with_sigterm_leaves_its_rollout_to_be_adopted_never_rolled_back(
-    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
+    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path, plan_file: PlanFiles
 ) -> None:
     window = {"interval": "1s", "count": 12, "gates": ["errors"]}
-    plan, run_id = launch(ops, tmp_path, sandbox, "worker-stopped", "vector(0)", window, lease_ttl="3s")
+    plan, run_id = launch(ops, plan_file, sandbox, "worker-stopped", "vector(0)", window, lease_ttl="3s")
     until(lambda: rounds_of(db, "worker-stopped") >= 3, "three rounds", ops)
     ops.stop_worker()
     # The worker's child goes with it, and Prefect is not told: the run shows Running for good.
@@ -280,10 +271,10 @@ def test_a_worker_stopped_with_sigterm_leaves_its_rollout_to_be_adopted_never_ro
 
 
 def test_a_server_restart_is_ridden_out_and_a_cancel_after_it_holds_the_rollout_whatever_the_process_does(
-    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
+    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path, plan_file: PlanFiles
 ) -> None:
     window = {"interval": "1s", "count": 60, "gates": ["errors"]}
-    plan, run_id = launch(ops, tmp_path, sandbox, "server-restart", "vector(0)", window, lease_ttl="3s")
+    plan, run_id = launch(ops, plan_file, sandbox, "server-restart", "vector(0)", window, lease_ttl="3s")
 
     until(lambda: rounds_of(db, "server-restart") >= 3, "three rounds", ops)
     ops.stop_server()
@@ -304,13 +295,13 @@ def test_a_server_restart_is_ridden_out_and_a_cancel_after_it_holds_the_rollout_
 
 
 def test_a_rollback_killed_half_way_is_finished_by_the_reconciler_with_the_emergency_rollback(
-    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
+    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path, plan_file: PlanFiles
 ) -> None:
     window = {"interval": "1s", "count": 3, "gates": ["errors"]}
     watch = {"watch": {"duration": "60s", "interval": "1s"}}
     # The gate fails at once: the rollout rolls back, and its rollback watches health for a minute.
     plan, run_id = launch(
-        ops, tmp_path, sandbox, "rollback-killed", "vector(1)", window, lease_ttl="3s", rollback=watch
+        ops, plan_file, sandbox, "rollback-killed", "vector(1)", window, lease_ttl="3s", rollback=watch
     )
     flags = FlagStore(db["feature_flags"])
     until(
@@ -336,10 +327,10 @@ def test_a_rollback_killed_half_way_is_finished_by_the_reconciler_with_the_emerg
 
 
 def test_an_adopted_rollout_whose_plan_changed_meanwhile_is_held_naming_the_digests(
-    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
+    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path, plan_file: PlanFiles
 ) -> None:
     window = {"interval": "1s", "count": 30, "gates": ["errors"]}
-    plan, run_id = launch(ops, tmp_path, sandbox, "plan-changed", "vector(0)", window, lease_ttl="3s")
+    plan, run_id = launch(ops, plan_file, sandbox, "plan-changed", "vector(0)", window, lease_ttl="3s")
     until(lambda: rounds_of(db, "plan-changed") >= 3, "three rounds", ops)
     kill(flow_run_process(run_id))
     began = record_of(db, "plan-changed").plan_digest
@@ -359,12 +350,12 @@ def test_an_adopted_rollout_whose_plan_changed_meanwhile_is_held_naming_the_dige
 
 
 def test_a_step_outside_its_schedule_parks_and_the_reconciler_wakes_it_when_the_schedule_allows(
-    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
+    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path, plan_file: PlanFiles
 ) -> None:
     window = {"interval": "1s", "count": 1, "gates": ["errors"]}
     ramp = [10, {"percentage": 100, "schedule": {"not_before": "14s"}}]
     phases = [{"name": "ramp", "ramp": ramp, "window": window}]
-    plan = write_plan(tmp_path, sandbox, "scheduled", "vector(0)", phases=phases, park_after="4s")
+    plan = drill_plan(plan_file, sandbox, "scheduled", "vector(0)", phases=phases, park_after="4s")
     run_id = ops.start("rollout", "rollout-manual", {"plan_path": plan})
     parked = until(
         lambda: (r := record_of_or_none(db, "scheduled")) and r.status is Status.PARKED and r, "parking", ops

@@ -8,12 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 from pymongo import MongoClient
 
 from rollout.adapters.run_state import RunStateStore
 from rollout.lifecycle.statuses import Status
 from rollout.sandbox.stack import SandboxInfo
+from tests.plans import PlanFiles
 from tests.prefect_server import prefect_env, prefect_server, running
 
 pytestmark = pytest.mark.integration
@@ -25,20 +25,6 @@ SERVE = (
 )
 
 
-def write_plan(tmp_path: Path, sandbox: SandboxInfo) -> str:
-    plan = {
-        "name": "api-test",
-        "release": {"version": "v2", "stable_version": "v1"},
-        "flag": "USE_UNIFIED_ORDERS",
-        "targets": sandbox.targets().model_dump(mode="json", exclude_none=True, by_alias=True),
-        "phases": [{"name": "all", "ramp": [100], "window": {"count": 1}}],
-        "rollback": {"watch": {"interval": "1s", "duration": "1s"}},
-    }
-    path = tmp_path / "plan.yaml"
-    path.write_text(yaml.safe_dump(plan))
-    return str(path)
-
-
 def flow_runs(api: str) -> list[dict[str, Any]]:
     response = httpx.post(f"{api}/flow_runs/filter", json={"limit": 50}, auth=AUTH)
     response.raise_for_status()
@@ -47,9 +33,9 @@ def flow_runs(api: str) -> list[dict[str, Any]]:
 
 
 def test_a_rollback_fired_over_the_api_needs_credentials_and_valid_parameters(
-    sandbox: SandboxInfo, tmp_path: Path
+    sandbox: SandboxInfo, tmp_path: Path, plan_file: PlanFiles
 ) -> None:
-    plan = write_plan(tmp_path, sandbox)
+    plan = str(plan_file("api-test", file="plan.yaml", backup=None))
     client: MongoClient[dict[str, Any]] = MongoClient(sandbox.mongodb_uri)
     runs = RunStateStore(client[sandbox.database]["rollout_runs"])
     client[sandbox.database]["rollout_runs"].delete_one({"_id": "api-test"})

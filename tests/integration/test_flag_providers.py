@@ -38,6 +38,7 @@ from rollout.errors import ServiceUnavailable
 from rollout.plan.model import FlagdTarget, UnleashTarget
 from rollout.sandbox.processes import free_port
 from rollout.sandbox.stack import SandboxInfo
+from tests.plans import PlanFiles
 from tests.unleash_server import UnleashServer, missing, unleash_server
 
 FLAG = "USE_UNIFIED_ORDERS"
@@ -329,10 +330,11 @@ def test_a_rollout_whose_companion_flag_is_missing_in_unleash_ends_invalid_input
     sandbox: SandboxInfo,
     unleash: UnleashServer,
     tmp_path: Path,
+    plan_file: PlanFiles,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from flows.rollout_flow import rollout_flow
-    from tests.integration.test_rollout_flow import write_plan
+    from tests.integration.test_rollout_flow import flow_plan
 
     monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", unleash.admin_token)
     unleash_target = {
@@ -345,7 +347,7 @@ def test_a_rollout_whose_companion_flag_is_missing_in_unleash_ends_invalid_input
         # The main flag is there (made here if no test before made it); its companion is not.
         http.post("/api/admin/projects/default/features", json={"name": FLAG, "type": "release"})
         events_before = http.get("/api/admin/search/events?limit=1").json()["total"]
-    state = rollout_flow(plan_path=write_plan(tmp_path), targets=targets, return_state=True)
+    state = rollout_flow(plan_path=flow_plan(plan_file), targets=targets, return_state=True)
     assert (state.type, state.name) == (StateType.FAILED, "InvalidInput")
     assert "flag ENABLE_DUAL_WRITE is not in Unleash project default, environment development" in str(
         state.message
@@ -360,11 +362,12 @@ def test_unleash_lost_mid_ramp_is_retried_then_stops_with_the_last_verified_audi
     flags: FlagStore,
     unleash: UnleashServer,
     tmp_path: Path,
+    plan_file: PlanFiles,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from flows.rollout_flow import run_rollout
     from tests.integration.test_observe_faults import FLAG as FAULT_FLAG
-    from tests.integration.test_observe_faults import cut_after_first_step, write_plan
+    from tests.integration.test_observe_faults import cut_after_first_step, fault_plan
     from tests.tcp_proxy import CuttableProxy
 
     create_flag(unleash, FAULT_FLAG)
@@ -377,7 +380,7 @@ def test_unleash_lost_mid_ramp_is_retried_then_stops_with_the_last_verified_audi
         update={"unleash": UnleashTarget(**through_proxy, environment="development")}
     )
     gates = {"errors": {"sli": "error_ratio", "max": 0.05, "rate_window": "10s"}}
-    plan = write_plan(tmp_path / "plan.yaml", "fault-unleash", gates)
+    plan = fault_plan(plan_file, "fault-unleash", gates)
     watcher = cut_after_first_step(proxy, sandbox, "fault-unleash")
     with pytest.raises(ServiceUnavailable, match="Unleash unavailable"):
         run_rollout(plan_path=plan, targets=targets)
@@ -398,11 +401,11 @@ def sandbox_fences(sandbox: SandboxInfo) -> Any:
 
 
 def test_a_rollout_in_a_flagd_file_whose_window_fails_is_rolled_back_there(
-    prefect_api: None, sandbox: SandboxInfo, flags: FlagStore, tmp_path: Path
+    prefect_api: None, sandbox: SandboxInfo, flags: FlagStore, tmp_path: Path, plan_file: PlanFiles
 ) -> None:
     from flows.rollout_flow import run_rollout
     from tests.integration.test_observe_faults import FLAG as FAULT_FLAG
-    from tests.integration.test_observe_faults import write_plan
+    from tests.integration.test_observe_faults import fault_plan
 
     path = flagd_file(tmp_path, FAULT_FLAG)
     targets = sandbox.targets().model_copy(update={"flagd": FlagdTarget(path=str(path))})
@@ -416,9 +419,7 @@ def test_a_rollout_in_a_flagd_file_whose_window_fails_is_rolled_back_there(
     ).raise_for_status()
     try:
         gates = {"errors": {"sli": "error_ratio", "max": 0.05, "rate_window": "10s"}}
-        result = run_rollout(
-            plan_path=write_plan(tmp_path / "plan.yaml", "flagd-rollback", gates), targets=targets
-        )
+        result = run_rollout(plan_path=fault_plan(plan_file, "flagd-rollback", gates), targets=targets)
     finally:
         httpx.delete(f"{sandbox.service_url}/fault").raise_for_status()
     assert result.status == "rolled_back", result.reason

@@ -22,6 +22,7 @@ from rollout.adapters.flags import FlagStore
 from rollout.sandbox.processes import free_port
 from rollout.sandbox.stack import SandboxInfo
 from tests.integration.test_rollout_flow import PLAN
+from tests.plans import PlanFiles
 
 pytestmark = pytest.mark.integration
 
@@ -92,18 +93,21 @@ def receivers(prefect_api: None) -> Iterator[tuple[Receiver, Mailbox]]:
     webhook.server.shutdown()
 
 
-def write_plan(tmp_path: Path, notify: str = NOTIFY) -> str:
-    path = tmp_path / "plan.yaml"
-    path.write_text(PLAN.format(extra_gate="", approval="") + notify)
-    return str(path)
+def notify_plan(plan_file: PlanFiles, notify: str = NOTIFY) -> str:
+    """The flow tests' plan, telling ``notify``."""
+    return str(plan_file.text(PLAN.format(extra_gate="", approval="") + notify))
 
 
 def test_a_rolled_back_rollout_tells_the_webhook_and_the_mailbox_and_an_unreachable_slack_stops_nothing(
-    receivers: tuple[Receiver, Mailbox], sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path
+    receivers: tuple[Receiver, Mailbox],
+    sandbox: SandboxInfo,
+    flag_store: FlagStore,
+    tmp_path: Path,
+    plan_file: PlanFiles,
 ) -> None:
     webhook, mailbox = receivers
     httpx.put(f"{sandbox.service_url}/fault", json={"variant": "candidate", "error_rate": 1.0})
-    state = rollout_flow(plan_path=write_plan(tmp_path), targets=sandbox.targets(), return_state=True)
+    state = rollout_flow(plan_path=notify_plan(plan_file), targets=sandbox.targets(), return_state=True)
     result = result_of(state, RolloutResult)
     assert (state.type, state.name) == (StateType.FAILED, "RolledBack")
     subjects = [t.splitlines()[0] for t in webhook.texts()]
@@ -125,10 +129,14 @@ def test_a_rolled_back_rollout_tells_the_webhook_and_the_mailbox_and_an_unreacha
 
 
 def test_a_notification_block_that_does_not_exist_stops_the_run_before_any_change(
-    receivers: tuple[Receiver, Mailbox], sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path
+    receivers: tuple[Receiver, Mailbox],
+    sandbox: SandboxInfo,
+    flag_store: FlagStore,
+    tmp_path: Path,
+    plan_file: PlanFiles,
 ) -> None:
     before = flag_store.get("USE_UNIFIED_ORDERS").version
-    plan = write_plan(tmp_path, "notify:\n  - block: slack-webhook/no-such-channel\n")
+    plan = notify_plan(plan_file, "notify:\n  - block: slack-webhook/no-such-channel\n")
     state = rollout_flow(plan_path=plan, targets=sandbox.targets(), return_state=True)
     assert (state.type, state.name) == (StateType.FAILED, "InvalidInput")
     assert (state.message or "").startswith(

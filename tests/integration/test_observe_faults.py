@@ -7,7 +7,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
 from pymongo import MongoClient
 
 from flows.rollout_flow import run_rollout
@@ -16,6 +15,7 @@ from rollout.audience.flag_state import FlagChange
 from rollout.errors import ServiceUnavailable
 from rollout.plan.model import Targets
 from rollout.sandbox.stack import SandboxInfo
+from tests.plans import PlanFiles
 from tests.tcp_proxy import CuttableProxy
 
 pytestmark = pytest.mark.integration
@@ -24,9 +24,14 @@ FLAG = "FAULT_TEST_FLAG"
 SERVICE_FLAG = "USE_UNIFIED_ORDERS"  # the flag the sandbox's service reads: candidate traffic to measure
 
 
-def write_plan(
-    path: Path, name: str, gates: dict[str, Any], on_inconclusive: str = "rollback", flag: str = FLAG
+def fault_plan(
+    plan_file: PlanFiles,
+    name: str,
+    gates: dict[str, Any],
+    on_inconclusive: str = "rollback",
+    flag: str = FLAG,
 ) -> str:
+    """An allowlist then 25 and 50 %, every window judged by ``gates``; targets given when run."""
     window = {
         "interval": "1s",
         "count": 3,
@@ -36,20 +41,11 @@ def write_plan(
         "on_inconclusive": on_inconclusive,
         "decision_timeout": "2s",
     }
-    plan = {
-        "name": name,
-        "release": {"version": "v2", "stable_version": "v1"},
-        "flag": flag,
-        "gates": gates,
-        "backup": {"enabled": False, "waived_by": "fault tests"},
-        "rollback": {"watch": {"interval": "1s", "duration": "1s"}},
-        "phases": [
-            {"name": "internal", "allowlist": {"users": ["dev@example.com"]}, "window": window},
-            {"name": "ramp", "ramp": [25, 50], "window": window},
-        ],
-    }
-    path.write_text(yaml.safe_dump(plan))
-    return str(path)
+    phases = [
+        {"name": "internal", "allowlist": {"users": ["dev@example.com"]}, "window": window},
+        {"name": "ramp", "ramp": [25, 50], "window": window},
+    ]
+    return str(plan_file(name, file="plan.yaml", targets=None, flag=flag, gates=gates, phases=phases))
 
 
 def with_upstream(targets: Targets, **urls: str) -> Targets:
@@ -93,12 +89,12 @@ def cut_after_first_step(proxy: CuttableProxy, sandbox: SandboxInfo, plan: str) 
 
 
 def test_prometheus_stopped_during_a_window_rolls_back_and_never_reads_as_a_pass(
-    prefect_api: None, sandbox: SandboxInfo, flags: FlagStore, tmp_path: Path
+    prefect_api: None, sandbox: SandboxInfo, flags: FlagStore, tmp_path: Path, plan_file: PlanFiles
 ) -> None:
     assert sandbox.prometheus_url is not None
     proxy = CuttableProxy(urlsplit(sandbox.prometheus_url).port or 9090)
     gates = {"errors": {"sli": "error_ratio", "max": 0.05, "rate_window": "10s"}}
-    plan = write_plan(tmp_path / "plan.yaml", "fault-prometheus-stopped", gates, flag=SERVICE_FLAG)
+    plan = fault_plan(plan_file, "fault-prometheus-stopped", gates, flag=SERVICE_FLAG)
     watcher = cut_after_first_step(proxy, sandbox, "fault-prometheus-stopped")
     targets = with_upstream(sandbox.targets(), prometheus=f"http://127.0.0.1:{proxy.port}")
     result = run_rollout(plan_path=plan, targets=targets)
@@ -121,10 +117,16 @@ def test_prometheus_stopped_during_a_window_rolls_back_and_never_reads_as_a_pass
     ],
 )
 def test_prometheus_answering_empty_or_nan_is_inconclusive_never_a_pass(
-    prefect_api: None, sandbox: SandboxInfo, flags: FlagStore, tmp_path: Path, answer: str, query: str
+    prefect_api: None,
+    sandbox: SandboxInfo,
+    flags: FlagStore,
+    tmp_path: Path,
+    plan_file: PlanFiles,
+    answer: str,
+    query: str,
 ) -> None:
     name = f"fault-prometheus-{answer.lower()}"
-    plan = write_plan(tmp_path / "plan.yaml", name, {"odd": {"query": query, "max": 0.05}})
+    plan = fault_plan(plan_file, name, {"odd": {"query": query, "max": 0.05}})
     result = run_rollout(plan_path=plan, targets=sandbox.targets())
     assert result.status == "rolled_back"
     assert [s.outcome for s in result.steps] == ["inconclusive"]
@@ -134,11 +136,11 @@ def test_prometheus_answering_empty_or_nan_is_inconclusive_never_a_pass(
 
 
 def test_the_flag_store_lost_mid_ramp_leaves_traffic_at_the_last_verified_step(
-    prefect_api: None, sandbox: SandboxInfo, flags: FlagStore, tmp_path: Path
+    prefect_api: None, sandbox: SandboxInfo, flags: FlagStore, tmp_path: Path, plan_file: PlanFiles
 ) -> None:
     proxy = CuttableProxy(urlsplit(sandbox.mongodb_uri).port or 27017)
     gates = {"errors": {"sli": "error_ratio", "max": 0.05, "rate_window": "10s"}}
-    plan = write_plan(tmp_path / "plan.yaml", "fault-flag-store", gates)
+    plan = fault_plan(plan_file, "fault-flag-store", gates)
     watcher = cut_after_first_step(proxy, sandbox, "fault-flag-store")
     uri = f"mongodb://127.0.0.1:{proxy.port}/?directConnection=true&serverSelectionTimeoutMS=2000"
     targets = with_upstream(sandbox.targets(), mongodb=uri)

@@ -7,7 +7,6 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 from kubernetes import client as k8s
 from pymongo import MongoClient
 
@@ -19,6 +18,7 @@ from rollout.audience.flag_state import FlagChange, FlagState
 from rollout.lifecycle.statuses import Status
 from rollout.sandbox.stack import SandboxInfo
 from tests.kmock_cluster import NAMESPACE, EmulatorThread, deployment, replica_set
+from tests.plans import PlanFiles, target_sections
 
 pytestmark = pytest.mark.integration
 
@@ -77,8 +77,11 @@ def rollout_on_record(sandbox: SandboxInfo) -> Iterator[None]:
     client.close()
 
 
-def write_plan(tmp_path: Path, sandbox: SandboxInfo, url: str, deployment_name: str = "orders") -> str:
-    targets = sandbox.targets().model_dump(mode="json", exclude_none=True, by_alias=True)
+def cluster_plan(
+    plan_file: PlanFiles, sandbox: SandboxInfo, url: str, deployment_name: str = "orders"
+) -> str:
+    """A ramp to 50 and 100 % behind an nginx canary on the emulated cluster at ``url``."""
+    targets = target_sections(sandbox.targets())
     targets["kubernetes"] = {
         "namespace": NAMESPACE,
         "deployment": deployment_name,
@@ -86,25 +89,18 @@ def write_plan(tmp_path: Path, sandbox: SandboxInfo, url: str, deployment_name: 
         "image_repository": "registry/orders",
         "router": {"kind": "nginx-canary", "name": "orders-canary"},
     }
-    plan = {
-        "name": "k8s-test",
-        "release": {"version": RELEASE, "stable_version": STABLE},
-        "flag": "USE_UNIFIED_ORDERS",
-        "targets": targets,
-        "backup": {"collections": ["shops"]},
-        "gates": {"errors": {"sli": "error_ratio", "max": 0.05, "rate_window": "5s"}},
-        "phases": [
-            {
-                "name": "ramp",
-                "ramp": [50, 100],
-                "window": {"interval": "1s", "count": 3, "initial_delay": "2s", "gates": ["errors"]},
-            }
-        ],
-        "rollback": {"watch": {"interval": "1s", "duration": "1s"}},
-    }
-    path = tmp_path / "plan.yaml"
-    path.write_text(yaml.safe_dump(plan))
-    return str(path)
+    window = {"interval": "1s", "count": 3, "initial_delay": "2s", "gates": ["errors"]}
+    return str(
+        plan_file(
+            "k8s-test",
+            file="plan.yaml",
+            release={"version": RELEASE, "stable_version": STABLE},
+            targets=targets,
+            backup={"collections": ["shops"]},
+            gates={"errors": {"sli": "error_ratio", "max": 0.05, "rate_window": "5s"}},
+            phases=[{"name": "ramp", "ramp": [50, 100], "window": window}],
+        )
+    )
 
 
 def canary_weight(networking: Any) -> str:
@@ -114,11 +110,16 @@ def canary_weight(networking: Any) -> str:
 
 
 def test_a_failing_canary_gets_weight_0_and_the_deployment_its_stable_image(
-    prefect_api: None, sandbox: SandboxInfo, main_flag: None, cluster: Any, tmp_path: Path
+    prefect_api: None,
+    sandbox: SandboxInfo,
+    main_flag: None,
+    cluster: Any,
+    tmp_path: Path,
+    plan_file: PlanFiles,
 ) -> None:
     emulator, apps, networking = cluster
     httpx.put(f"{sandbox.service_url}/fault", json={"variant": "candidate", "error_rate": 1.0})
-    result = run_rollout(plan_path=write_plan(tmp_path, sandbox, emulator.url))
+    result = run_rollout(plan_path=cluster_plan(plan_file, sandbox, emulator.url))
 
     assert result.status == "rolled_back"
     weights = [
@@ -137,9 +138,11 @@ def test_a_failing_canary_gets_weight_0_and_the_deployment_its_stable_image(
     image = apps.read_namespaced_deployment("orders", NAMESPACE).spec.template.spec.containers[0].image
     assert image == f"registry/orders:{STABLE}"
 
-    again = run_rollback(plan_path=write_plan(tmp_path, sandbox, emulator.url), reason="repeat")
+    again = run_rollback(plan_path=cluster_plan(plan_file, sandbox, emulator.url), reason="repeat")
     assert again.outcome == "nothing-to-do" and again.steps == ()  # rolled back already
-    forced = run_rollback(plan_path=write_plan(tmp_path, sandbox, emulator.url), reason="repeat", force=True)
+    forced = run_rollback(
+        plan_path=cluster_plan(plan_file, sandbox, emulator.url), reason="repeat", force=True
+    )
     assert {s.name: s.detail for s in forced.steps}[
         "deployment"
     ] == f"orders already runs registry/orders:{STABLE}"
@@ -147,10 +150,15 @@ def test_a_failing_canary_gets_weight_0_and_the_deployment_its_stable_image(
 
 @pytest.mark.usefixtures("rollout_on_record")
 def test_a_deployment_that_does_not_exist_is_named_and_traffic_still_goes_to_stable(
-    prefect_api: None, sandbox: SandboxInfo, main_flag: None, cluster: Any, tmp_path: Path
+    prefect_api: None,
+    sandbox: SandboxInfo,
+    main_flag: None,
+    cluster: Any,
+    tmp_path: Path,
+    plan_file: PlanFiles,
 ) -> None:
     emulator, _, networking = cluster
-    plan = write_plan(tmp_path, sandbox, emulator.url, deployment_name="order")
+    plan = cluster_plan(plan_file, sandbox, emulator.url, deployment_name="order")
     networking.patch_namespaced_ingress(
         "orders-canary", NAMESPACE, {"metadata": {"annotations": {CANARY_WEIGHT: "30"}}}
     )
@@ -174,7 +182,12 @@ def ingress_patches(emulator: EmulatorThread) -> int:
 
 @pytest.mark.usefixtures("rollout_on_record")
 def test_a_rollback_step_failing_once_is_retried_and_succeeds(
-    prefect_api: None, sandbox: SandboxInfo, main_flag: None, cluster: Any, tmp_path: Path
+    prefect_api: None,
+    sandbox: SandboxInfo,
+    main_flag: None,
+    cluster: Any,
+    tmp_path: Path,
+    plan_file: PlanFiles,
 ) -> None:
     emulator, apps, networking = cluster
     networking.patch_namespaced_ingress(
@@ -187,7 +200,7 @@ def test_a_rollback_step_failing_once_is_retried_and_succeeds(
         handler["patch"][1:2] << 500 << {"kind": "Status", "code": 500, "reason": "InternalError"}
 
     emulator.on_loop(fail_once)
-    result = run_rollback(plan_path=write_plan(tmp_path, sandbox, emulator.url), reason="retry test")
+    result = run_rollback(plan_path=cluster_plan(plan_file, sandbox, emulator.url), reason="retry test")
 
     assert result.ok, result.steps
     assert ingress_patches(emulator) - before == 2  # the 500, then the retry
@@ -198,7 +211,12 @@ def test_a_rollback_step_failing_once_is_retried_and_succeeds(
 
 @pytest.mark.usefixtures("rollout_on_record")
 def test_a_kubernetes_api_answering_500_fails_its_steps_but_not_the_flag_and_is_reported(
-    prefect_api: None, sandbox: SandboxInfo, main_flag: None, cluster: Any, tmp_path: Path
+    prefect_api: None,
+    sandbox: SandboxInfo,
+    main_flag: None,
+    cluster: Any,
+    tmp_path: Path,
+    plan_file: PlanFiles,
 ) -> None:
     emulator, _, _ = cluster
 
@@ -206,7 +224,7 @@ def test_a_kubernetes_api_answering_500_fails_its_steps_but_not_the_flag_and_is_
         handler["patch"] << 500 << {"kind": "Status", "code": 500, "reason": "InternalError"}
 
     emulator.on_loop(always_fail)
-    result = run_rollback(plan_path=write_plan(tmp_path, sandbox, emulator.url), reason="500 test")
+    result = run_rollback(plan_path=cluster_plan(plan_file, sandbox, emulator.url), reason="500 test")
 
     outcome = {s.name: (s.ok, s.detail) for s in result.steps}
     assert not result.ok

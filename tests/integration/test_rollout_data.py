@@ -14,6 +14,7 @@ from rollout.audience.flag_state import FlagChange
 from rollout.data.manifest import Manifest
 from rollout.data.restore import parse_backup_uri, read_manifest
 from rollout.sandbox.stack import SandboxInfo
+from tests.plans import PlanFiles
 
 pytestmark = pytest.mark.integration
 
@@ -56,10 +57,9 @@ def main_flag(sandbox: SandboxInfo) -> Any:
     client.close()
 
 
-def write_plan(tmp_path: Path, max_hub: int = 100000) -> str:
-    path = tmp_path / "plan.yaml"
-    path.write_text(PLAN.format(max_hub=max_hub))
-    return str(path)
+def data_plan(plan_file: PlanFiles, max_hub: int = 100000) -> str:
+    """:data:`PLAN` whose data check allows at most ``max_hub`` hub orders."""
+    return str(plan_file.text(PLAN.format(max_hub=max_hub)))
 
 
 def backups(clients: Clients) -> list[str]:
@@ -67,10 +67,15 @@ def backups(clients: Clients) -> list[str]:
 
 
 def test_a_failing_data_check_blocks_the_rollout_before_any_change(
-    prefect_api: None, sandbox: SandboxInfo, clients: Clients, main_flag: FlagStore, tmp_path: Path
+    prefect_api: None,
+    sandbox: SandboxInfo,
+    clients: Clients,
+    main_flag: FlagStore,
+    tmp_path: Path,
+    plan_file: PlanFiles,
 ) -> None:
     before_flag, before_backups = main_flag.get("USE_UNIFIED_ORDERS"), backups(clients)
-    result = run_rollout(plan_path=write_plan(tmp_path, max_hub=10), targets=sandbox.targets())
+    result = run_rollout(plan_path=data_plan(plan_file, max_hub=10), targets=sandbox.targets())
     assert result.status == "blocked"
     assert [(c.name, c.passed, c.detail) for c in result.checks] == [
         ("hub size", False, "count = 1200 (expected <= 10)")
@@ -81,9 +86,14 @@ def test_a_failing_data_check_blocks_the_rollout_before_any_change(
 
 
 def test_the_rollout_takes_a_verified_backup_and_records_it_before_traffic_moves(
-    prefect_api: None, sandbox: SandboxInfo, clients: Clients, main_flag: FlagStore, tmp_path: Path
+    prefect_api: None,
+    sandbox: SandboxInfo,
+    clients: Clients,
+    main_flag: FlagStore,
+    tmp_path: Path,
+    plan_file: PlanFiles,
 ) -> None:
-    result = run_rollout(plan_path=write_plan(tmp_path), targets=sandbox.targets())
+    result = run_rollout(plan_path=data_plan(plan_file), targets=sandbox.targets())
     assert result.status == "promoted"
     assert result.backup is not None
     stored = read_manifest(clients.bucket, parse_backup_uri(result.backup.uri))
@@ -126,9 +136,14 @@ def artifacts_of(run_id: str) -> list[Any]:
 
 
 def test_rollback_backs_up_the_current_state_then_restores_the_data(
-    prefect_api: None, sandbox: SandboxInfo, clients: Clients, main_flag: FlagStore, tmp_path: Path
+    prefect_api: None,
+    sandbox: SandboxInfo,
+    clients: Clients,
+    main_flag: FlagStore,
+    tmp_path: Path,
+    plan_file: PlanFiles,
 ) -> None:
-    plan = write_plan(tmp_path)
+    plan = data_plan(plan_file)
     assert run_rollout(plan_path=plan, targets=sandbox.targets()).status == "promoted"
     removed = list(clients.db.order_hub.find({"source": "web"}))
     clients.db.order_hub.delete_many({"source": "web"})  # what a bad release might do
@@ -177,12 +192,17 @@ def test_rollback_backs_up_the_current_state_then_restores_the_data(
 
 
 def test_a_dry_run_counts_who_each_step_would_admit_and_changes_nothing(
-    prefect_api: None, sandbox: SandboxInfo, clients: Clients, main_flag: FlagStore, tmp_path: Path
+    prefect_api: None,
+    sandbox: SandboxInfo,
+    clients: Clients,
+    main_flag: FlagStore,
+    tmp_path: Path,
+    plan_file: PlanFiles,
 ) -> None:
     from rollout.audience.bucketing import admitted
 
     text = (
-        Path(write_plan(tmp_path))
+        Path(data_plan(plan_file))
         .read_text()
         .replace("flag: USE_UNIFIED_ORDERS", "flag: USE_UNIFIED_ORDERS\nusers: {collection: users}")
         .replace("ramp: [100]", "ramp: [10, 50]")
@@ -208,14 +228,19 @@ def test_a_dry_run_counts_who_each_step_would_admit_and_changes_nothing(
 
 
 def test_a_rollback_run_again_to_finish_does_not_restore_the_same_backup_twice(
-    prefect_api: None, sandbox: SandboxInfo, clients: Clients, main_flag: FlagStore, tmp_path: Path
+    prefect_api: None,
+    sandbox: SandboxInfo,
+    clients: Clients,
+    main_flag: FlagStore,
+    tmp_path: Path,
+    plan_file: PlanFiles,
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
     from rollout.lifecycle.record import RestoreRecord
     from rollout.lifecycle.statuses import Status
 
-    plan = write_plan(tmp_path)
+    plan = data_plan(plan_file)
     runs, uri = clients.runs, "s3://rollout-backups/backups/backup-earlier/"
     runs.claim("data-test", "run-1", "v3", timedelta(minutes=5), version="v3", stable_before="v2")
     runs.keep_backup("data-test", uri)

@@ -17,6 +17,7 @@ from rollout.adapters.flags import FlagStore
 from rollout.audience.flag_state import FlagChange
 from rollout.errors import GateQueryInvalid
 from rollout.sandbox.stack import SandboxInfo
+from tests.plans import PlanFiles
 
 pytestmark = pytest.mark.integration
 
@@ -41,16 +42,15 @@ rollback:
 """
 
 
-def write_plan(tmp_path: Path, extra_gate: str = "", approval: str = "") -> str:
-    path = tmp_path / "plan.yaml"
-    path.write_text(PLAN.format(extra_gate=extra_gate, approval=approval))
-    return str(path)
+def flow_plan(plan_file: PlanFiles, extra_gate: str = "", approval: str = "") -> str:
+    """:data:`PLAN` with an extra gate and an approval on its ramp, if given."""
+    return str(plan_file.text(PLAN.format(extra_gate=extra_gate, approval=approval)))
 
 
 def test_a_healthy_rollout_is_promoted_to_100(
-    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path
+    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path, plan_file: PlanFiles
 ) -> None:
-    result = run_rollout(plan_path=write_plan(tmp_path), targets=sandbox.targets())
+    result = run_rollout(plan_path=flow_plan(plan_file), targets=sandbox.targets())
     assert result.status == "promoted"
     assert [s.outcome for s in result.steps] == ["successful"] * 3
     flag = flag_store.get("USE_UNIFIED_ORDERS")
@@ -58,10 +58,10 @@ def test_a_healthy_rollout_is_promoted_to_100(
 
 
 def test_a_failing_candidate_is_rolled_back_to_zero_and_flags_restored(
-    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path
+    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path, plan_file: PlanFiles
 ) -> None:
     httpx.put(f"{sandbox.service_url}/fault", json={"variant": "candidate", "error_rate": 1.0})
-    state = rollout_flow(plan_path=write_plan(tmp_path), targets=sandbox.targets(), return_state=True)
+    state = rollout_flow(plan_path=flow_plan(plan_file), targets=sandbox.targets(), return_state=True)
     result = result_of(state, RolloutResult)
     assert result.status == "rolled_back"
     # The run says how it ended, at a glance: red, named, the gate and the time to safety.
@@ -77,10 +77,10 @@ def test_a_failing_candidate_is_rolled_back_to_zero_and_flags_restored(
 
 
 def test_an_invalid_gate_query_fails_before_any_traffic_changes(
-    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path
+    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path, plan_file: PlanFiles
 ) -> None:
     before = flag_store.get("USE_UNIFIED_ORDERS")
-    plan = write_plan(tmp_path, extra_gate="broken: {query: 'sum(rate(x[1m]', max: 1}")
+    plan = flow_plan(plan_file, extra_gate="broken: {query: 'sum(rate(x[1m]', max: 1}")
     state = rollout_flow(plan_path=plan, targets=sandbox.targets(), return_state=True)
     assert (state.type, state.name) == (StateType.FAILED, "InvalidInput")
     assert (state.message or "").startswith("gate broken: Prometheus refused")
@@ -90,9 +90,9 @@ def test_an_invalid_gate_query_fails_before_any_traffic_changes(
 
 
 def test_an_unanswered_approval_holds_traffic_where_it_was(
-    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path
+    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path, plan_file: PlanFiles
 ) -> None:
-    plan = write_plan(tmp_path, approval="approval: {timeout: 1s, on_timeout: hold}")
+    plan = flow_plan(plan_file, approval="approval: {timeout: 1s, on_timeout: hold}")
     state = rollout_flow(plan_path=plan, targets=sandbox.targets(), return_state=True)
     result = result_of(state, RolloutResult)
     assert result.status == "held"
@@ -121,7 +121,7 @@ def test_a_plan_pasted_into_the_form_runs_with_the_approval_timeout_overridden(
 
 
 def test_an_approval_resumes_the_paused_rollout_and_is_recorded(
-    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path
+    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path, plan_file: PlanFiles
 ) -> None:
     import threading
     import time
@@ -134,8 +134,8 @@ def test_an_approval_resumes_the_paused_rollout_and_is_recorded(
     from flows.promote import promote_flow
 
     checklist = "[tests pass, support team ready]"
-    plan = write_plan(
-        tmp_path, approval=f"approval: {{timeout: 2m, on_timeout: rollback, checklist: {checklist}}}"
+    plan = flow_plan(
+        plan_file, approval=f"approval: {{timeout: 2m, on_timeout: rollback, checklist: {checklist}}}"
     )
     results: list[Any] = []
     # A daemon: a failing assertion must not leave the session waiting on a paused run.
@@ -173,12 +173,12 @@ def test_an_approval_resumes_the_paused_rollout_and_is_recorded(
 
 
 def test_rollback_runs_on_its_own_from_the_persisted_undo_log(
-    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path
+    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path, plan_file: PlanFiles
 ) -> None:
     from flows.outcomes import RollbackRefused
     from flows.rollback import run_rollback
 
-    plan = write_plan(tmp_path)
+    plan = flow_plan(plan_file)
     assert run_rollout(plan_path=plan, targets=sandbox.targets()).status == "promoted"
     assert flag_store.get("ENABLE_DUAL_WRITE").enabled is True
     with pytest.raises(RollbackRefused, match=r"was promoted at .*Pass --force"):
@@ -205,9 +205,9 @@ def test_rollback_runs_on_its_own_from_the_persisted_undo_log(
 
 
 def test_a_rollout_write_landing_after_the_rollback_began_is_closed_again(
-    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path
+    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path, plan_file: PlanFiles
 ) -> None:
-    plan = write_plan(tmp_path)
+    plan = flow_plan(plan_file)
     assert run_rollout(plan_path=plan, targets=sandbox.targets()).status == "promoted"
 
     def late_step() -> None:

@@ -34,8 +34,8 @@ def wait_for(check: Any, timeout: float = 30.0) -> Any:
     raise AssertionError(f"condition not met within {timeout}s")
 
 
-def test_mongodb_holds_the_seeded_shop(sandbox: SandboxInfo, mongo: Mongo) -> None:
-    db = mongo[sandbox.database]
+def test_mongodb_holds_the_seeded_shop(sandbox: SandboxInfo, sandbox_mongo: Mongo) -> None:
+    db = sandbox_mongo[sandbox.database]
     per_source = {
         d["_id"]: d["count"]
         for d in db.order_hub.aggregate([{"$group": {"_id": "$source", "count": {"$sum": 1}}}])
@@ -65,8 +65,10 @@ def test_mongodb_holds_the_seeded_shop(sandbox: SandboxInfo, mongo: Mongo) -> No
     assert set(INITIAL_FLAGS) <= stored
 
 
-def test_pilot_query_picks_active_mid_sized_shops_newest_first(sandbox: SandboxInfo, mongo: Mongo) -> None:
-    db = mongo[sandbox.database]
+def test_pilot_query_picks_active_mid_sized_shops_newest_first(
+    sandbox: SandboxInfo, sandbox_mongo: Mongo
+) -> None:
+    db = sandbox_mongo[sandbox.database]
     spec = PilotStores(
         filter={"is_active": True, "total_orders": {"$gt": 10, "$lt": 100}}, sort={"created_at": -1}, limit=10
     )

@@ -10,12 +10,12 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-import yaml
 from pymongo import MongoClient
 
 from rollout.adapters.flags import FlagStore
 from rollout.audience.flag_state import FlagChange
 from rollout.sandbox.stack import KEY_ENV, SECRET_ENV, SandboxInfo
+from tests.plans import PlanFiles, target_sections
 from tests.prefect_server import ROOT, prefect_env
 
 pytestmark = pytest.mark.integration
@@ -24,26 +24,25 @@ SECRET = "tok_Zq81-known-secret-4711"
 ENV = "ROLLOUT_SCAN_TOKEN"
 
 
-def write_plan(path: Path, sandbox: SandboxInfo) -> Path:
-    targets = sandbox.targets().model_dump(mode="json", exclude_none=True, by_alias=True)
+def secret_plan(plan_file: PlanFiles, sandbox: SandboxInfo) -> Path:
+    """A plan whose every credential is the same secret, in every place a secret can go."""
+    targets = target_sections(sandbox.targets())
     targets["prometheus"]["bearer_token"] = f"${{env:{ENV}}}"
     targets["service"]["headers"] = {"X-Api-Key": f"${{env:{ENV}}}"}
     targets["mongodb"]["uri"] += f"&appname=${{env:{ENV}}}"
     # Credentials in the service's URL: every request, log line and error that names the URL.
     targets["service"]["base_url"] = targets["service"]["base_url"].replace("://", f"://scan:${{env:{ENV}}}@")
     window = {"interval": "1s", "count": 2, "initial_delay": "3s", "gates": ["errors"]}
-    plan = {
-        "name": "secret-scan",
-        "release": {"version": "v2", "stable_version": "v1"},
-        "flag": "USE_UNIFIED_ORDERS",
-        "targets": targets,
-        "gates": {"errors": {"sli": "error_ratio", "max": 0.05, "rate_window": "10s"}},
-        "phases": [{"name": "ramp", "ramp": [50], "window": window}],
+    return plan_file(
+        "secret-scan",
+        file="plan.yaml",
+        targets=targets,
+        backup=None,
+        gates={"errors": {"sli": "error_ratio", "max": 0.05, "rate_window": "10s"}},
+        phases=[{"name": "ramp", "ramp": [50], "window": window}],
         # The purge names its full URL in the report: with the credentials in it, unless masked.
-        "rollback": {"watch": {"interval": "1s", "duration": "1s"}, "cache": {"purge_url": "/cache/purge"}},
-    }
-    path.write_text(yaml.safe_dump(plan))
-    return path
+        rollback={"watch": {"interval": "1s", "duration": "1s"}, "cache": {"purge_url": "/cache/purge"}},
+    )
 
 
 def every_file_under(folder: Path) -> dict[str, bytes]:
@@ -51,9 +50,9 @@ def every_file_under(folder: Path) -> dict[str, bytes]:
 
 
 def test_a_known_secret_appears_nowhere_a_rollout_and_its_rollback_wrote_or_printed(
-    sandbox: SandboxInfo, tmp_path: Path
+    sandbox: SandboxInfo, tmp_path: Path, plan_file: PlanFiles
 ) -> None:
-    plan = write_plan(tmp_path / "plan.yaml", sandbox)
+    plan = secret_plan(plan_file, sandbox)
     assert SECRET not in plan.read_text()
     home, reports = tmp_path / "prefect", tmp_path / "reports"
     env = prefect_env(home, {ENV: SECRET, "ROLLOUT_REPORTS_DIR": str(reports)})
