@@ -177,7 +177,13 @@ class RolloutDriver:
             )
         try:
             while True:
-                action = next_action(self.plan, self.progress, self.clock.now(), self.timeout_override)
+                action = next_action(
+                    self.plan,
+                    self.progress,
+                    self.clock.now(),
+                    self.timeout_override,
+                    self.targets.flag_refresh,
+                )
                 if isinstance(action, Finish):
                     return self.ended(self.finish_as(action))
                 self.act(action)

@@ -206,12 +206,13 @@ def _measure_rounds(f: _Found) -> None:
     if plan is None:
         return
     progress = replace(f.record.progress(restarted=False), checked=True)
-    action = next_action(plan, progress, datetime.now(UTC))
+    refresh = f.clients.targets.flag_refresh
+    action = next_action(plan, progress, datetime.now(UTC), flag_refresh=refresh)
     while isinstance(action, Measure):
         taken = take_round(f.clients, action.gates, datetime.now(UTC))
         progress = observed_round(progress, action.step, taken)
         f.rounds += 1
-        action = next_action(plan, progress, datetime.now(UTC))
+        action = next_action(plan, progress, datetime.now(UTC), flag_refresh=refresh)
     if (
         f.rounds
         and progress.window is not None

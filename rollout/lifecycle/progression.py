@@ -241,9 +241,20 @@ def inconclusive_key(step: str) -> str:
 
 
 def next_action(
-    plan: Plan, progress: Progress, now: datetime, approval_timeout: timedelta | None = None
+    plan: Plan,
+    progress: Progress,
+    now: datetime,
+    approval_timeout: timedelta | None = None,
+    flag_refresh: timedelta | None = None,
 ) -> Action:
-    """What the rollout does next; ``approval_timeout`` overrides every phase's approval timeout."""
+    """What the rollout does next.
+
+    ``approval_timeout`` overrides every phase's approval timeout. ``flag_refresh`` is how long
+    the applications take to see a flag write, from the targets the run acts on (the sandbox's,
+    or ones given instead of the plan's); by default, that of the plan's own targets.
+    """
+    if flag_refresh is None:
+        flag_refresh = plan.targets.flag_refresh if plan.targets is not None else timedelta(0)
     if not progress.checked:
         return CheckData()
     if progress.failed_checks:
@@ -291,7 +302,7 @@ def next_action(
             if step.window is None or window is None or window.key != step.key:
                 held = _scheduled(plan, phase, step.index, progress, now, f"{phase.name} {step.label}")
                 return held or SetStep(step)
-            return _in_window(plan, progress, step, step.window, window, now)
+            return _in_window(plan, progress, step, step.window, window, now, flag_refresh)
     return Finish(Status.PROMOTED, "")
 
 
@@ -351,7 +362,13 @@ def _ask(
 
 
 def _in_window(
-    plan: Plan, progress: Progress, step: TrafficStep, window: Window, state: WindowState, now: datetime
+    plan: Plan,
+    progress: Progress,
+    step: TrafficStep,
+    window: Window,
+    state: WindowState,
+    now: datetime,
+    flag_refresh: timedelta,
 ) -> Action:
     """The step's window under way: a verdict, a question, the next round, or a wait for it."""
     gates = {name: plan.gates[name] for name in window.gates}
@@ -373,8 +390,7 @@ def _in_window(
         return _roll_back(plan, inconclusive, state.first_bad_at(), judged=decision.approved is not None)
     done = len(state.rounds)
     measure = Measure(step, gates, done + 1, window.measurements)
-    refresh = plan.targets.flag_refresh if plan.targets is not None else timedelta(0)
-    due = due_at(window, state, settle_time(gates) + refresh)
+    due = due_at(window, state, settle_time(gates) + flag_refresh)
     return measure if due <= now else Wait(due, measure)
 
 

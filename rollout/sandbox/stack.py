@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -115,7 +116,10 @@ class SandboxInfo:
             ),
             flag_store=FlagStoreTarget(),
             unleash=self._unleash_target(),
-            flagd=FlagdTarget(path=self.flagd_path) if self.flagd_path else None,
+            # The sandbox service's flagd provider polls its file every half second.
+            flagd=FlagdTarget(path=self.flagd_path, refresh_interval=timedelta(seconds=1))
+            if self.flagd_path
+            else None,
             service=ServiceTarget(
                 base_url=self.service_url,
                 smoke=[SmokeRequest(name="list orders", path="/orders?user=smoke-test")],
@@ -135,6 +139,8 @@ class SandboxInfo:
             api_token=f"${{env:{UNLEASH_TOKEN_ENV}}}",
             project=unleash.PROJECT,
             environment=unleash.ENVIRONMENT,
+            # The sandbox service's SDK polls every second, behind Unleash's cache of about a second.
+            refresh_interval=timedelta(seconds=2),
         )
 
 

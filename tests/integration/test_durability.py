@@ -7,6 +7,7 @@ when one ran; the rollouts' records and flags live in a database of their own.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ import pytest
 import yaml
 from pymongo import MongoClient
 
+from rollout.adapters.flagd import FlagdFile
 from rollout.adapters.flags import FlagStore
 from rollout.adapters.run_state import RunStateStore
 from rollout.lifecycle.record import RunRecord
@@ -44,12 +46,29 @@ def db(sandbox: SandboxInfo) -> Iterator[Any]:
     client.close()
 
 
-def drill_plan(plan_file: PlanFiles, sandbox: SandboxInfo, name: str, errors: str, **extra: Any) -> str:
-    """A drill's plan: its own flag, an ``errors`` gate on ``errors``, its records in the drills' database."""
+def drill_plan(
+    plan_file: PlanFiles,
+    sandbox: SandboxInfo,
+    name: str,
+    errors: str,
+    flagd: Path | None = None,
+    **extra: Any,
+) -> str:
+    """A drill's plan: its own flag, an ``errors`` gate on ``errors``, its records in the drills' database.
+
+    With ``flagd``, its flag is kept in that flagd file instead of the database's flag documents.
+    """
     targets = target_sections(sandbox.targets())
     targets["flag_store"] = {"database": DATABASE}
+    if flagd is not None:
+        targets["flagd"] = {"path": str(flagd), "refresh_interval": "1s"}
     gates = {"errors": {"query": errors, "max": 0.5}}
-    return str(plan_file(name, flag=name.upper().replace("-", "_"), targets=targets, gates=gates, **extra))
+    return str(plan_file(name, flag=flag_of(name), targets=targets, gates=gates, **extra))
+
+
+def flag_of(plan: str) -> str:
+    """The flag a drill's plan ``plan`` rolls out."""
+    return plan.upper().replace("-", "_")
 
 
 def launch(
@@ -142,10 +161,16 @@ def record_of_or_none(db: Any, plan: str) -> RunRecord | None:
 def test_a_parked_window_that_fails_has_traffic_turned_off_by_the_reconciler_then_rolls_back(
     ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path, plan_file: PlanFiles
 ) -> None:
+    # Its flag is in a flagd file, while the pass is started for another plan sharing its database
+    # (flags in MongoDB): the reconciler must turn traffic off where this rollout's flag is.
+    flagd = tmp_path / "flags.json"
+    off = {"state": "DISABLED", "variants": {"on": True, "off": False}, "defaultVariant": "off"}
+    flagd.write_text(json.dumps({"flags": {"PARKED_FAILING": off}}))
+    bystander = drill_plan(plan_file, sandbox, "bystander", "vector(0)")
     # Late enough for a busy worker to start the run and park it after a first passing round.
     breaks_at = time.time() + 25
     window = {"interval": "8s", "count": 4, "gates": ["errors"]}
-    plan, run_id = launch(
+    _, run_id = launch(
         ops,
         plan_file,
         sandbox,
@@ -154,17 +179,18 @@ def test_a_parked_window_that_fails_has_traffic_turned_off_by_the_reconciler_the
         window,
         (25, 100),
         park_after="4s",
+        flagd=flagd,
     )
     until(
         lambda: (r := record_of_or_none(db, "parked-failing")) and r.status is Status.PARKED, "parking", ops
     )
-    flags = FlagStore(db["feature_flags"])
+    flags = FlagdFile(flagd)
     assert flags.get("PARKED_FAILING").percentage == 25
     while time.time() < breaks_at + 1:
         time.sleep(1)
     for _ in range(3):  # round 2 may still pass; the next one fails
         time.sleep(8)
-        reconcile(ops, plan)
+        reconcile(ops, bystander)
         if record_of(db, "parked-failing").status is not Status.PARKED:
             break
     doc = db["rollout_runs"].find_one({"_id": "parked-failing"})
@@ -173,6 +199,9 @@ def test_a_parked_window_that_fails_has_traffic_turned_off_by_the_reconciler_the
     assert (done["state"]["type"], done["state"]["name"]) == ("FAILED", "RolledBack"), ops.tail()
     flag = flags.get("PARKED_FAILING")
     assert not flag.enabled and flag.percentage == 0
+    # Turned off in the file by the reconciler (under its raised fence), never in the bystander's store.
+    assert flags.highest_fence("parked-failing") >= 2
+    assert db["feature_flags"].find_one({"_id": "PARKED_FAILING"}) is None
     assert record_of(db, "parked-failing").status is Status.ROLLED_BACK
 
 

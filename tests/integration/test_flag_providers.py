@@ -342,7 +342,9 @@ def test_a_rollout_whose_companion_flag_is_missing_in_unleash_ends_invalid_input
         "api_token": "${env:UNLEASH_ADMIN_TOKEN}",
         "environment": "development",
     }
-    targets = sandbox.targets().model_copy(update={"unleash": UnleashTarget(**unleash_target)})
+    targets = sandbox.targets().model_copy(
+        update={"unleash": UnleashTarget(**unleash_target, refresh_interval="2s")}
+    )
     with admin(unleash) as http:
         # The main flag is there (made here if no test before made it); its companion is not.
         http.post("/api/admin/projects/default/features", json={"name": FLAG, "type": "release"})
@@ -377,7 +379,7 @@ def test_unleash_lost_mid_ramp_is_retried_then_stops_with_the_last_verified_audi
     monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", unleash.admin_token)
     through_proxy = {"url": f"http://127.0.0.1:{proxy.port}", "api_token": "${env:UNLEASH_ADMIN_TOKEN}"}
     targets = sandbox.targets().model_copy(
-        update={"unleash": UnleashTarget(**through_proxy, environment="development")}
+        update={"unleash": UnleashTarget(**through_proxy, environment="development", refresh_interval="2s")}
     )
     gates = {"errors": {"sli": "error_ratio", "max": 0.05, "rate_window": "10s"}}
     plan = fault_plan(plan_file, "fault-unleash", gates)
@@ -408,7 +410,9 @@ def test_a_rollout_in_a_flagd_file_whose_window_fails_is_rolled_back_there(
     from tests.integration.test_observe_faults import fault_plan
 
     path = flagd_file(tmp_path, FAULT_FLAG)
-    targets = sandbox.targets().model_copy(update={"flagd": FlagdTarget(path=str(path))})
+    targets = sandbox.targets().model_copy(
+        update={"flagd": FlagdTarget(path=str(path), refresh_interval="1s")}
+    )
     # The sandbox's service reads its own flag: candidate traffic, every request of it failing,
     # short of the rollback's smoke-test user (the rollback cannot close the service's flag).
     share = min(50, bucket(sandbox.flag, "smoke-test") - 1)

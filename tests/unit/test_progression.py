@@ -402,3 +402,16 @@ def test_a_steps_first_round_also_waits_for_the_services_sdks_to_fetch_the_flag(
     first = next(a for a in sim.actions if isinstance(a, Wait))
     # Unleash's SDKs fetch every 15 s by default; then the 1 m rate window covers the new audience.
     assert first.until == T0 + timedelta(minutes=1, seconds=15)
+
+
+def test_the_targets_a_run_acts_on_say_how_long_the_sdks_take_to_fetch_not_only_the_plans() -> None:
+    gates = {"errors": {"sli": "error_ratio", "max": 0.05, "rate_window": "1m"}}
+    window = {"interval": "1m", "count": 2, "gates": ["errors"]}
+    p = plan(gates=gates, phases=[{"name": "ramp", "ramp": [100], "window": window}])
+    assert p.targets is None  # targets given to the run (the sandbox's, or an operator's), not in the plan
+    step = _first_step(p)
+    progress = observed_step(Progress(checked=True), step, T0)
+    unleash = next_action(p, progress, T0, flag_refresh=timedelta(seconds=15))
+    assert isinstance(unleash, Wait) and unleash.until == T0 + timedelta(minutes=1, seconds=15)
+    documents = next_action(p, progress, T0, flag_refresh=timedelta(0))
+    assert isinstance(documents, Wait) and documents.until == T0 + timedelta(minutes=1)
