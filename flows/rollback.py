@@ -28,12 +28,10 @@ from pydantic import Field
 
 from flows.outcomes import RollbackRefused, completed, failed, refusal, result_of
 from flows.run_names import rollback_run_name
-from rollout.adapters.clients import Clients
 from rollout.audience.flag_state import Fence, FlagState
 from rollout.errors import InputRejected, RolloutBusy
-from rollout.lifecycle.record import RestoreRecord, RunRecord
-from rollout.lifecycle.rollback_guard import GuardVerdict, RollbackAsk, judge
-from rollout.lifecycle.statuses import MoveRefused, Status
+from rollout.lifecycle.record import RunRecord
+from rollout.lifecycle.rollback_guard import RollbackAsk
 from rollout.plan import Plan, load_plan
 from rollout.plan.model import NotifyEvent, Targets
 from rollout.plan.source import plan_source
@@ -54,7 +52,7 @@ from tasks.recovery import (
     watch_health,
 )
 from tasks.report import write_incident_report
-from tasks.secrets import prefect_resolver
+from tasks.rollback_record import finish_rollback, main_flag_undo, record_restore, stable_release, take_over
 from tasks.traffic import keep_traffic_off, restore_flag
 
 Severity = Literal["SEV1", "SEV2", "SEV3"]
@@ -183,10 +181,7 @@ def _data_steps(steps: _Steps, plan: Plan, targets: Targets, ctx: _Context) -> N
             steps.run("data restore", _not_attempted)
             return
         ok = steps.run("data restore", restore)
-    with Clients(targets, prefect_resolver) as clients:
-        clients.runs.record_restore(
-            plan.name, RestoreRecord(backup, datetime.now(UTC), f"rollback run {ctx.run_id}", ok)
-        )
+    record_restore(targets, plan, backup, ctx.run_id, ok)
 
 
 def _age(record: RunRecord) -> str:
@@ -207,45 +202,6 @@ def _no_backup() -> str:
 
 def _not_attempted() -> str:
     raise RuntimeError("not attempted: the current state could not be backed up first")
-
-
-def _take_over(
-    plan: Plan, targets: Targets, run_id: str, ask: RollbackAsk, reason: str
-) -> tuple[GuardVerdict, RunRecord | None]:
-    """Judge the rollout on record and, when it is to be rolled back, take it over in one compare-and-set.
-
-    Judged again if the record moved between the read and the take-over (another
-    rollback, or the rollout's own next step), so the verdict is about what is taken.
-    """
-    with Clients(targets, prefect_resolver) as clients:
-        for _ in range(5):
-            record = clients.runs.get(plan.name)
-            verdict = judge(record, plan.name, ask, plan.rollback.restore.mode)
-            if verdict.action != "roll-back" or record is None:
-                return verdict, record
-            try:
-                floor = clients.flags.highest_fence(plan.name)
-                taken = clients.runs.take_over(
-                    plan.name,
-                    run_id,
-                    why=reason,
-                    revision=record.revision,
-                    epoch_floor=floor,
-                    lease=plan.lease,
-                )
-            except MoveRefused:
-                continue
-            return verdict, taken
-    raise MoveRefused(f"the rollout of {plan.name} kept changing while the rollback tried to take it over")
-
-
-def _stable(targets: Targets, plan: Plan, record: RunRecord) -> str | None:
-    """The release stable before this rollout: what the Deployment goes back to (None if unknown)."""
-    release = record.version or plan.release.version
-    if record.stable_before not in (None, release):
-        return record.stable_before
-    with Clients(targets, prefect_resolver) as clients:
-        return clients.releases.stable_before(plan.name, release, plan.release.stable_version)
 
 
 @flow(name="rollback", flow_run_name=rollback_run_name)
@@ -324,7 +280,7 @@ def _rollback(
     chosen_severity = severity or plan.rollback.severity
     run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
     ask = RollbackAsk(force=force, on_behalf_of=on_behalf_of.strip() or None, restore=restore)
-    verdict, record = _take_over(plan, resolved, run_id, ask, reason)
+    verdict, record = take_over(resolved, plan, run_id, ask, reason)
     if verdict.action == "refused":
         raise RollbackRefused(verdict.message)
     if verdict.action == "nothing-to-do" or record is None:
@@ -339,7 +295,7 @@ def _rollback(
         force,
         verdict.restore,
         collections or plan.rollback.restore.collections,
-        _stable(resolved, plan, record),
+        stable_release(resolved, plan, record),
     )
     # The heartbeat keeps the rollback's lease: a rollback whose process died is finished by the
     # reconciler once it runs out, by a run of the emergency-rollback deployment.
@@ -368,11 +324,11 @@ def _rollback(
             steps.run("balance check", lambda: balance_check(resolved, plan))
         if plan.rollback.watch.duration.total_seconds() > 0:
             steps.run("health watch", lambda: watch_health(resolved, plan))
-        main_flag = _main_flag_undo(resolved, plan)
+        main_flag = main_flag_undo(resolved, plan)
         if main_flag is not None:
             steps.run("traffic still off", lambda: keep_traffic_off(resolved, main_flag, fence))
         ok = all(step.ok for step in steps.records)
-        _finish(resolved, plan, ctx, reason, ok)
+        finish_rollback(resolved, plan, ctx.record, run_id, ctx.stable, reason, ok)
     release = record.version or plan.release.version
     incident = Incident(
         plan=plan.name,
@@ -426,33 +382,6 @@ def _restored_text(stable: str | None, targets: Targets) -> str:
     if targets.kubernetes is not None:
         return "no earlier stable release is on record: the Deployment's previous revision (rollout undo)"
     return "no earlier stable release is on record"
-
-
-def _main_flag_undo(targets: Targets, plan: Plan) -> FlagState | None:
-    """The main flag's undo entry as the record holds it now: a step that landed late is in it too."""
-    with Clients(targets, prefect_resolver) as clients:
-        record = clients.runs.get(plan.name)
-    return next((s for s in record.undo if s.name == plan.flag), None) if record else None
-
-
-def _finish(targets: Targets, plan: Plan, ctx: _Context, reason: str, ok: bool) -> None:
-    """Record how the rollback ended; a promoted release taken back gives the stable release back.
-
-    Only while this rollback is still the one on record: a later rollback that took the rollout
-    over (this one's process paused, or slow) ends it, not this one.
-    """
-    to = Status.ROLLED_BACK if ok else Status.ROLLBACK_INCOMPLETE
-    with Clients(targets, prefect_resolver) as clients:
-        now = clients.runs.get(plan.name)
-        if now is None or now.rollback_run_id != ctx.run_id or now.status is not Status.ROLLING_BACK:
-            holder = f"rollback run {now.rollback_run_id}" if now else "nobody"
-            get_run_logger().warning("not recording the end: the rollout is now held by %s", holder)
-            return
-        clients.runs.move(plan.name, to, by=f"rollback run {ctx.run_id}", why=reason, revision=now.revision)
-        taken_from = ctx.record.history[-1].source if ctx.record.history else None
-        if ok and taken_from is Status.PROMOTED:
-            release = ctx.record.version or plan.release.version
-            clients.releases.put_back(plan.name, ctx.stable, release, by=f"rollback run {ctx.run_id}")
 
 
 def _report(targets: Targets, plan: Plan, incident: Incident, record: RunRecord | None) -> str | None:

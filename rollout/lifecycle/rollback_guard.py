@@ -8,7 +8,7 @@ promoted rollout unless forced, and even then restores data only when asked.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from rollout.lifecycle.record import RunRecord
@@ -95,3 +95,22 @@ def judge(record: RunRecord | None, plan: str, ask: RollbackAsk, plan_restore: s
         f"rollback of {record.status} rollout {record.rollout_id} of {plan}",
         ask.restore or plan_restore,
     )
+
+
+def as_judged(record: RunRecord, run_id: str) -> RunRecord | None:
+    """The record as rollback run ``run_id`` judged it, if that run has taken it over already.
+
+    A take-over whose answer was lost (the connection cut after the write) is retried; the retry
+    finds the rollout rolling back by this very run, and judges it as it was before the move.
+    """
+    last = record.history[-1] if record.history else None
+    if (
+        record.status is not Status.ROLLING_BACK
+        or record.rollback_run_id != run_id
+        or last is None
+        or last.target is not Status.ROLLING_BACK
+        or last.source is None
+        or last.by != f"rollback run {run_id}"
+    ):
+        return None
+    return replace(record, status=last.source)

@@ -1,9 +1,10 @@
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from rollout.lifecycle.record import RestoreRecord, RunRecord
-from rollout.lifecycle.rollback_guard import RollbackAsk, judge
+from rollout.lifecycle.rollback_guard import RollbackAsk, as_judged, judge
 from rollout.lifecycle.statuses import Move, Status
 
 T = datetime(2026, 11, 30, 14, 5, tzinfo=UTC)
@@ -70,3 +71,20 @@ def test_on_behalf_of_a_run_acts_only_while_that_run_holds_an_unfinished_rollout
         late = judge(record(finished), "orders", RollbackAsk(on_behalf_of="run-1"), "none")
         assert late.action == "nothing-to-do", finished
         assert f"is {finished} already" in late.message
+
+
+def test_a_take_over_retried_after_its_answer_was_lost_is_judged_as_the_rollout_was_before_it() -> None:
+    taken = Move(Status.OBSERVING, Status.ROLLING_BACK, T, "rollback run rb-7", "errors over 5 %")
+    mine = replace(
+        record(Status.ROLLING_BACK), history=(taken,), rollback_run_id="rb-7"
+    )  # the write landed, its answer did not
+    before = as_judged(mine, "rb-7")
+    assert before is not None and before.status is Status.OBSERVING
+    verdict = judge(before, "orders", RollbackAsk(), "selective")
+    assert (verdict.action, verdict.restore) == ("roll-back", "selective")
+    # Another rollback's take-over is never taken for this one's.
+    assert as_judged(mine, "rb-8") is None
+    theirs = replace(mine, history=(replace(taken, by="rollback run rb-8"),))
+    assert as_judged(theirs, "rb-7") is None
+    # Nor is a rollout that is not rolling back.
+    assert as_judged(record(Status.OBSERVING), "rb-7") is None
