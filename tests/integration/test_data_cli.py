@@ -29,7 +29,6 @@ ORPHANS = {"orphans": [{"collection": "product_returns", "field": "order_hub_id"
 def test_checks_print_their_table_and_exit_0_when_all_pass(
     prefect_api: None,
     sandbox: SandboxInfo,
-    tmp_path: Path,
     plan_file: PlanFiles,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -42,7 +41,6 @@ def test_checks_print_their_table_and_exit_0_when_all_pass(
 def test_a_failing_check_exits_3(
     prefect_api: None,
     sandbox: SandboxInfo,
-    tmp_path: Path,
     plan_file: PlanFiles,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -63,7 +61,6 @@ def test_a_failing_check_exits_3(
 def test_a_pipeline_the_server_refuses_exits_2_naming_the_check(
     prefect_api: None,
     sandbox: SandboxInfo,
-    tmp_path: Path,
     plan_file: PlanFiles,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -81,7 +78,6 @@ def test_a_pipeline_the_server_refuses_exits_2_naming_the_check(
 def test_backup_prints_its_uri_and_restore_refuses_one_without_a_manifest(
     prefect_api: None,
     sandbox: SandboxInfo,
-    tmp_path: Path,
     plan_file: PlanFiles,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -108,7 +104,6 @@ def test_backup_prints_its_uri_and_restore_refuses_one_without_a_manifest(
 def test_status_tells_where_the_last_rollout_stands(
     prefect_api: None,
     sandbox: SandboxInfo,
-    tmp_path: Path,
     plan_file: PlanFiles,
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -115,7 +115,7 @@ def reconcile(ops: Operator, plan: str) -> dict[str, Any]:
 
 
 def test_a_parked_window_is_measured_by_the_reconciler_and_its_run_woken_to_promote(
-    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path, plan_file: PlanFiles
+    ops: Operator, sandbox: SandboxInfo, db: Any, plan_file: PlanFiles
 ) -> None:
     window = {"interval": "8s", "count": 2, "gates": ["errors"]}
     plan, run_id = launch(
@@ -206,7 +206,7 @@ def test_a_parked_window_that_fails_has_traffic_turned_off_by_the_reconciler_the
 
 
 def test_a_killed_run_is_adopted_by_the_reconciler_and_its_window_carries_on_where_it_was(
-    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path, plan_file: PlanFiles
+    ops: Operator, sandbox: SandboxInfo, db: Any, plan_file: PlanFiles
 ) -> None:
     window = {"interval": "1s", "count": 15, "gates": ["errors"]}
     plan, run_id = launch(ops, plan_file, sandbox, "adopted", "vector(0)", window, lease_ttl="3s")
@@ -238,7 +238,7 @@ def test_a_killed_run_is_adopted_by_the_reconciler_and_its_window_carries_on_whe
 
 
 def test_a_cancelled_run_is_held_with_traffic_where_it_was(
-    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path, plan_file: PlanFiles
+    ops: Operator, sandbox: SandboxInfo, db: Any, plan_file: PlanFiles
 ) -> None:
     window = {"interval": "1s", "count": 120, "gates": ["errors"]}
     plan, run_id = launch(ops, plan_file, sandbox, "cancelled", "vector(0)", window)
@@ -255,7 +255,7 @@ def test_a_cancelled_run_is_held_with_traffic_where_it_was(
 
 
 def test_a_lost_host_leaves_a_run_running_for_good_and_the_reconciler_adopts_it_after_the_lease(
-    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path, plan_file: PlanFiles
+    ops: Operator, sandbox: SandboxInfo, db: Any, plan_file: PlanFiles
 ) -> None:
     window = {"interval": "1s", "count": 15, "gates": ["errors"]}
     plan, run_id = launch(ops, plan_file, sandbox, "lost-host", "vector(0)", window, lease_ttl="3s")
@@ -277,7 +277,7 @@ def test_a_lost_host_leaves_a_run_running_for_good_and_the_reconciler_adopts_it_
 
 
 def test_a_worker_stopped_with_sigterm_leaves_its_rollout_to_be_adopted_never_rolled_back(
-    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path, plan_file: PlanFiles
+    ops: Operator, sandbox: SandboxInfo, db: Any, plan_file: PlanFiles
 ) -> None:
     window = {"interval": "1s", "count": 12, "gates": ["errors"]}
     plan, run_id = launch(ops, plan_file, sandbox, "worker-stopped", "vector(0)", window, lease_ttl="3s")
@@ -300,7 +300,7 @@ def test_a_worker_stopped_with_sigterm_leaves_its_rollout_to_be_adopted_never_ro
 
 
 def test_a_server_restart_is_ridden_out_and_a_cancel_after_it_holds_the_rollout_whatever_the_process_does(
-    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path, plan_file: PlanFiles
+    ops: Operator, sandbox: SandboxInfo, db: Any, plan_file: PlanFiles
 ) -> None:
     window = {"interval": "1s", "count": 60, "gates": ["errors"]}
     plan, run_id = launch(ops, plan_file, sandbox, "server-restart", "vector(0)", window, lease_ttl="3s")
@@ -324,7 +324,7 @@ def test_a_server_restart_is_ridden_out_and_a_cancel_after_it_holds_the_rollout_
 
 
 def test_a_rollback_killed_half_way_is_finished_by_the_reconciler_with_the_emergency_rollback(
-    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path, plan_file: PlanFiles
+    ops: Operator, sandbox: SandboxInfo, db: Any, plan_file: PlanFiles
 ) -> None:
     window = {"interval": "1s", "count": 3, "gates": ["errors"]}
     watch = {"watch": {"duration": "60s", "interval": "1s"}}
@@ -356,7 +356,7 @@ def test_a_rollback_killed_half_way_is_finished_by_the_reconciler_with_the_emerg
 
 
 def test_an_adopted_rollout_whose_plan_changed_meanwhile_is_held_naming_the_digests(
-    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path, plan_file: PlanFiles
+    ops: Operator, sandbox: SandboxInfo, db: Any, plan_file: PlanFiles
 ) -> None:
     window = {"interval": "1s", "count": 30, "gates": ["errors"]}
     plan, run_id = launch(ops, plan_file, sandbox, "plan-changed", "vector(0)", window, lease_ttl="3s")
@@ -379,7 +379,7 @@ def test_an_adopted_rollout_whose_plan_changed_meanwhile_is_held_naming_the_dige
 
 
 def test_a_step_outside_its_schedule_parks_and_the_reconciler_wakes_it_when_the_schedule_allows(
-    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path, plan_file: PlanFiles
+    ops: Operator, sandbox: SandboxInfo, db: Any, plan_file: PlanFiles
 ) -> None:
     window = {"interval": "1s", "count": 1, "gates": ["errors"]}
     ramp = [10, {"percentage": 100, "schedule": {"not_before": "14s"}}]

@@ -329,7 +329,6 @@ def test_a_rollout_whose_companion_flag_is_missing_in_unleash_ends_invalid_input
     prefect_api: None,
     sandbox: SandboxInfo,
     unleash: UnleashServer,
-    tmp_path: Path,
     plan_file: PlanFiles,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -363,7 +362,6 @@ def test_unleash_lost_mid_ramp_is_retried_then_stops_with_the_last_verified_audi
     sandbox: SandboxInfo,
     flags: FlagStore,
     unleash: UnleashServer,
-    tmp_path: Path,
     plan_file: PlanFiles,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

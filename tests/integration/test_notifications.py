@@ -5,7 +5,6 @@ import threading
 from collections.abc import Iterator
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -102,7 +101,6 @@ def test_a_rolled_back_rollout_tells_the_webhook_and_the_mailbox_and_an_unreacha
     receivers: tuple[Receiver, Mailbox],
     sandbox: SandboxInfo,
     flag_store: FlagStore,
-    tmp_path: Path,
     plan_file: PlanFiles,
 ) -> None:
     webhook, mailbox = receivers
@@ -132,7 +130,6 @@ def test_a_notification_block_that_does_not_exist_stops_the_run_before_any_chang
     receivers: tuple[Receiver, Mailbox],
     sandbox: SandboxInfo,
     flag_store: FlagStore,
-    tmp_path: Path,
     plan_file: PlanFiles,
 ) -> None:
     before = flag_store.get("USE_UNIFIED_ORDERS").version

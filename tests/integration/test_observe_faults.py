@@ -2,7 +2,6 @@
 
 import threading
 import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -89,7 +88,7 @@ def cut_after_first_step(proxy: CuttableProxy, sandbox: SandboxInfo, plan: str) 
 
 
 def test_prometheus_stopped_during_a_window_rolls_back_and_never_reads_as_a_pass(
-    prefect_api: None, sandbox: SandboxInfo, flags: FlagStore, tmp_path: Path, plan_file: PlanFiles
+    prefect_api: None, sandbox: SandboxInfo, flags: FlagStore, plan_file: PlanFiles
 ) -> None:
     assert sandbox.prometheus_url is not None
     proxy = CuttableProxy(urlsplit(sandbox.prometheus_url).port or 9090)
@@ -120,7 +119,6 @@ def test_prometheus_answering_empty_or_nan_is_inconclusive_never_a_pass(
     prefect_api: None,
     sandbox: SandboxInfo,
     flags: FlagStore,
-    tmp_path: Path,
     plan_file: PlanFiles,
     answer: str,
     query: str,
@@ -136,7 +134,7 @@ def test_prometheus_answering_empty_or_nan_is_inconclusive_never_a_pass(
 
 
 def test_the_flag_store_lost_mid_ramp_leaves_traffic_at_the_last_verified_step(
-    prefect_api: None, sandbox: SandboxInfo, flags: FlagStore, tmp_path: Path, plan_file: PlanFiles
+    prefect_api: None, sandbox: SandboxInfo, flags: FlagStore, plan_file: PlanFiles
 ) -> None:
     proxy = CuttableProxy(urlsplit(sandbox.mongodb_uri).port or 27017)
     gates = {"errors": {"sli": "error_ratio", "max": 0.05, "rate_window": "10s"}}

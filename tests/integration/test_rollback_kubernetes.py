@@ -114,7 +114,6 @@ def test_a_failing_canary_gets_weight_0_and_the_deployment_its_stable_image(
     sandbox: SandboxInfo,
     main_flag: None,
     cluster: Any,
-    tmp_path: Path,
     plan_file: PlanFiles,
 ) -> None:
     emulator, apps, networking = cluster
@@ -154,7 +153,6 @@ def test_a_deployment_that_does_not_exist_is_named_and_traffic_still_goes_to_sta
     sandbox: SandboxInfo,
     main_flag: None,
     cluster: Any,
-    tmp_path: Path,
     plan_file: PlanFiles,
 ) -> None:
     emulator, _, networking = cluster
@@ -186,7 +184,6 @@ def test_a_rollback_step_failing_once_is_retried_and_succeeds(
     sandbox: SandboxInfo,
     main_flag: None,
     cluster: Any,
-    tmp_path: Path,
     plan_file: PlanFiles,
 ) -> None:
     emulator, apps, networking = cluster
@@ -215,7 +212,6 @@ def test_a_kubernetes_api_answering_500_fails_its_steps_but_not_the_flag_and_is_
     sandbox: SandboxInfo,
     main_flag: None,
     cluster: Any,
-    tmp_path: Path,
     plan_file: PlanFiles,
 ) -> None:
     emulator, _, _ = cluster

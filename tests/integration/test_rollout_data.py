@@ -71,7 +71,6 @@ def test_a_failing_data_check_blocks_the_rollout_before_any_change(
     sandbox: SandboxInfo,
     clients: Clients,
     main_flag: FlagStore,
-    tmp_path: Path,
     plan_file: PlanFiles,
 ) -> None:
     before_flag, before_backups = main_flag.get("USE_UNIFIED_ORDERS"), backups(clients)
@@ -90,7 +89,6 @@ def test_the_rollout_takes_a_verified_backup_and_records_it_before_traffic_moves
     sandbox: SandboxInfo,
     clients: Clients,
     main_flag: FlagStore,
-    tmp_path: Path,
     plan_file: PlanFiles,
 ) -> None:
     result = run_rollout(plan_path=data_plan(plan_file), targets=sandbox.targets())
@@ -140,7 +138,6 @@ def test_rollback_backs_up_the_current_state_then_restores_the_data(
     sandbox: SandboxInfo,
     clients: Clients,
     main_flag: FlagStore,
-    tmp_path: Path,
     plan_file: PlanFiles,
 ) -> None:
     plan = data_plan(plan_file)
@@ -232,7 +229,6 @@ def test_a_rollback_run_again_to_finish_does_not_restore_the_same_backup_twice(
     sandbox: SandboxInfo,
     clients: Clients,
     main_flag: FlagStore,
-    tmp_path: Path,
     plan_file: PlanFiles,
 ) -> None:
     from datetime import UTC, datetime, timedelta

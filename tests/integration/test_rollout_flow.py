@@ -48,7 +48,7 @@ def flow_plan(plan_file: PlanFiles, extra_gate: str = "", approval: str = "") ->
 
 
 def test_a_healthy_rollout_is_promoted_to_100(
-    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path, plan_file: PlanFiles
+    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, plan_file: PlanFiles
 ) -> None:
     result = run_rollout(plan_path=flow_plan(plan_file), targets=sandbox.targets())
     assert result.status == "promoted"
@@ -58,7 +58,7 @@ def test_a_healthy_rollout_is_promoted_to_100(
 
 
 def test_a_failing_candidate_is_rolled_back_to_zero_and_flags_restored(
-    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path, plan_file: PlanFiles
+    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, plan_file: PlanFiles
 ) -> None:
     httpx.put(f"{sandbox.service_url}/fault", json={"variant": "candidate", "error_rate": 1.0})
     state = rollout_flow(plan_path=flow_plan(plan_file), targets=sandbox.targets(), return_state=True)
@@ -77,7 +77,7 @@ def test_a_failing_candidate_is_rolled_back_to_zero_and_flags_restored(
 
 
 def test_an_invalid_gate_query_fails_before_any_traffic_changes(
-    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path, plan_file: PlanFiles
+    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, plan_file: PlanFiles
 ) -> None:
     before = flag_store.get("USE_UNIFIED_ORDERS")
     plan = flow_plan(plan_file, extra_gate="broken: {query: 'sum(rate(x[1m]', max: 1}")
@@ -90,7 +90,7 @@ def test_an_invalid_gate_query_fails_before_any_traffic_changes(
 
 
 def test_an_unanswered_approval_holds_traffic_where_it_was(
-    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path, plan_file: PlanFiles
+    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, plan_file: PlanFiles
 ) -> None:
     plan = flow_plan(plan_file, approval="approval: {timeout: 1s, on_timeout: hold}")
     state = rollout_flow(plan_path=plan, targets=sandbox.targets(), return_state=True)
@@ -121,7 +121,7 @@ def test_a_plan_pasted_into_the_form_runs_with_the_approval_timeout_overridden(
 
 
 def test_an_approval_resumes_the_paused_rollout_and_is_recorded(
-    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path, plan_file: PlanFiles
+    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, plan_file: PlanFiles
 ) -> None:
     import threading
     import time
@@ -173,7 +173,7 @@ def test_an_approval_resumes_the_paused_rollout_and_is_recorded(
 
 
 def test_rollback_runs_on_its_own_from_the_persisted_undo_log(
-    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path, plan_file: PlanFiles
+    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, plan_file: PlanFiles
 ) -> None:
     from flows.outcomes import RollbackRefused
     from flows.rollback import run_rollback
@@ -205,7 +205,7 @@ def test_rollback_runs_on_its_own_from_the_persisted_undo_log(
 
 
 def test_a_rollout_write_landing_after_the_rollback_began_is_closed_again(
-    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path, plan_file: PlanFiles
+    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, plan_file: PlanFiles
 ) -> None:
     plan = flow_plan(plan_file)
     assert run_rollout(plan_path=plan, targets=sandbox.targets()).status == "promoted"
