@@ -7,7 +7,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 K8S_CONTROL_PLANE ?= ../shared/k8s/control-plane
 
-.PHONY: setup prometheus redis postgresql chromium etcd nodejs demo test check lint bench deploy reference monitoring clean
+.PHONY: setup prometheus redis postgresql chromium etcd nodejs demo test check lint bench deploy worker reference monitoring clean
 
 setup: $(VENV)/.installed prometheus redis postgresql chromium etcd node/node_modules/.installed
 
@@ -78,6 +78,10 @@ deploy: $(VENV)/.installed
 	$(VENV)/bin/prefect work-pool inspect rollout-local >/dev/null 2>&1 || \
 	  $(VENV)/bin/prefect work-pool create rollout-local --type process
 	$(VENV)/bin/rollout deploy prefect.yaml
+
+# A process worker for the deployments: each run is taken to this checkout (ROLLOUT_HOME).
+worker: $(VENV)/.installed
+	ROLLOUT_HOME=$(CURDIR) $(VENV)/bin/prefect worker start --pool rollout-local
 
 # Benchmarks print their figures; the last line of each is name=value pairs. See docs/benchmarks.md.
 bench: setup

@@ -112,9 +112,16 @@ def reconcile_pass(where: list[Targets], own_targets: bool = True) -> PassReport
     _load.cache_clear()
     with ExitStack() as stack, get_client(sync_client=True) as client:
         found: list[_Found] = []
+        unread: list[Acted] = []
         for targets in where:
             clients = stack.enter_context(Clients(targets, prefect_resolver))
-            found += [_Found(r, clients, None) for r in clients.runs.all()]
+            try:
+                found += [_Found(r, clients, None) for r in clients.runs.all()]
+            except RolloutError as error:
+                # One database that cannot be read (a secret not created yet, a server down)
+                # never keeps the pass from the rollouts recorded in the others.
+                where_ = f"rollouts in database {targets.mongodb.database}"
+                unread.append(Acted(where_, "report", f"cannot be read: {error}"))
         if own_targets:
             _use_own_targets(found, stack)
         ids = sorted({i for f in found for i in (holder(f.record), f.record.adopted_by) if i})
@@ -141,7 +148,7 @@ def reconcile_pass(where: list[Targets], own_targets: bool = True) -> PassReport
         len(found),
         sum(f.rounds for f in found),
         tuple(acted),
-        tuple(a for f, _ in chores for a in f.acted if a.did == "report"),
+        (*unread, *(a for f, _ in chores for a in f.acted if a.did == "report")),
         time.perf_counter() - started,
         sum(f.record.status is Status.PARKED for f in found),
     )
