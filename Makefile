@@ -75,8 +75,10 @@ lint: $(VENV)/.installed
 # Python API instead.)
 deploy: $(VENV)/.installed
 	$(VENV)/bin/rollout deployments prefect.yaml
+	# A worker started first may have made the pool meanwhile: then it is there, and that is enough.
 	$(VENV)/bin/prefect work-pool inspect rollout-local >/dev/null 2>&1 || \
-	  $(VENV)/bin/prefect work-pool create rollout-local --type process
+	  $(VENV)/bin/prefect work-pool create rollout-local --type process || \
+	  $(VENV)/bin/prefect work-pool inspect rollout-local >/dev/null
 	$(VENV)/bin/rollout deploy prefect.yaml
 
 # A process worker for the deployments: each run is taken to this checkout (ROLLOUT_HOME).
