@@ -98,9 +98,9 @@ def test_nothing_to_judge_is_no_data_and_a_missing_collection_names_the_gate(dua
 
 
 def test_a_rollout_whose_data_drifts_is_rolled_back_naming_the_data_gate(
-    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path, mongo: Any
+    prefect_api: None, sandbox: SandboxInfo, flag_store: FlagStore, tmp_path: Path, sandbox_mongo: Any
 ) -> None:
-    db = mongo[sandbox.database]
+    db = sandbox_mongo[sandbox.database]
     db.drop_collection("drift_web")
     db.drop_collection("drift_hub")
     ids = [ObjectId() for _ in range(4)]

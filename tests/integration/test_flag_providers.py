@@ -81,8 +81,8 @@ def create_flag(server: UnleashServer, name: str) -> None:
 
 
 @pytest.fixture()
-def fences(sandbox: SandboxInfo, mongo: MongoClient[dict[str, Any]]) -> FenceStore:
-    collection = mongo[sandbox.database][FENCES]
+def fences(sandbox: SandboxInfo, sandbox_mongo: MongoClient[dict[str, Any]]) -> FenceStore:
+    collection = sandbox_mongo[sandbox.database][FENCES]
     collection.delete_many({})
     return FenceStore(collection, "unleash")
 
