@@ -124,7 +124,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     """One reconciler pass against the Prefect server in PREFECT_API_URL (for cron): 0 when nothing is
-    left for a person, 1 when some rollout needs one, 2 when the server cannot be reached."""
+    left for a person (plans whose secrets are not created yet are only named), 1 when some rollout
+    needs one, 2 when the server cannot be reached."""
     prefect_defaults()
     import httpx
     from prefect.settings import PREFECT_API_URL
@@ -153,6 +154,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         print(f"{acted.plan}: {acted.did} ({acted.why})")
     for acted in report.cannot_act:
         print(f"{acted.plan}: cannot act: {acted.why}")
+    for acted in report.not_configured:
+        print(f"{acted.plan}: not configured: {acted.why}")
     return EXIT_FAILED if report.cannot_act else EXIT_OK
 
 

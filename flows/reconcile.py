@@ -5,13 +5,14 @@ that would overlap the one under way is cancelled), and run by ``rollout reconci
 from cron where there is no Prefect worker.
 """
 
+from datetime import timedelta
 from glob import glob
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from rollout.errors import PlanInvalid, Problem
-from rollout.lifecycle.reconciliation import PassReport
+from rollout.lifecycle.reconciliation import WAKE_GRACE, PassReport
 from rollout.plan.model import Targets
 from rollout.targets import resolve_targets
 from tasks.reconcile import databases, reconcile_pass
@@ -34,18 +35,27 @@ def plan_files(patterns: list[str]) -> list[str]:
 
 
 @flow(name="reconcile")
-def reconcile_flow(plans: list[str] | None = None, targets: Targets | None = None) -> PassReport:
+def reconcile_flow(
+    plans: list[str] | None = None,
+    targets: Targets | None = None,
+    wake_grace_seconds: float = WAKE_GRACE.total_seconds(),
+) -> PassReport:
     """Measure parked windows, wake, adopt or hold rollouts whose run cannot, and list what needs a person.
 
     Args:
         plans: Plan files (paths or globs) whose databases hold the rollouts to reconcile; every rollout
             recorded there is reconciled with its own plan. Default: deployments/plans/*.yaml.
         targets: Where the rollouts are recorded, instead of the plans' own targets.
+        wake_grace_seconds: How long a parked rollout's run may be Scheduled, Pending or Running
+            without having taken the rollout (a wake on its way, or a suspension that did not take)
+            before it is adopted. Its window is measured all the same.
     """
     where, skipped = databases(plan_files(plans or DEFAULT_PLANS), targets, resolve_targets)
     for reason in skipped:
         get_run_logger().warning("not reconciled: %s", reason)
-    report = reconcile_pass(where, own_targets=targets is None)
+    report = reconcile_pass(
+        where, own_targets=targets is None, wake_grace=timedelta(seconds=wake_grace_seconds)
+    )
     rows = [{"plan": a.plan, "did": a.did, "why": a.why} for a in report.acted + report.cannot_act]
     if rows:
         create_table_artifact(rows, key="reconcile", description=report.summary())

@@ -63,7 +63,7 @@ from rollout.reporting.notifications import notice, recipients
 from rollout.reporting.questions import question_markdown
 from rollout.reporting.rollout_table import rollout_rows
 from tasks.data import backup_data, keep_backup, run_data_checks
-from tasks.lease import enter, finish, park, save_progress
+from tasks.lease import enter, finish, park, save_progress, unpark
 from tasks.notify import run_url, send
 from tasks.observe import measure_round
 from tasks.record import RampProgress, RolloutTable, StepRecordEntry, courtesy, now, record_step
@@ -325,7 +325,9 @@ class RolloutDriver:
         """Sleep until the next round, or park when that is far and the run came from a deployment."""
         self.observing(action.then.step)
         left = (action.until - self.clock.now()).total_seconds()
-        if self.parks and left >= self.plan.park_after.total_seconds():
+        window = action.then.step.window
+        servable = window is not None and self.plan.parks_window(window.interval)
+        if self.parks and servable and left >= self.plan.park_after.total_seconds():
             then = action.then
             parked = Parked(
                 self.clock.now(),
@@ -336,8 +338,8 @@ class RolloutDriver:
                 Status.OBSERVING,
             )
             self.park(parked)
-            suspend_for(parked.key, self.parked_message(parked))  # the process ends; woken, it starts over
-        self.clock.sleep(left)
+            self.suspend(parked)  # the process ends; woken, it starts over
+        self.clock.sleep(max((action.until - self.clock.now()).total_seconds(), 0.0))
 
     def not_yet(self, action: NotYet) -> None:
         """Wait for the schedule: sleep, or park when that is far and the run came from a deployment."""
@@ -356,8 +358,25 @@ class RolloutDriver:
                 Status.STEPPING,
             )
             self.park(parked)
-            suspend_for(parked.key, self.parked_message(parked))  # the process ends; woken, it starts over
-        self.clock.sleep(max(left, 0.0))
+            self.suspend(parked)  # the process ends; woken, it starts over
+        self.clock.sleep(max((action.until - self.clock.now()).total_seconds(), 0.0))
+
+    def suspend(self, parked: Parked, form: type[Decision] | None = None) -> Decision | None:
+        """Suspend the run after parking; if Prefect cannot take the suspension, take the park back.
+
+        A failed suspend call (the Prefect API down) would otherwise leave a record that says parked
+        and a run that says Running with no process behind it. Unparked, this run carries on
+        attached (it stays so for the rest of its turn) and its lease says it is alive.
+        """
+        try:
+            return suspend_for(parked.key, self.parked_message(parked), form)
+        except Exception as error:  # Pause, the suspension itself, is a BaseException and passes
+            self.logger.warning(
+                "could not suspend (%s): the rollout stays with this run, which carries on attached", error
+            )
+            unpark(self.targets, self.plan, self.run_id, parked)
+            self.parks = False
+            return None
 
     def park(self, parked: Parked) -> None:
         """Record that the rollout waits with no process held, until when and for what."""
@@ -427,7 +446,10 @@ class RolloutDriver:
         )
         if parked is None or parked.key != key:
             self.park(here)
-        return suspend_for(key, self.parked_message(here), form)
+        decision = self.suspend(here, form)
+        if decision is None and not self.parks:  # the suspension failed: ask with the process held
+            return pause_for(action.question, (action.deadline - self.clock.now()).total_seconds(), form)
+        return decision
 
     def parked_message(self, parked: Parked) -> str:
         """What the Paused run says in the UI: what it waits for, until when, and what then."""

@@ -71,6 +71,15 @@ def park(targets: Targets, plan: Plan, run_id: str, parked: Parked, progress: Pr
         clients.runs.park(plan.name, run_id, parked, progress)
 
 
+@task(
+    name="unpark-rollout", task_run_name="unpark: {parked.next}", cache_policy=NO_CACHE, **TRANSIENT_RETRIES
+)
+def unpark(targets: Targets, plan: Plan, run_id: str, parked: Parked) -> None:
+    """Take this run's park back (its suspension failed): driven again by it, under a fresh lease."""
+    with Clients(targets, prefect_resolver) as clients:
+        clients.runs.take_back_park(plan.name, run_id, parked, plan.lease)
+
+
 @task(name="finish-rollout", task_run_name="finish: {status}", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def finish(targets: Targets, plan: Plan, run_id: str, status: Status, why: str) -> None:
     """End this run's rollout as ``status``; a promoted release becomes the plan's stable one."""

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from uuid import UUID
 
@@ -32,7 +32,7 @@ from prefect.states import Crashed, Scheduled
 from rollout.adapters.clients import Clients
 from rollout.analysis.gates import Outcome
 from rollout.audience.flag_state import Fence
-from rollout.errors import RolloutError
+from rollout.errors import PermanentError, RolloutError, SecretUnavailable
 from rollout.lifecycle.progression import (
     Conclude,
     Finish,
@@ -42,7 +42,7 @@ from rollout.lifecycle.progression import (
     next_action,
     observed_round,
 )
-from rollout.lifecycle.reconciliation import Acted, Chore, PassReport, chore_for, holder
+from rollout.lifecycle.reconciliation import WAKE_GRACE, Acted, Chore, PassReport, chore_for, holder
 from rollout.lifecycle.record import RunRecord
 from rollout.lifecycle.statuses import Status
 from rollout.plan import Plan, load_plan
@@ -60,6 +60,7 @@ class _Found:
     record: RunRecord
     clients: Clients
     run: FlowRun | None
+    adoption: FlowRun | None = None
     plan: Plan | None = None
     rounds: int = 0
     acted: list[Acted] = field(default_factory=list)
@@ -100,12 +101,15 @@ def _runs(client: SyncPrefectClient, ids: list[str]) -> dict[str, FlowRun]:
 
 
 @task(name="reconcile-pass", cache_policy=NO_CACHE)
-def reconcile_pass(where: list[Targets], own_targets: bool = True) -> PassReport:
+def reconcile_pass(
+    where: list[Targets], own_targets: bool = True, wake_grace: timedelta = WAKE_GRACE
+) -> PassReport:
     """Act once on every rollout recorded in ``where``'s databases (see the module's docstring).
 
     With ``own_targets``, a rollout whose plan names its targets is measured and has its
     traffic turned off through them (its own Prometheus, flag provider, cluster), not through
-    those of whichever plan shares its database.
+    those of whichever plan shares its database. ``wake_grace``: how long a parked rollout's run
+    may be on its way (woken, or a suspension that did not take) before it counts as gone.
     """
     logger = get_run_logger()
     started = time.perf_counter()
@@ -113,14 +117,18 @@ def reconcile_pass(where: list[Targets], own_targets: bool = True) -> PassReport
     with ExitStack() as stack, get_client(sync_client=True) as client:
         found: list[_Found] = []
         unread: list[Acted] = []
+        idle: list[Acted] = []
         for targets in where:
             clients = stack.enter_context(Clients(targets, prefect_resolver))
+            where_ = f"rollouts in database {targets.mongodb.database}"
             try:
                 found += [_Found(r, clients, None) for r in clients.runs.all()]
+            except SecretUnavailable as error:
+                # Its secret was never created, so no rollout can have run there: said, not listed.
+                idle.append(Acted(where_, "not configured", str(error)))
             except RolloutError as error:
-                # One database that cannot be read (a secret not created yet, a server down)
-                # never keeps the pass from the rollouts recorded in the others.
-                where_ = f"rollouts in database {targets.mongodb.database}"
+                # One database that cannot be read (a server down, a refused password) never
+                # keeps the pass from the rollouts recorded in the others.
                 unread.append(Acted(where_, "report", f"cannot be read: {error}"))
         if own_targets:
             _use_own_targets(found, stack)
@@ -129,15 +137,22 @@ def reconcile_pass(where: list[Targets], own_targets: bool = True) -> PassReport
         for f in found:
             run_id = holder(f.record)
             f.run = runs.get(run_id) if run_id else None
+            f.adoption = runs.get(f.record.adopted_by) if f.record.adopted_by else None
         now = datetime.now(UTC)
         chores = []
         for f in found:
-            adoption = runs.get(f.record.adopted_by) if f.record.adopted_by else None
-            state = f.run.state_type.value if f.run and f.run.state_type else None
-            adopted_state = adoption.state_type.value if adoption and adoption.state_type else None
-            chores.append((f, chore_for(f.record, state, now, adoption=adopted_state)))
+            chore = chore_for(
+                f.record,
+                _state_type(f.run),
+                now,
+                run_since=_since(f.run),
+                adoption=_state_type(f.adoption),
+                adoption_since=_since(f.adoption),
+                wake_grace=wake_grace,
+            )
+            chores.append((f, chore))
         with ThreadPoolExecutor(WORKERS) as pool:
-            list(pool.map(lambda fc: _measure(*fc), [(f, c) for f, c in chores if c.kind == "measure"]))
+            list(pool.map(lambda fc: _measure(*fc), [(f, c) for f, c in chores if c.measure]))
         for f, chore in chores:
             try:
                 _act(client, f, chore)
@@ -151,13 +166,25 @@ def reconcile_pass(where: list[Targets], own_targets: bool = True) -> PassReport
         (*unread, *(a for f, _ in chores for a in f.acted if a.did == "report")),
         time.perf_counter() - started,
         sum(f.record.status is Status.PARKED for f in found),
+        tuple(idle),
     )
     for a in acted:
         logger.info("%s: %s (%s)", a.plan, a.did, a.why)
+    for a in report.not_configured:
+        logger.info("%s: not configured: %s", a.plan, a.why)
     for a in report.cannot_act:
         logger.warning("%s: cannot act: %s", a.plan, a.why)
     logger.info("reconciled: %s", report.summary())
     return report
+
+
+def _state_type(run: FlowRun | None) -> str | None:
+    return run.state_type.value if run is not None and run.state_type is not None else None
+
+
+def _since(run: FlowRun | None) -> datetime | None:
+    """When the run entered the state Prefect shows for it."""
+    return run.state.timestamp if run is not None and run.state is not None else None
 
 
 def _use_own_targets(found: list[_Found], stack: ExitStack) -> None:
@@ -264,29 +291,33 @@ def _traffic_off(f: _Found, plan: Plan, action: Conclude) -> str:
 
 def _act(client: SyncPrefectClient, f: _Found, chore: Chore) -> None:
     record = f.record
+    # A window's verdict (taken by this pass) wakes a suspended run; a run that is not suspended is
+    # either on its way and reads the verdict from the record, or gone and adopted below.
+    verdict = next((a.why for a in f.acted if a.did == "wake"), None)
+    f.acted = [a for a in f.acted if a.did != "wake"]
+    turned_off = any(a.did == "traffic off" for a in f.acted)
     if chore.kind == "report":
         f.acted.append(Acted(record.plan, "report", chore.why))
     elif chore.kind == "hold":
+        where = "traffic turned off, its window having failed" if turned_off else "traffic where it is"
         record_moved = f.clients.runs.move(
             record.plan,
             Status.HELD,
             by="reconciler",
-            why=f"{chore.why}: held with traffic where it is (run it again to carry it on, or roll it back)",
+            why=f"{chore.why}: held with {where} (run it again to carry it on, or roll it back)",
             revision=record.revision,
             epoch_floor=record.epoch,
         )
         f.acted.append(Acted(record.plan, "held", f"{chore.why} (epoch {record_moved.epoch})"))
-    elif chore.kind == "wake" or any(a.did == "wake" for a in f.acted):
-        waking = next((a.why for a in f.acted if a.did == "wake"), "the window has a verdict")
-        f.acted = [a for a in f.acted if a.did != "wake"]
-        # Forced: a suspension waiting for a decision cannot be resumed without one, and its run
-        # reads what to do (the deadline passed, the window's verdict) from the record anyway.
-        client.set_flow_run_state(UUID(record.run_id), Scheduled(name="Resuming"), force=True)
-        f.acted.append(Acted(record.plan, "woken", chore.why if chore.kind == "wake" else waking))
     elif chore.kind == "adopt":
         _adopt(client, f, chore)
     elif chore.kind == "finish-rollback":
         _finish_rollback(client, f, chore)
+    elif (chore.kind == "wake" or verdict is not None) and _state_type(f.run) == "PAUSED":
+        # Forced: a suspension waiting for a decision cannot be resumed without one, and its run
+        # reads what to do (the deadline passed, the window's verdict) from the record anyway.
+        client.set_flow_run_state(UUID(record.run_id), Scheduled(name="Resuming"), force=True)
+        f.acted.append(Acted(record.plan, "woken", chore.why if chore.kind == "wake" else str(verdict)))
 
 
 ROLLBACK_DEPLOYMENT = "rollback/emergency-rollback"
@@ -324,9 +355,12 @@ def _crash(client: SyncPrefectClient, run: FlowRun | None, chore: Chore) -> None
 def _adopt(client: SyncPrefectClient, f: _Found, chore: Chore) -> None:
     """Mark the gone run Crashed, unpark the rollout if it was parked, and start a run that carries it on."""
     record = f.record
-    assert record.deployment_id is not None
+    if record.deployment_id is None:
+        raise PermanentError(f"{record.plan} was started from the CLI: no deployment can carry it on")
     old = f.run
     _crash(client, old, chore)
+    if f.adoption is not None and f.adoption.id != (old.id if old else None):
+        _crash(client, f.adoption, chore)  # an earlier adoption that never took the rollout
     if record.status is Status.PARKED:
         record = f.clients.runs.unpark(record, "reconciler", chore.why)
     parameters = dict(old.parameters) if old is not None else {"plan_path": record.plan_path}

@@ -402,12 +402,16 @@ class RunStateStore:
         return LeaseLost(f"run {run_id} no longer holds plan {plan} (now {by}): stopping, changing nothing")
 
     def renew(self, plan: str, run_id: str, lease: timedelta, now: datetime | None = None) -> None:
-        """Extend ``run_id``'s hold on ``plan`` by ``lease``, or raise :class:`LeaseLost` if it lost it."""
+        """Extend ``run_id``'s hold on ``plan`` by ``lease``, or raise :class:`LeaseLost` if it lost it.
+
+        A rollout this run has just parked still counts as its own: the beat goes on until the process
+        ends, so if the suspension fails and the park is taken back, the lease is still alive.
+        """
         until = (now or datetime.now(UTC)) + lease
         renewed = call(
             f"renew lease on {plan}",
             lambda: self._runs.update_one(
-                {"_id": plan, "run_id": run_id, "status": {"$in": _stored(DRIVEN)}},
+                {"_id": plan, "run_id": run_id, "status": {"$in": _stored(DRIVEN | {Status.PARKED})}},
                 {"$set": {"lease_until": until}},
             ),
         )
@@ -531,6 +535,32 @@ class RunStateStore:
             run_id=run_id,
             also={**progress_fields(progress), "parked": _parked_doc(parked)},
         )
+
+    def take_back_park(self, plan: str, run_id: str, parked: Parked, lease: timedelta) -> None:
+        """``run_id``'s park undone (its suspension failed): back where it parked from, leased to it.
+
+        Only while the rollout is still parked by ``run_id`` (:class:`LeaseLost` otherwise: the
+        reconciler adopted it meanwhile, and the new run carries it on). Safe to retry.
+        """
+        check_move(Status.PARKED, parked.status)
+        now = datetime.now(UTC)
+        why = f"its suspension failed: carried on attached ({parked.next})"
+        taken = call(
+            f"take back the park of {plan}",
+            lambda: self._runs.update_one(
+                {"_id": plan, "run_id": run_id, "status": Status.PARKED.value},
+                {
+                    "$set": {"status": parked.status.value, "parked": None, "lease_until": now + lease},
+                    "$inc": {"revision": 1},
+                    "$push": {"history": _history(Status.PARKED, parked.status, now, f"run {run_id}", why)},
+                },
+            ),
+        )
+        if taken.matched_count == 1:
+            return
+        current = self.get(plan)
+        if current is None or current.run_id != run_id or current.status not in DRIVEN:
+            raise self._lost(plan, run_id, current)  # a retry whose first write landed finds it driven
 
     def save_parked_window(self, record: RunRecord, window: WindowState) -> bool:
         """Keep rounds measured while the rollout is parked; False if it moved or was taken since read."""

@@ -69,13 +69,15 @@ class RunRecord:
 
         ``restarted`` when its last run stopped without finishing; ``observe_again`` (a held or stopped
         rollout carried on by a person) drops the window of a step judged bad before, which is watched
-        afresh, and the questions nobody answered in time, which are asked again.
+        afresh, and the questions nobody answered in time, which are asked again. A window still
+        under way when the rollout was held (no verdict yet) keeps its rounds.
         """
         window = self.window
         outcomes = {s["key"]: str(s.get("outcome")) for s in self.steps if "key" in s}
         asked, decisions = dict(self.asked), dict(self.decisions)
         if observe_again:
-            if window is not None and window.key not in self.committed:
+            judged = window is not None and window.key in outcomes
+            if window is not None and judged and window.key not in self.committed:
                 outcomes.pop(window.key, None)
                 window = None
             for about in [about for about, d in decisions.items() if d.approved is None]:

@@ -415,3 +415,23 @@ def test_the_targets_a_run_acts_on_say_how_long_the_sdks_take_to_fetch_not_only_
     assert isinstance(unleash, Wait) and unleash.until == T0 + timedelta(minutes=1, seconds=15)
     documents = next_action(p, progress, T0, flag_refresh=timedelta(0))
     assert isinstance(documents, Wait) and documents.until == T0 + timedelta(minutes=1)
+
+
+def test_a_window_parks_only_when_the_reconciler_can_take_its_rounds() -> None:
+    default = plan()  # the reconciler every minute
+    assert default.parks_window(timedelta(minutes=5))
+    assert default.parks_window(timedelta(seconds=75))
+    assert not default.parks_window(timedelta(seconds=25))  # 4 x 25 s would take 4 passes
+    assert plan(reconcile_interval="10s").parks_window(timedelta(seconds=25))
+
+
+def test_a_held_rollout_carried_on_keeps_the_rounds_of_its_window_under_way() -> None:
+    from rollout.lifecycle.record import RunRecord
+
+    rounds = tuple(Round(T0 + timedelta(minutes=i), ()) for i in range(5))
+    window = WindowState("ramp/0", T0, rounds)
+    held = RunRecord("orders", "run-1", Status.HELD, (), (), window=window)
+    assert held.progress(restarted=True, observe_again=True).window == window
+    # A window judged bad before is watched afresh.
+    judged = replace(held, steps=({"key": "ramp/0", "outcome": "failed"},))
+    assert judged.progress(restarted=True, observe_again=True).window is None

@@ -66,6 +66,51 @@ def test_each_rollout_gets_the_chore_its_state_calls_for(
     assert chore_for(rollout, run_state, NOW).kind == kind
 
 
+@pytest.mark.parametrize(
+    "run_state", ["PAUSED", "SCHEDULED", "PENDING", "RUNNING", "CANCELLING", "CRASHED", None]
+)
+def test_a_parked_window_is_measured_whatever_prefect_says_about_its_run(run_state: str | None) -> None:
+    long_after = NOW + timedelta(hours=1)
+    assert chore_for(parked(), run_state, NOW).measure
+    assert chore_for(parked(), run_state, long_after, run_since=NOW).measure
+    # A decision has no rounds to take.
+    assert not chore_for(parked(True, NOW + timedelta(days=1)), run_state, NOW).measure
+
+
+def test_a_park_or_a_wake_that_did_not_take_effect_is_adopted_after_the_grace() -> None:
+    rollout = parked()  # parked at NOW
+    grace = timedelta(minutes=2)
+    for state in ("SCHEDULED", "PENDING", "RUNNING"):
+        # Woken a minute after it parked: on its way for the grace, then gone.
+        woke = NOW + timedelta(minutes=1)
+        assert chore_for(rollout, state, woke + grace / 2, run_since=woke, wake_grace=grace).kind == "none"
+        late = chore_for(rollout, state, woke + grace * 2, run_since=woke, wake_grace=grace)
+        assert (late.kind, late.measure) == ("adopt", True), state
+        assert "did not take effect" in late.why
+    # A suspend call that failed leaves the run Running since before the park: counted from the park.
+    stuck = chore_for(rollout, "RUNNING", NOW + grace * 2, run_since=NOW - timedelta(hours=1))
+    assert stuck.kind == "adopt"
+    assert chore_for(rollout, "RUNNING", NOW + grace / 2, run_since=NOW - timedelta(hours=1)).kind == "none"
+
+
+def test_an_adoption_that_never_took_the_rollout_is_started_again_after_the_grace() -> None:
+    rollout = replace(parked(), adopted_by="run-2")
+    since = NOW + timedelta(minutes=1)
+    on_its_way = chore_for(
+        rollout, "CRASHED", since + timedelta(seconds=30), adoption="PENDING", adoption_since=since
+    )
+    assert on_its_way.kind == "none" and on_its_way.measure
+    stuck = chore_for(
+        rollout, "CRASHED", since + timedelta(minutes=5), adoption="PENDING", adoption_since=since
+    )
+    assert stuck.kind == "adopt"
+
+
+def test_a_cancelled_parked_run_is_held_after_its_window_is_measured() -> None:
+    chore = chore_for(parked(), "CANCELLED", NOW)
+    assert (chore.kind, chore.measure) == ("hold", True)
+
+
 def test_a_lease_just_run_out_is_given_a_grace_before_its_run_counts_as_gone() -> None:
     expired = record(Status.STEPPING, lease_until=NOW - timedelta(seconds=2))
     assert chore_for(expired, "RUNNING", NOW).kind == "none"

@@ -63,6 +63,10 @@ class Notification(StrictModel):
         return self
 
 
+PARK_MARGIN = 1.25
+"""A parked window's interval must be this many reconciler intervals at least (a pass may run late)."""
+
+
 class Plan(StrictModel):
     """A whole rollout, from data checks to 100 % and back."""
 
@@ -103,6 +107,17 @@ class Plan(StrictModel):
         "window measured every 5m, a 7-day window, an approval) parks: it gives its process back, the "
         "reconciler takes the window's measurements, and the run is woken when there is something to do.",
     )
+    reconcile_interval: Duration = Field(
+        default=timedelta(minutes=1),
+        description="How often the reconciler (the rollout-reconcile deployment, or `rollout reconcile` "
+        "from cron) runs where this plan is rolled out. A window parks only when its interval is at "
+        "least a quarter longer than this (75s with the default), since parked rounds are taken at the "
+        "reconciler's passes; a window measured more often keeps its run attached.",
+    )
+
+    def parks_window(self, interval: timedelta) -> bool:
+        """Whether a window measured every ``interval`` may park: the reconciler's passes can keep up."""
+        return interval >= self.reconcile_interval * PARK_MARGIN
 
     @property
     def digest(self) -> str:
