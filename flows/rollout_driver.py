@@ -25,7 +25,7 @@ from rollout.audience.flag_state import Fence
 from rollout.audience.steps import Audience, TrafficStep, phase_steps
 from rollout.clock import Clock, SystemClock
 from rollout.data.backup import BackupResult
-from rollout.errors import LeaseLost
+from rollout.errors import LeaseLost, RolloutError
 from rollout.lifecycle.progression import (
     PASSED,
     Action,
@@ -70,6 +70,7 @@ from tasks.record import RampProgress, RolloutTable, StepRecordEntry, courtesy, 
 from tasks.report import show_on_rollout
 from tasks.traffic import (
     choose_pilot_stores,
+    close_traffic_now,
     record_deployment,
     set_audience,
     set_companion_flags,
@@ -486,6 +487,13 @@ class RolloutDriver:
                 )
         elif status is Status.ROLLED_BACK:
             outcome = "rolled_back"
+            if self.progress.moved:
+                # Closed first by this run: the rollback is a flow run of its own, which Prefect's API
+                # must create, and a judged-bad release must not wait on that.
+                try:
+                    close_traffic_now(targets, plan.name, plan.flag, self.fence)
+                except RolloutError as error:  # fenced off, or unreachable: the rollback closes it
+                    logger.warning("could not turn traffic off before the rollback: %s", error)
             state = rollback_flow(
                 plan_path=self.plan_path,
                 reason=reason,

@@ -49,7 +49,7 @@ from rollout.plan import Plan, load_plan
 from rollout.plan.model import Targets
 from tasks.observe import take_round
 from tasks.secrets import prefect_resolver
-from tasks.traffic import traffic_off
+from tasks.traffic import close_traffic
 
 WORKERS = 16
 """Rollouts measured at once in a pass."""
@@ -279,13 +279,9 @@ def _traffic_off(f: _Found, plan: Plan, action: Conclude) -> str:
     epoch = f.clients.runs.fence_parked(f.record, f"window of {action.step.key}: {action.verdict.reason}")
     if epoch is None:
         return "not done: the rollout moved meanwhile"
-    before = next((u for u in f.record.undo if u.name == plan.flag), None)
-    if before is None:
-        return f"not done: {plan.flag} has no undo entry"
-    traffic_off(f.clients, before, Fence(plan.name, epoch))
-    router = f.clients.targets.kubernetes.router if f.clients.targets.kubernetes else None
-    if router is not None and f.clients.cluster is not None:
-        f.clients.cluster.set_weight(router, 0, fence=Fence(plan.name, epoch))
+    done = close_traffic(f.clients, plan.name, plan.flag, Fence(plan.name, epoch))
+    if done.startswith("not done"):
+        return done
     return f"{action.step.key}: {action.verdict.reason}"
 
 

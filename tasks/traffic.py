@@ -127,6 +127,36 @@ def traffic_off(clients: Clients, before: FlagState, fence: Fence | None) -> Fla
     return clients.flags.set(before.name, _as_before(before, traffic_off=True), fence=fence)
 
 
+def close_traffic(clients: Clients, plan: str, flag: str, fence: Fence) -> str:
+    """The rollback's first step, here and now: the main flag and the router admit no one.
+
+    Returns what was done, or why not (a flag the rollout never wrote has nothing to close).
+    """
+    record = clients.runs.get(plan)
+    before = next((u for u in record.undo if u.name == flag), None) if record is not None else None
+    if before is None:
+        return f"not done: {flag} has no undo entry"
+    traffic_off(clients, before, fence)
+    router = clients.targets.kubernetes.router if clients.targets.kubernetes else None
+    if router is not None and clients.cluster is not None:
+        clients.cluster.set_weight(router, 0, fence=fence)
+        return f"{flag} and the router closed"
+    return f"{flag} closed"
+
+
+@task(name="close-traffic", task_run_name="traffic off {flag}", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def close_traffic_now(targets: Targets, plan: str, flag: str, fence: Fence) -> str:
+    """Turn traffic off under this run's fence before its rollback starts (which needs Prefect's API).
+
+    A judged-bad release is closed even if the rollback cannot be started just now; the rollback
+    (or the run that adopts the rollout) then does the rest, finding traffic already off.
+    """
+    with Clients(targets, prefect_resolver) as clients:
+        done = close_traffic(clients, plan, flag, fence)
+    get_run_logger().warning("traffic off before the rollback: %s", done)
+    return done
+
+
 @task(
     name="restore-flag",
     task_run_name="restore flag {before.name}",

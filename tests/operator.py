@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from tests.postgres import postgres_server
+from tests.postgres import Postgres, postgres_cluster
 from tests.prefect_server import ROOT, free_port, prefect_env, prefect_server, running
 
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
@@ -32,6 +32,8 @@ class Operator:
     server: ExitStack = field(default_factory=ExitStack)
     server_settings: dict[str, str] = field(default_factory=dict)
     ui: bool = False
+    postgres: Postgres | None = None
+    """The server's database, when it is PostgreSQL: a drill may stop it under the running server."""
 
     def start_server(self) -> None:
         """Start the server on its port (again, after :meth:`stop_server`: its database kept)."""
@@ -203,10 +205,17 @@ def operator(
     """
     settings = {"PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2"}
     with ExitStack() as stack:
-        if postgres:
-            settings["PREFECT_API_DATABASE_CONNECTION_URL"] = stack.enter_context(postgres_server())
+        database = stack.enter_context(postgres_cluster()) if postgres else None
+        if database is not None:
+            settings["PREFECT_API_DATABASE_CONNECTION_URL"] = database.url
         ops = Operator(
-            f"http://127.0.0.1:{free_port()}/api", auth, {}, workdir, server_settings=settings, ui=ui
+            f"http://127.0.0.1:{free_port()}/api",
+            auth,
+            {},
+            workdir,
+            server_settings=settings,
+            ui=ui,
+            postgres=database,
         )
         stack.enter_context(ops.server)
         ops.start_server()

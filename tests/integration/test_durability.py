@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from pymongo import MongoClient
@@ -107,9 +108,9 @@ def until(check: Any, what: str, ops: Operator, timeout: float = 180) -> Any:
     return found
 
 
-def reconcile(ops: Operator, plan: str) -> dict[str, Any]:
+def reconcile(ops: Operator, plan: str, **parameters: Any) -> dict[str, Any]:
     """One reconciler pass, as the rollout-reconcile deployment runs it."""
-    done = ops.wait(ops.start("reconcile", "rollout-reconcile", {"plans": [plan]}))
+    done = ops.wait(ops.start("reconcile", "rollout-reconcile", {"plans": [plan], **parameters}))
     assert done["state"]["type"] == "COMPLETED", ops.tail()
     return done
 
@@ -119,7 +120,15 @@ def test_a_parked_window_is_measured_by_the_reconciler_and_its_run_woken_to_prom
 ) -> None:
     window = {"interval": "8s", "count": 2, "gates": ["errors"]}
     plan, run_id = launch(
-        ops, plan_file, sandbox, "parked-window", "vector(0)", window, (50, 100), park_after="4s"
+        ops,
+        plan_file,
+        sandbox,
+        "parked-window",
+        "vector(0)",
+        window,
+        (50, 100),
+        park_after="4s",
+        reconcile_interval="4s",
     )
     parked = until(
         lambda: (r := record_of_or_none(db, "parked-window")) and r.status is Status.PARKED and r,
@@ -179,6 +188,7 @@ def test_a_parked_window_that_fails_has_traffic_turned_off_by_the_reconciler_the
         window,
         (25, 100),
         park_after="4s",
+        reconcile_interval="4s",
         flagd=flagd,
     )
     until(
@@ -237,14 +247,12 @@ def test_a_killed_run_is_adopted_by_the_reconciler_and_its_window_carries_on_whe
     assert first.startswith(f"measurement {measured + 1}/15:"), first  # not 1/15: the window carried on
 
 
-def test_a_cancelled_run_is_held_with_traffic_where_it_was(
+def test_a_cancelled_run_is_held_with_traffic_where_it_was_and_carried_on_from_its_last_round(
     ops: Operator, sandbox: SandboxInfo, db: Any, plan_file: PlanFiles
 ) -> None:
-    window = {"interval": "1s", "count": 120, "gates": ["errors"]}
+    window = {"interval": "1s", "count": 12, "gates": ["errors"]}
     plan, run_id = launch(ops, plan_file, sandbox, "cancelled", "vector(0)", window)
-    until(
-        lambda: (r := record_of_or_none(db, "cancelled")) and r.status is Status.OBSERVING, "observing", ops
-    )
+    until(lambda: rounds_of(db, "cancelled") >= 3, "three rounds", ops)
     ops.set_state(run_id, "CANCELLING")
     ops.wait(run_id)
     reconcile(ops, plan)
@@ -252,6 +260,13 @@ def test_a_cancelled_run_is_held_with_traffic_where_it_was(
     assert record.status is Status.HELD
     assert record.history[-1].by == "reconciler" and "cancelled in Prefect" in record.history[-1].why
     assert FlagStore(db["feature_flags"]).get("CANCELLED").percentage == 10
+    # A person carries it on: the window goes on from its last round, not from round 1.
+    measured = rounds_of(db, "cancelled")
+    again = ops.start("rollout", "rollout-manual", {"plan_path": plan})
+    done = ops.wait(again)
+    assert (done["state"]["type"], done["state"]["name"]) == ("COMPLETED", "Promoted"), ops.tail()
+    first = next(line for line in ops.log_lines(again) if line.startswith("measurement "))
+    assert first.startswith(f"measurement {measured + 1}/12:"), first
 
 
 def test_a_lost_host_leaves_a_run_running_for_good_and_the_reconciler_adopts_it_after_the_lease(
@@ -384,7 +399,9 @@ def test_a_step_outside_its_schedule_parks_and_the_reconciler_wakes_it_when_the_
     window = {"interval": "1s", "count": 1, "gates": ["errors"]}
     ramp = [10, {"percentage": 100, "schedule": {"not_before": "14s"}}]
     phases = [{"name": "ramp", "ramp": ramp, "window": window}]
-    plan = drill_plan(plan_file, sandbox, "scheduled", "vector(0)", phases=phases, park_after="4s")
+    plan = drill_plan(
+        plan_file, sandbox, "scheduled", "vector(0)", phases=phases, park_after="4s", reconcile_interval="4s"
+    )
     run_id = ops.start("rollout", "rollout-manual", {"plan_path": plan})
     parked = until(
         lambda: (r := record_of_or_none(db, "scheduled")) and r.status is Status.PARKED and r, "parking", ops
@@ -404,3 +421,106 @@ def test_a_step_outside_its_schedule_parks_and_the_reconciler_wakes_it_when_the_
     done = ops.wait(run_id)
     assert (done["state"]["type"], done["state"]["name"]) == ("COMPLETED", "Promoted"), ops.tail()
     assert FlagStore(db["feature_flags"]).get("SCHEDULED").percentage == 100
+
+
+def unwatched_for(drill: str, seconds: float) -> None:
+    """Say how long the drill's rollout went unmeasured after its fault (bench/durability.py collects)."""
+    print(f"unwatched {drill}: {seconds:.1f} s")
+
+
+def test_a_park_whose_suspension_fails_with_the_prefect_database_down_stays_watched_and_rolls_back(
+    ops: Operator, sandbox: SandboxInfo, db: Any, plan_file: PlanFiles
+) -> None:
+    assert ops.postgres is not None
+    # The candidate breaks while the server's database is down, well after the run has parked.
+    breaks_at = time.time() + 60
+    window = {"interval": "4s", "count": 40, "gates": ["errors"]}
+    plan, run_id = launch(
+        ops,
+        plan_file,
+        sandbox,
+        "suspend-fails",
+        f"vector(time() > bool {breaks_at:.0f})",
+        window,
+        (25, 100),
+        park_after="2s",
+        reconcile_interval="3s",
+        lease_ttl="6s",
+    )
+    flags = FlagStore(db["feature_flags"])
+    until(lambda: flags.get("SUSPEND_FAILS").percentage == 25, "the first step", ops)
+    ops.postgres.stop()  # just before the run parks: its first round is still to come
+    try:
+        taken_back = until(
+            lambda: any("its suspension failed" in m.why for m in record_of(db, "suspend-fails").history),
+            "the park taken back",
+            ops,
+        )
+        assert taken_back and time.time() < breaks_at, "the run parked only after the candidate broke"
+        until(lambda: not flags.get("SUSPEND_FAILS").enabled, "traffic off", ops, timeout=150)
+        unwatched = time.time() - breaks_at
+        unwatched_for("the Prefect database down as a run parks", unwatched)
+        # Within two reconciler intervals (of the default minute) of the fault, with no reconciler.
+        assert unwatched < 120
+    finally:
+        ops.postgres.start()
+    until(lambda: httpx.get(f"{ops.api}/health", timeout=10).status_code == 200, "the server", ops)
+    # The run rolled back as far as it could without Prefect; whoever carries it on finishes it.
+    until(
+        lambda: (
+            (r := record_of(db, "suspend-fails")).status is Status.ROLLED_BACK
+            or (r.lease_until is not None and r.lease_until < datetime.now(UTC))
+        ),
+        "the rollback done, or its run gone",
+        ops,
+    )
+    if record_of(db, "suspend-fails").status is not Status.ROLLED_BACK:
+        reconcile(ops, plan)
+        adopted = record_of(db, "suspend-fails").adopted_by
+        assert adopted is not None, record_of(db, "suspend-fails").history[-3:]
+        done = ops.wait(adopted, timeout=300)
+        assert done["state"]["name"] == "RolledBack", ops.tail()
+    final = record_of(db, "suspend-fails")
+    assert final.status is Status.ROLLED_BACK
+    assert not flags.get("SUSPEND_FAILS").enabled
+    assert ops.run(run_id)["state"]["type"] != "PAUSED"
+
+
+def test_a_host_lost_right_after_a_wake_is_adopted_and_the_windows_verdict_acted_on(
+    ops: Operator, sandbox: SandboxInfo, db: Any, plan_file: PlanFiles
+) -> None:
+    window = {"interval": "6s", "count": 2, "gates": ["errors"]}
+    plan, run_id = launch(
+        ops,
+        plan_file,
+        sandbox,
+        "wake-lost",
+        "vector(0)",
+        window,
+        (100,),
+        park_after="3s",
+        reconcile_interval="4s",
+    )
+    until(lambda: (r := record_of_or_none(db, "wake-lost")) and r.status is Status.PARKED, "parking", ops)
+    until(lambda: ops.run(run_id)["state"]["name"] == "Suspended", "suspension", ops)
+    until(lambda: flow_run_processes(run_id) == [], "the run's process ending", ops, timeout=30)
+    time.sleep(6)
+    reconcile(ops, plan)  # takes the last round: the window has its verdict, and the run is woken
+    assert record_of(db, "wake-lost").window is not None
+    until(lambda: ops.run(run_id)["state"]["type"] in ("PENDING", "RUNNING"), "the wake", ops, timeout=60)
+    lost_at = time.time()
+    ops.lose_host(run_id)
+    ops.start_worker()
+    assert record_of(db, "wake-lost").status is Status.PARKED  # nobody took the rollout
+    reconcile(ops, plan, wake_grace_seconds=5)  # within the grace: on its way, left alone
+    assert record_of(db, "wake-lost").adopted_by is None
+    time.sleep(6)
+    reconcile(ops, plan, wake_grace_seconds=5)
+    record = record_of(db, "wake-lost")
+    assert record.adopted_by is not None, record.history[-3:]
+    assert "did not take effect" in record.history[-1].why
+    assert ops.run(run_id)["state"]["type"] == "CRASHED"
+    done = ops.wait(record.adopted_by)
+    assert (done["state"]["type"], done["state"]["name"]) == ("COMPLETED", "Promoted"), ops.tail()
+    unwatched_for("a host lost right after a wake", time.time() - lost_at)
+    assert FlagStore(db["feature_flags"]).get("WAKE_LOST").version == 1  # one step, written once

@@ -427,7 +427,8 @@ def test_a_rollout_in_a_flagd_file_whose_window_fails_is_rolled_back_there(
     assert result.status == "rolled_back", result.reason
     assert result.rollback is not None and result.rollback.ok
     assert [(s.phase, s.outcome) for s in result.steps] == [("internal", "failed")]
-    # The allowlisted step was written to the file, then closed by the rollback: no one admitted.
+    # The allowlisted step was written to the file, closed by the run the moment it was judged bad,
+    # then written again by the rollback under its own fence: no one admitted.
     state = FlagdFile(path).get(FAULT_FLAG)
-    assert (state.enabled, state.percentage, state.version) == (False, 0, 2)
+    assert (state.enabled, state.percentage, state.version) == (False, 0, 3)
     assert openfeature_admitted(path, FAULT_FLAG, 500) == (set(), set())
