@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -19,7 +20,7 @@ from cli.common import (
 from rollout.errors import InputRejected
 
 if TYPE_CHECKING:
-    pass
+    from rollout.lifecycle.record import RunRecord
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -94,8 +95,27 @@ def cmd_status(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
-    print(describe_run(record, plan.name, stable, flag=flag))
+    print(describe_run(record, plan.name, stable, flag=flag, run_state=_prefect_state(record)))
     return EXIT_OK
+
+
+def _prefect_state(record: RunRecord | None) -> str | None:
+    """The Prefect state name of the run holding the rollout; None without a server to ask."""
+    if record is None or not os.environ.get("PREFECT_API_URL"):
+        return None
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    from rollout.lifecycle.reconciliation import holder
+
+    run_id = holder(record)
+    try:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(UUID(run_id)).state if run_id else None
+    except Exception as error:  # status is read-only and best effort: say why Prefect was not asked
+        return f"not known ({type(error).__name__})"
+    return state.name if state is not None else "gone from Prefect"
 
 
 def cmd_promote(args: argparse.Namespace) -> int:

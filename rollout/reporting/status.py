@@ -1,10 +1,11 @@
-"""Where a rollout stands, read from its persisted record alone."""
+"""Where a rollout stands, read from its persisted record (and what Prefect says of its run)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 from rollout.audience.flag_state import FlagState
+from rollout.lifecycle.reconciliation import holder
 from rollout.lifecycle.record import RunRecord
 from rollout.lifecycle.statuses import DRIVEN, Status
 
@@ -68,15 +69,37 @@ def _flag_lines(record: RunRecord, flag: FlagState) -> list[str]:
     return lines
 
 
+def _prefect_line(record: RunRecord, run_state: str, now: datetime) -> str:
+    """What Prefect says of the run holding the rollout, and whether that agrees with the record."""
+    said = f"prefect   run {holder(record)} is {run_state}"
+    if record.status is Status.PARKED and run_state not in ("Suspended", "Paused"):
+        return (
+            f"{said}, while the record says parked: they disagree (a suspension that did not take, "
+            "or a wake on its way); the reconciler measures the window all the same and adopts the "
+            "rollout if that run has not taken it within its grace"
+        )
+    lease = record.lease_until
+    if record.status in DRIVEN and lease is not None and lease < now and run_state in ("Running", "Pending"):
+        return (
+            f"{said}, while its lease ran out at {lease:%Y-%m-%d %H:%M:%S} UTC: they disagree (its "
+            "process is likely gone); the reconciler adopts the rollout"
+        )
+    return said
+
+
 def describe_run(
     record: RunRecord | None,
     plan: str,
     stable: str | None,
     now: datetime | None = None,
     flag: FlagState | None = None,
+    run_state: str | None = None,
 ) -> str:
     """Plan, run, status (and its lease while a run drives it), the step it is at with its last gate
-    values, the main flag as the flag store has it, the backup and the stable release."""
+    values, the main flag as the flag store has it, the backup and the stable release.
+
+    ``run_state`` is the Prefect state name of the run holding the rollout, when Prefect could be
+    asked: said beside the record's own status, and where the two disagree, what that means."""
     if record is None:
         return f"plan {plan}: no rollout recorded yet"
     moved = record.history[-1] if record.history else None
@@ -94,7 +117,9 @@ def describe_run(
         lines.append(
             f"parked    until {until:%Y-%m-%d %H:%M:%S} UTC" if until else "parked    until someone decides"
         )
-        lines.append(f"next      {record.parked.next} (run {record.run_id} is suspended, holding no process)")
+        lines.append(f"next      {record.parked.next} (its run holds no process while parked)")
+    if run_state is not None:
+        lines.append(_prefect_line(record, run_state, now or datetime.now(UTC)))
     if record.window is not None and record.window.key not in record.committed:
         lines.append(f"window    {record.window.key}: {len(record.window.rounds)} round(s) measured")
     for about, decision in record.decisions.items():

@@ -86,7 +86,7 @@ def test_a_parked_rollout_says_until_when_what_comes_next_and_how_far_its_window
     parked = replace(record(Status.PARKED, None), parked=spot, window=window)
     text = describe_run(parked, "orders", "v1", now=NOW)
     assert "parked    until 2026-11-22 09:10:00 UTC" in text
-    assert "next      round 3 of 2016 of ramp/1 (run run-7 is suspended, holding no process)" in text
+    assert "next      round 3 of 2016 of ramp/1 (its run holds no process while parked)" in text
     assert "window    ramp/1: 2 round(s) measured" in text
     assert "lease" not in text
 
@@ -105,3 +105,21 @@ def test_each_decision_shows_who_when_the_note_and_the_boxes_ticked() -> None:
         in text
     )
     assert "          ticked: tests pass; support team ready" in text
+
+
+def test_status_says_what_prefect_and_the_record_each_say_when_they_disagree() -> None:
+    from dataclasses import replace
+
+    from rollout.lifecycle.progression import Parked
+
+    spot = Parked(NOW, NOW + timedelta(hours=1), "round 2 of 12 of ramp/0", "ramp/0", "k", Status.OBSERVING)
+    parked = replace(record(Status.PARKED, None), parked=spot)
+    text = describe_run(parked, "orders", "v1", now=NOW, run_state="Running")
+    assert "prefect   run run-7 is Running, while the record says parked: they disagree" in text
+    agreed = describe_run(parked, "orders", "v1", now=NOW, run_state="Suspended")
+    assert "prefect   run run-7 is Suspended" in agreed and "disagree" not in agreed
+    gone = describe_run(
+        record(Status.OBSERVING, -timedelta(minutes=1)), "orders", "v1", now=NOW, run_state="Running"
+    )
+    assert "while its lease ran out at 2026-11-22 08:59:00 UTC: they disagree" in gone
+    assert "prefect" not in describe_run(parked, "orders", "v1", now=NOW)  # no server asked
