@@ -145,9 +145,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
 def cmd_reconcile(args: argparse.Namespace) -> int:
     """One reconciler pass against the Prefect server in PREFECT_API_URL (for cron): 0 when nothing is
     left for a person (plans whose secrets are not created yet are only named), 1 when some rollout
-    needs one, 2 when the server cannot be reached."""
+    needs one or Prefect could not be asked (the rollouts were watched only), 2 without a server set."""
     prefect_defaults()
-    import httpx
     from prefect.settings import PREFECT_API_URL
 
     api = PREFECT_API_URL.value()
@@ -158,17 +157,21 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
-    try:
-        httpx.get(f"{api.rstrip('/')}/health", timeout=10).raise_for_status()
-    except httpx.HTTPError as error:
+    down = _prefect_down()
+    if down is not None:
+        from flows.reconcile import watch_only
+
         print(
-            f"the Prefect server at {api} cannot be reached ({error}): nothing was reconciled",
+            f"the Prefect server at {api} cannot serve ({down}): rollouts no live run holds are "
+            "measured, and traffic turned off where a window fails; nothing is woken, adopted or "
+            "held until it answers",
             file=sys.stderr,
         )
-        return EXIT_BAD_INPUT
-    from flows.reconcile import reconcile_flow
+        report = watch_only(args.plans or None)
+    else:
+        from flows.reconcile import reconcile_flow
 
-    report = reconcile_flow(plans=args.plans or None)
+        report = reconcile_flow(plans=args.plans or None)
     print(report.summary())
     for acted in report.acted:
         print(f"{acted.plan}: {acted.did} ({acted.why})")
@@ -176,7 +179,20 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         print(f"{acted.plan}: cannot act: {acted.why}")
     for acted in report.not_configured:
         print(f"{acted.plan}: not configured: {acted.why}")
-    return EXIT_FAILED if report.cannot_act else EXIT_OK
+    return EXIT_FAILED if report.cannot_act or down is not None else EXIT_OK
+
+
+def _prefect_down() -> str | None:
+    """Why the Prefect server cannot serve a pass (unreachable, or its database down); None if it can."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    try:
+        with get_client(sync_client=True) as client:
+            client.read_flow_runs(limit=1, sort=FlowRunSort.ID_DESC)  # a query its database answers
+    except Exception as error:  # any failure means the same here: Prefect cannot be relied on now
+        return f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
+    return None
 
 
 def register(sub: Subcommands) -> None:

@@ -2,9 +2,11 @@
 
 Deployed as ``rollout-reconcile`` on a one-minute interval, one run at a time (a run
 that would overlap the one under way is cancelled), and run by ``rollout reconcile``
-from cron where there is no Prefect worker.
+from cron where there is no Prefect worker, or beside the deployment so that rollouts stay
+watched while Prefect is down (:func:`watch_only`).
 """
 
+import logging
 from datetime import timedelta
 from glob import glob
 
@@ -15,7 +17,7 @@ from rollout.errors import PlanInvalid, Problem
 from rollout.lifecycle.reconciliation import WAKE_GRACE, PassReport
 from rollout.plan.model import Targets
 from rollout.targets import resolve_targets
-from tasks.reconcile import databases, reconcile_pass
+from tasks.reconcile import databases, reconcile_pass, watch_pass
 
 DEFAULT_PLANS = ["deployments/plans/*.yaml"]
 
@@ -60,3 +62,15 @@ def reconcile_flow(
     if rows:
         create_table_artifact(rows, key="reconcile", description=report.summary())
     return report
+
+
+def watch_only(plans: list[str] | None = None) -> PassReport:
+    """The watching part of a pass, with no Prefect server to ask (see :func:`tasks.reconcile.watch_pass`).
+
+    Not a flow: it is what ``rollout reconcile`` runs while the server or its database is down, so
+    that a rollout whose run is gone is still measured and its traffic turned off if it fails.
+    """
+    where, skipped = databases(plan_files(plans or DEFAULT_PLANS), None, resolve_targets)
+    for reason in skipped:
+        logging.getLogger("rollout.reconcile").warning("not reconciled: %s", reason)
+    return watch_pass(where)

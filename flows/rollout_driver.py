@@ -375,7 +375,11 @@ class RolloutDriver:
             self.logger.warning(
                 "could not suspend (%s): the rollout stays with this run, which carries on attached", error
             )
-            unpark(self.targets, self.plan, self.run_id, parked)
+            # Called directly, not as a task run: the engine may yet raise the suspension at the next
+            # task boundary (it can take the server's event for a suspension that was not saved), and
+            # the park must be taken back before that, so the record never says parked for a run that
+            # then ends. If it does end, its lease runs out and the reconciler watches the rollout.
+            unpark.fn(self.targets, self.plan, self.run_id, parked)
             self.parks = False
             return None
 

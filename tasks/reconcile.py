@@ -11,6 +11,7 @@ the same finding for one rollout with the same Prefect client, and the pass runs
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +33,7 @@ from prefect.states import Crashed, Scheduled
 from rollout.adapters.clients import Clients
 from rollout.analysis.gates import Outcome
 from rollout.audience.flag_state import Fence
-from rollout.errors import PermanentError, RolloutError, SecretUnavailable
+from rollout.errors import PermanentError, RolloutError, SecretUnavailable, ServiceUnavailable
 from rollout.lifecycle.progression import (
     Conclude,
     Finish,
@@ -42,11 +43,20 @@ from rollout.lifecycle.progression import (
     next_action,
     observed_round,
 )
-from rollout.lifecycle.reconciliation import WAKE_GRACE, Acted, Chore, PassReport, chore_for, holder
+from rollout.lifecycle.reconciliation import (
+    WAKE_GRACE,
+    Acted,
+    Chore,
+    PassReport,
+    chore_for,
+    holder,
+    watch_chore,
+)
 from rollout.lifecycle.record import RunRecord
 from rollout.lifecycle.statuses import Status
 from rollout.plan import Plan, load_plan
 from rollout.plan.model import Targets
+from rollout.plan.secrets import SecretResolver, env_resolver
 from tasks.observe import take_round
 from tasks.secrets import prefect_resolver
 from tasks.traffic import close_traffic
@@ -111,15 +121,45 @@ def reconcile_pass(
     those of whichever plan shares its database. ``wake_grace``: how long a parked rollout's run
     may be on its way (woken, or a suspension that did not take) before it counts as gone.
     """
-    logger = get_run_logger()
+    with get_client(sync_client=True) as client:
+        return _pass(where, own_targets, wake_grace, client, get_run_logger(), prefect_resolver)
+
+
+def watch_pass(where: list[Targets], own_targets: bool = True) -> PassReport:
+    """A pass with no Prefect server to ask (down, or its database down): watch, and nothing else.
+
+    Every rollout no live process holds (parked, or driven by a run whose lease ran out) has its
+    due rounds measured and, if its window fails, traffic turned off under a raised epoch. Nothing
+    is woken, adopted or held (that needs Prefect): those wait for a pass with the server back.
+    Plain Python, no flow or task, so that ``rollout reconcile`` from cron can run it meanwhile.
+    """
+    return _pass(where, own_targets, WAKE_GRACE, None, logging.getLogger("rollout.reconcile"), _env_only)
+
+
+def _env_only(kind: str, name: str) -> str:
+    """Secrets while Prefect cannot be asked: environment references only."""
+    if kind == "env":
+        return env_resolver(kind, name)
+    raise ServiceUnavailable("Prefect", f"Secret block '{name}' cannot be read while Prefect is unreachable")
+
+
+def _pass(
+    where: list[Targets],
+    own_targets: bool,
+    wake_grace: timedelta,
+    client: SyncPrefectClient | None,
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+    resolver: SecretResolver,
+) -> PassReport:
+    """One pass; with no Prefect ``client``, the watching part only (see :func:`watch_pass`)."""
     started = time.perf_counter()
     _load.cache_clear()
-    with ExitStack() as stack, get_client(sync_client=True) as client:
+    with ExitStack() as stack:
         found: list[_Found] = []
         unread: list[Acted] = []
         idle: list[Acted] = []
         for targets in where:
-            clients = stack.enter_context(Clients(targets, prefect_resolver))
+            clients = stack.enter_context(Clients(targets, resolver))
             where_ = f"rollouts in database {targets.mongodb.database}"
             try:
                 found += [_Found(r, clients, None) for r in clients.runs.all()]
@@ -131,29 +171,20 @@ def reconcile_pass(
                 # keeps the pass from the rollouts recorded in the others.
                 unread.append(Acted(where_, "report", f"cannot be read: {error}"))
         if own_targets:
-            _use_own_targets(found, stack)
-        ids = sorted({i for f in found for i in (holder(f.record), f.record.adopted_by) if i})
-        runs = _runs(client, ids)
-        for f in found:
-            run_id = holder(f.record)
-            f.run = runs.get(run_id) if run_id else None
-            f.adoption = runs.get(f.record.adopted_by) if f.record.adopted_by else None
+            _use_own_targets(found, stack, resolver)
         now = datetime.now(UTC)
-        chores = []
-        for f in found:
-            chore = chore_for(
-                f.record,
-                _state_type(f.run),
-                now,
-                run_since=_since(f.run),
-                adoption=_state_type(f.adoption),
-                adoption_since=_since(f.adoption),
-                wake_grace=wake_grace,
-            )
-            chores.append((f, chore))
+        if client is None:
+            chores = [(f, watch_chore(f.record, now)) for f in found]
+        else:
+            chores = _chores(client, found, now, wake_grace)
         with ThreadPoolExecutor(WORKERS) as pool:
             list(pool.map(lambda fc: _measure(*fc), [(f, c) for f, c in chores if c.measure]))
         for f, chore in chores:
+            if client is None:
+                f.acted = [a for a in f.acted if a.did != "wake"]  # for the next pass with Prefect
+                if chore.kind == "report":
+                    f.acted.append(Acted(f.record.plan, "report", chore.why))
+                continue
             try:
                 _act(client, f, chore)
             except (RolloutError, PrefectHTTPStatusError, ObjectNotFound) as error:
@@ -178,6 +209,30 @@ def reconcile_pass(
     return report
 
 
+def _chores(
+    client: SyncPrefectClient, found: list[_Found], now: datetime, wake_grace: timedelta
+) -> list[tuple[_Found, Chore]]:
+    """Each rollout's chore, from its record and what Prefect says of its runs."""
+    ids = sorted({i for f in found for i in (holder(f.record), f.record.adopted_by) if i})
+    runs = _runs(client, ids)
+    chores = []
+    for f in found:
+        run_id = holder(f.record)
+        f.run = runs.get(run_id) if run_id else None
+        f.adoption = runs.get(f.record.adopted_by) if f.record.adopted_by else None
+        chore = chore_for(
+            f.record,
+            _state_type(f.run),
+            now,
+            run_since=_since(f.run),
+            adoption=_state_type(f.adoption),
+            adoption_since=_since(f.adoption),
+            wake_grace=wake_grace,
+        )
+        chores.append((f, chore))
+    return chores
+
+
 def _state_type(run: FlowRun | None) -> str | None:
     return run.state_type.value if run is not None and run.state_type is not None else None
 
@@ -187,7 +242,7 @@ def _since(run: FlowRun | None) -> datetime | None:
     return run.state.timestamp if run is not None and run.state is not None else None
 
 
-def _use_own_targets(found: list[_Found], stack: ExitStack) -> None:
+def _use_own_targets(found: list[_Found], stack: ExitStack, resolver: SecretResolver) -> None:
     opened: dict[str, Clients] = {}
     for f in found:
         try:
@@ -198,7 +253,7 @@ def _use_own_targets(found: list[_Found], stack: ExitStack) -> None:
             continue
         key = plan.targets.model_dump_json()
         if key not in opened:
-            opened[key] = stack.enter_context(Clients(plan.targets, prefect_resolver))
+            opened[key] = stack.enter_context(Clients(plan.targets, resolver))
         f.clients = opened[key]
 
 
@@ -250,7 +305,7 @@ def _measure_rounds(f: _Found) -> None:
     if (
         f.rounds
         and progress.window is not None
-        and not f.clients.runs.save_parked_window(f.record, progress.window)
+        and not f.clients.runs.save_unheld_window(f.record, progress.window)
     ):
         f.rounds = 0  # woken or taken meanwhile: its new holder measures again
         return
@@ -276,7 +331,7 @@ def _rolls_back_inconclusive(action: Conclude) -> bool:
 
 def _traffic_off(f: _Found, plan: Plan, action: Conclude) -> str:
     """The rollback's first step, here and now: the main flag and the router admit no one."""
-    epoch = f.clients.runs.fence_parked(f.record, f"window of {action.step.key}: {action.verdict.reason}")
+    epoch = f.clients.runs.fence_unheld(f.record, f"window of {action.step.key}: {action.verdict.reason}")
     if epoch is None:
         return "not done: the rollout moved meanwhile"
     done = close_traffic(f.clients, plan.name, plan.flag, Fence(plan.name, epoch))

@@ -46,11 +46,16 @@ class Operator:
         """Stop the server (SIGTERM, then SIGKILL), as an upgrade or a host restart does."""
         self.server.close()
 
-    def start_worker(self) -> None:
-        """Start a process worker on the rollout pool (another one, after :meth:`lose_host`)."""
+    def start_worker(self, **settings: str) -> None:
+        """Start a process worker on the rollout pool (another one, after :meth:`lose_host`).
+
+        ``settings`` override the worker's environment: ``PREFECT_WORKER_QUERY_SECONDS="10"``, say,
+        for a worker polling as a stock one does (the drills' polls every second, and so gives up
+        on a server that is down after about 40 s instead of minutes).
+        """
         argv = [sys.executable, "-m", "prefect", "worker", "start", "--pool", "rollout-local"]
         worker = self.workers.enter_context(
-            running([*argv, "--prefetch-seconds", "5"], self.env, self.logs / "worker.log")
+            running([*argv, "--prefetch-seconds", "5"], {**self.env, **settings}, self.logs / "worker.log")
         )
         self.worker_pid = worker.pid
 

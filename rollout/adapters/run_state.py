@@ -562,24 +562,30 @@ class RunStateStore:
         if current is None or current.run_id != run_id or current.status not in DRIVEN:
             raise self._lost(plan, run_id, current)  # a retry whose first write landed finds it driven
 
-    def save_parked_window(self, record: RunRecord, window: WindowState) -> bool:
-        """Keep rounds measured while the rollout is parked; False if it moved or was taken since read."""
+    @staticmethod
+    def _unheld(record: RunRecord) -> dict[str, Any]:
+        """A filter matching the record while no live run holds it as it was read: parked, or driven by
+        a run whose lease has run out (a process that lives on renews it, and then it is its own)."""
+        unheld: dict[str, Any] = {"_id": record.plan, "status": record.status.value, "epoch": record.epoch}
+        if record.status in DRIVEN:
+            unheld["lease_until"] = {"$lt": datetime.now(UTC)}
+        return unheld
+
+    def save_unheld_window(self, record: RunRecord, window: WindowState) -> bool:
+        """Keep rounds the reconciler measured for a rollout no run holds; False if it moved or was taken."""
         saved = call(
-            f"record parked window of {record.plan}",
-            lambda: self._runs.update_one(
-                {"_id": record.plan, "status": Status.PARKED.value, "epoch": record.epoch},
-                {"$set": {"window": _window_doc(window)}},
-            ),
+            f"record unheld window of {record.plan}",
+            lambda: self._runs.update_one(self._unheld(record), {"$set": {"window": _window_doc(window)}}),
         )
         return saved.modified_count == 1
 
-    def fence_parked(self, record: RunRecord, why: str) -> int | None:
-        """Raise a parked rollout's epoch (flag writes with the old one are refused); None if it moved."""
+    def fence_unheld(self, record: RunRecord, why: str) -> int | None:
+        """Raise the epoch of a rollout no run holds (flag writes with the old one are refused); None if
+        it moved or was taken since it was read."""
         raised = call(
-            f"fence parked {record.plan}",
+            f"fence unheld {record.plan}",
             lambda: self._runs.update_one(
-                {"_id": record.plan, "status": Status.PARKED.value, "epoch": record.epoch},
-                {"$set": {"epoch": record.epoch + 1, "fenced_because": why}},
+                self._unheld(record), {"$set": {"epoch": record.epoch + 1, "fenced_because": why}}
             ),
         )
         return record.epoch + 1 if raised.modified_count == 1 else None

@@ -85,7 +85,8 @@ def chore_for(
             if lease
             else f"{run} holds no lease"
         )
-        return _adopt(record, f"{gone} ({_named(run_state)})", adopting)
+        # Its window is measured until the adopting run takes it on: nobody else is watching it.
+        return _adopt(record, f"{gone} ({_named(run_state)})", adopting, measure=True)
     if record.status is Status.ROLLING_BACK:
         lease = record.lease_until
         if lease is None:  # a rollback from before rollbacks held a lease: judged by its run alone
@@ -168,6 +169,24 @@ class _Adoption:
         if self.state_type is None or self.state_type in FINAL:
             return False
         return self.since is None or self.since + self.grace > self.now
+
+
+def watch_chore(record: RunRecord, now: datetime, grace: timedelta = timedelta(seconds=5)) -> Chore:
+    """What a pass that cannot ask Prefect does for ``record``: measure it if no live run holds it.
+
+    A parked window, or the window of a rollout whose run stopped renewing its lease, is measured
+    (and traffic turned off if it fails); nothing else can be done until Prefect answers again.
+    """
+    lease = record.lease_until
+    if record.status is Status.PARKED:
+        parked = record.parked
+        if parked is not None and parked.for_decision:
+            return Chore("none", f"waits for a decision on {parked.about}")
+        return Chore("none", "parked: measured while Prefect cannot be asked", True)
+    if record.status in DRIVEN and (lease is None or lease + grace <= now):
+        why = "its run's lease ran out and Prefect cannot be asked to adopt it: measured meanwhile"
+        return Chore("report", why, True)
+    return Chore("none")
 
 
 def holder(record: RunRecord) -> str | None:

@@ -203,3 +203,36 @@ def test_a_resumed_rollout_fences_off_the_run_it_replaces(runs: RunStateStore) -
     runs.move("p", Status.OBSERVING, by="run run-2", why="window", run_id="run-2")
     runs.move("p", Status.PROMOTED, by="run run-2", why="done", run_id="run-2")
     assert runs.claim("p", "run-3", "v3", LEASE, now=T0 + 2 * LEASE).epoch == 3
+
+
+def test_a_rollout_no_live_run_holds_is_fenced_and_measured_only_while_nobody_holds_it(
+    runs: RunStateStore,
+) -> None:
+    from rollout.lifecycle.progression import Parked, Progress, WindowState
+
+    now = datetime.now(UTC)
+    runs.claim("p", "run-1", "v2", timedelta(minutes=1), now=now)
+    runs.move("p", Status.OBSERVING, by="run run-1", why="window", run_id="run-1")
+    held = runs.get("p")
+    assert held is not None
+    window = WindowState("ramp/0", now, ())
+    # Its run renews its lease: the reconciler neither keeps rounds for it nor fences it.
+    assert not runs.save_unheld_window(held, window) and runs.fence_unheld(held, "x") is None
+    runs.renew("p", "run-1", timedelta(seconds=-1))  # the lease runs out: the process is gone
+    orphan = runs.get("p")
+    assert orphan is not None and runs.save_unheld_window(orphan, window)
+    assert runs.fence_unheld(orphan, "window failed") == orphan.epoch + 1
+    assert runs.fence_unheld(orphan, "again") is None  # read before the fence: it moved since
+    # A run that has just parked keeps its heartbeat going; a suspension that fails takes it back.
+    runs.claim("q", "run-2", "v2", timedelta(minutes=1))
+    runs.move("q", Status.OBSERVING, by="run run-2", why="window", run_id="run-2")
+    spot = Parked(now, now + timedelta(minutes=5), "round 2 of 5 of ramp/0", "ramp/0", "k", Status.OBSERVING)
+    runs.park("q", "run-2", spot, Progress())
+    runs.renew("q", "run-2", timedelta(minutes=1))
+    runs.take_back_park("q", "run-2", spot, timedelta(minutes=1))
+    back = runs.get("q")
+    assert back is not None and back.status is Status.OBSERVING and back.parked is None
+    assert "its suspension failed" in back.history[-1].why
+    runs.take_back_park("q", "run-2", spot, timedelta(minutes=1))  # retried: recognised, no error
+    with pytest.raises(LeaseLost):
+        runs.take_back_park("q", "run-3", spot, timedelta(minutes=1))

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from rollout.lifecycle.progression import Parked
-from rollout.lifecycle.reconciliation import chore_for, holder
+from rollout.lifecycle.reconciliation import chore_for, holder, watch_chore
 from rollout.lifecycle.record import RunRecord
 from rollout.lifecycle.statuses import Status
 
@@ -160,3 +160,23 @@ def test_a_rollout_whose_adopted_runs_keep_stopping_is_handed_to_a_person() -> N
     chore = chore_for(gone, "CRASHED", NOW, adoption="FAILED")
     assert chore.kind == "report" and "3 runs started to carry it on stopped" in chore.why
     assert chore_for(replace(gone, adoptions=2), "CRASHED", NOW, adoption="FAILED").kind == "adopt"
+
+
+def test_without_prefect_a_rollout_no_live_run_holds_is_measured_and_nothing_else_done() -> None:
+    assert (watch_chore(parked(), NOW).kind, watch_chore(parked(), NOW).measure) == ("none", True)
+    orphan = record(Status.OBSERVING, lease_until=NOW - timedelta(minutes=1))
+    chore = watch_chore(orphan, NOW)
+    assert chore.measure and chore.kind == "report" and "Prefect cannot be asked" in chore.why
+    held = record(Status.OBSERVING, lease_until=NOW + timedelta(seconds=30))
+    assert not watch_chore(held, NOW).measure  # its own run measures it
+    assert not watch_chore(parked(True, NOW + timedelta(hours=1)), NOW).measure
+    assert not watch_chore(record(Status.PROMOTED), NOW).measure
+
+
+def test_a_driven_rollout_whose_lease_ran_out_is_measured_until_its_adopter_takes_it() -> None:
+    orphan = record(Status.OBSERVING, lease_until=NOW - timedelta(minutes=1))
+    assert chore_for(orphan, "RUNNING", NOW).measure
+    assert chore_for(replace(orphan, adopted_by="run-2"), "CRASHED", NOW, adoption="PENDING").measure
+    assert not chore_for(
+        record(Status.OBSERVING, lease_until=NOW + timedelta(seconds=30)), "RUNNING", NOW
+    ).measure
