@@ -47,7 +47,10 @@ from rollout.sandbox.seed import ShopSize
 DATABASE = "shop"
 BUCKET = "rollout-backups"
 FLAG = "USE_UNIFIED_ORDERS"
-DEFAULT_STATE_FILE = Path.home() / ".rollout" / "sandbox.json"
+STATE_ENV = "ROLLOUT_SANDBOX_STATE"
+DEFAULT_STATE_FILE = Path(os.environ.get(STATE_ENV) or Path.home() / ".rollout" / "sandbox.json")
+"""Where the running sandbox is recorded (``ROLLOUT_SANDBOX_STATE`` names another file, so that one
+user may run two sandboxes, from two checkouts say, each with its own workers and CLI)."""
 
 PrometheusMode = Literal["auto", "required", "off"]
 FlagsMode = Literal["mongodb", "unleash", "flagd"]

@@ -58,3 +58,15 @@ def test_reconcile_without_a_reachable_server_watches_only_says_so_and_exits_1()
         env=unset,
     )
     assert done.returncode == 2 and "PREFECT_API_URL is not set" in done.stderr
+
+
+def test_two_sandboxes_of_one_user_keep_their_state_apart() -> None:
+    import os
+
+    probe = "from rollout.sandbox.stack import DEFAULT_STATE_FILE; print(DEFAULT_STATE_FILE)"
+    mine = {**os.environ, "ROLLOUT_SANDBOX_STATE": "/tmp/checkout-a/sandbox.json"}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=mine)
+    assert done.stdout.strip() == "/tmp/checkout-a/sandbox.json"
+    plain = {k: v for k, v in os.environ.items() if k != "ROLLOUT_SANDBOX_STATE"}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, env=plain)
+    assert done.stdout.strip().endswith("/.rollout/sandbox.json")
