@@ -59,10 +59,6 @@ class Operator:
         )
         self.worker_pid = worker.pid
 
-    def stop_worker(self) -> None:
-        """SIGTERM the worker's process group, as a host shutting down or systemd stopping it does."""
-        os.killpg(self.worker_pid, signal.SIGTERM)
-
     def signal_worker_only(self) -> None:
         """SIGTERM the worker's own pid, as `kill PID` does (its children are not signalled)."""
         os.kill(self.worker_pid, signal.SIGTERM)
@@ -151,14 +147,6 @@ class Operator:
             f"--- {log.name}\n{log.read_text(errors='replace')[-chars:]}"
             for log in sorted(self.logs.glob("*.log"))
         )
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie, ended but not yet reaped by its parent, does not)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def flow_run_processes(run_id: str) -> list[int]:

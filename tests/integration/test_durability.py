@@ -27,7 +27,7 @@ from rollout.adapters.run_state import RunStateStore
 from rollout.lifecycle.record import RunRecord
 from rollout.lifecycle.statuses import Status
 from rollout.sandbox.stack import SandboxInfo
-from tests.operator import Operator, alive, flow_run_process, flow_run_processes, kill, operator
+from tests.operator import Operator, flow_run_process, flow_run_processes, kill, operator
 from tests.plans import PlanFiles, target_sections
 
 pytestmark = pytest.mark.integration
@@ -224,11 +224,13 @@ def test_a_killed_run_is_adopted_by_the_reconciler_and_its_window_carries_on_whe
     plan, run_id = launch(ops, plan_file, sandbox, "adopted", "vector(0)", window, lease_ttl="3s")
     until(lambda: rounds_of(db, "adopted") >= 5, "five rounds", ops)
     kill(flow_run_process(run_id))
-    measured = rounds_of(db, "adopted")
+    killed = rounds_of(db, "adopted")
     time.sleep(4)  # the lease runs out
-    reconcile(ops, plan)
+    reconcile(ops, plan)  # measures the orphaned window (its due round) and adopts the rollout
     record = record_of(db, "adopted")
     assert record.adopted_by is not None
+    measured = rounds_of(db, "adopted")
+    assert measured >= killed  # nothing the killed run measured is lost
     old = ops.run(run_id)
     assert (
         old["state"]["type"] == "CRASHED"
@@ -299,13 +301,8 @@ def test_a_worker_stopped_with_sigterm_leaves_its_rollout_to_be_adopted_never_ro
     window = {"interval": "1s", "count": 12, "gates": ["errors"]}
     plan, run_id = launch(ops, plan_file, sandbox, "worker-stopped", "vector(0)", window, lease_ttl="3s")
     until(lambda: rounds_of(db, "worker-stopped") >= 3, "three rounds", ops)
-    # `kill PID` of the worker alone: it waits for the run it started, which carries on measuring.
+    # `kill PID` of the worker alone (not its group): Prefect's worker stops, and ends its run.
     ops.signal_worker_only()
-    before = rounds_of(db, "worker-stopped")
-    time.sleep(3)
-    assert flow_run_processes(run_id) and rounds_of(db, "worker-stopped") > before
-    assert alive(ops.worker_pid)
-    ops.stop_worker()  # the whole group, as systemd does
     # The worker's child goes with it, and Prefect is not told: the run shows Running for good.
     until(lambda: flow_run_processes(run_id) == [], "the flow-run process ending", ops, timeout=60)
     ops.start_worker()
