@@ -38,6 +38,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         approval_timeout=args.approval_timeout or "",
         rollout_id=args.rollout_id or "",
+        force=args.force,
+        reason=args.reason or "",
+        restart_ramp=args.restart_ramp,
         return_state=True,
     )
     result = result_of(state, RolloutResult)
@@ -206,6 +209,17 @@ def register(sub: Subcommands) -> None:
         help="which rollout this is (default: the release version); the same id resumes one that stopped",
     )
     run.add_argument("--approval-timeout", metavar="DURATION", help="e.g. 30m; default: the plan's")
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="roll out a release the history shows as stable now or superseded (needs --reason)",
+    )
+    run.add_argument("--reason", help="why the release goes out again (with --force)")
+    run.add_argument(
+        "--restart-ramp",
+        action="store_true",
+        help="start the ramp again although a promoted rollout left the flag higher",
+    )
     run.set_defaults(run=cmd_run)
 
     rollback = sub.add_parser("rollback", help="undo the plan's last rollout")

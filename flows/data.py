@@ -13,7 +13,14 @@ from rollout.data.restore_check import VerificationResult
 from rollout.plan import load_plan
 from rollout.plan.model import Targets
 from rollout.targets import resolve_targets
-from tasks.data import backup_data, database_lock, restore_data, run_data_checks, verify_restore
+from tasks.data import (
+    backup_data,
+    check_archive,
+    database_lock,
+    restore_data,
+    run_data_checks,
+    verify_restore,
+)
 
 
 @flow(name="data-checks")
@@ -42,6 +49,7 @@ def restore_flow(
     """Restore a backup of the plan's database, all of it or some collections, in place or into ``into``."""
     plan = load_plan(plan_path)
     resolved = resolve_targets(plan, targets)
+    check_archive(resolved, backup_uri)  # before the lock: a refused restore writes nowhere
     with database_lock(resolved, f"restore of {backup_uri}", into):
         return restore_data(
             resolved, backup_uri, into=into, collections=collections, document_filter=document_filter

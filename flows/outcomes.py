@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
 
-from rollout.errors import InputRejected, LeaseLost, RolloutBusy, RolloutError
+from rollout.errors import InputRejected, LeaseLost, RolloutBusy, RolloutError, RolloutRefused
 from rollout.redact import redact
 
 T = TypeVar("T")
@@ -62,7 +62,7 @@ def failed(name: str, message: str, data: Any) -> State[Any]:
 
 def refusal(error: RolloutError) -> State[Any]:
     """The Failed state of a run stopped before it changed anything; ``result_of`` raises ``error`` again."""
-    if isinstance(error, RollbackRefused | RolloutBusy):
+    if isinstance(error, RollbackRefused | RolloutBusy | RolloutRefused):
         name = "Refused"
     elif isinstance(error, LeaseLost):
         name = "Stopped"

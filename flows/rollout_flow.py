@@ -20,7 +20,7 @@ from flows.rollout_driver import RolloutDriver
 from flows.rollout_result import RolloutResult, final_state
 from flows.run_names import rollout_run_name
 from rollout.durations import parse_duration
-from rollout.errors import InputRejected, PlanInvalid, Problem, RolloutBusy
+from rollout.errors import InputRejected, PlanInvalid, Problem, RolloutBusy, RolloutRefused
 from rollout.plan import load_plan
 from rollout.plan.model import Targets
 from rollout.plan.source import plan_source
@@ -56,6 +56,9 @@ def rollout_flow(
     plan_yaml: PlanYaml = "",
     approval_timeout: str = "",
     rollout_id: str = "",
+    force: bool = False,
+    reason: str = "",
+    restart_ramp: bool = False,
 ) -> State[RolloutResult]:
     """Run a plan and roll it back by itself if the service is not healthy.
 
@@ -76,13 +79,32 @@ def rollout_flow(
         rollout_id: Which rollout this run is (default: the plan's release version). A run of the same
             rollout after one stopped half-way resumes it after its last completed step (or rolls it
             back, as the plan's rollback.on_restart says); a different rollout is refused meanwhile.
+            A finished rollout is never run again: this run again (Prefect's Retry) or its id given
+            here is refused.
+        force: Roll out a release the history shows as the stable one now, or as superseded by a
+            newer one (refused otherwise, naming both). Needs a reason.
+        reason: Why it is forced; kept in the run's log.
+        restart_ramp: Start the ramp again from the first step although a promoted rollout of the plan
+            left its flag higher (refused otherwise, saying how many users would lose the new code).
     """
     try:
-        result = _rollout(plan_path, targets, dry_run, plan_yaml, approval_timeout, rollout_id)
-    except (InputRejected, RolloutBusy) as error:
+        forced = _forced(force, reason)
+        result = _rollout(
+            plan_path, targets, dry_run, plan_yaml, approval_timeout, rollout_id, forced, restart_ramp
+        )
+    except (InputRejected, RolloutBusy, RolloutRefused) as error:
         get_run_logger().error("nothing was changed: %s", error)
         return refusal(error)
     return final_state(result)
+
+
+def _forced(force: bool, reason: str) -> str:
+    """The reason a forced start gives; a clear error when force comes without one."""
+    if force and not reason.strip():
+        raise PlanInvalid([Problem("reason", "force needs a reason: say why this release goes out again")])
+    if reason.strip() and not force:
+        raise PlanInvalid([Problem("force", "a reason is given, but not force: set force to use it")])
+    return reason.strip() if force else ""
 
 
 def _rollout(
@@ -92,6 +114,8 @@ def _rollout(
     plan_yaml: str,
     approval_timeout: str,
     rollout_id: str,
+    forced: str = "",
+    restart_ramp: bool = False,
 ) -> RolloutResult:
     plan_path = plan_source(plan_path, plan_yaml)
     timeout_override = _approval_timeout(approval_timeout)
@@ -107,7 +131,16 @@ def _rollout(
     run_id = str(flow_run.id)
     deployment = str(flow_run.deployment_id) if flow_run.deployment_id else None
     about = {"plan_path": plan_path, "plan_digest": plan.digest, "deployment_id": deployment}
-    claim = claim_plan(resolved, plan, run_id, rollout_id or plan.release.version, about)
+    claim = claim_plan(
+        resolved,
+        plan,
+        run_id,
+        rollout_id or plan.release.version,
+        about,
+        explicit_id=bool(rollout_id),
+        forced=forced,
+        restart_ramp=restart_ramp,
+    )
     driver = RolloutDriver(plan, plan_path, resolved, run_id, rollout_id, claim, timeout_override, deployment)
     with heartbeat(resolved, plan, run_id):
         return driver.drive()

@@ -94,5 +94,9 @@ class RolloutBusy(PermanentError):
     """Another run holds the plan: only one rollout of a plan runs at a time."""
 
 
+class RolloutRefused(PermanentError):
+    """A start that would replay a finished rollout, downgrade the release or cut a flag, unasked."""
+
+
 class LeaseLost(PermanentError):
     """The run no longer holds its plan (a rollback or another run took it over): it must stop."""

@@ -41,10 +41,13 @@ def database_lock(targets: Targets, what: str, database: str | None = None) -> I
 
     Restores into one database go one at a time, whichever plan or process makes
     them: two at once would drop and refill the same collections under each other.
+    The lock is kept beside the rollout records (the flag store's database), keyed by the
+    database it guards: never written into a database a restore is about to fill, which a
+    refused restore must leave exactly as it was.
     """
     name = database or targets.mongodb.database
     with Clients(targets, prefect_resolver) as clients:
-        lock = MongoLock(clients.mongo[name][LOCKS], f"data of {name}", holder_name(what))
+        lock = MongoLock(clients.flag_db[LOCKS], f"data of {name}", holder_name(what))
         held = lock.current()
         if held is not None:
             get_run_logger().info("waiting for %s, held by %s", lock.name, held.get("holder"))
@@ -208,6 +211,23 @@ def restore_data(
             c.indexes,
         )
     return result
+
+
+@task(
+    name="check-archive",
+    task_run_name="check archive {backup_uri}",
+    cache_policy=NO_CACHE,
+    **TRANSIENT_RETRIES,
+)
+def check_archive(targets: Targets, backup_uri: str) -> None:
+    """Read the backup's whole archive against its manifest before anything is locked or written.
+
+    A changed or missing archive is refused here (BackupUnusable), so a refused restore touches
+    no database at all; the restore reads it again as it loads it, so a change in between is caught.
+    """
+    location = parse_backup_uri(backup_uri)
+    with Clients(targets, prefect_resolver) as clients:
+        verify_archive(clients.bucket, location)
 
 
 def _verify(clients: Clients, backup: S3Location) -> VerificationResult:

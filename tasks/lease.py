@@ -9,28 +9,56 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from rollout.adapters.clients import Clients
+from rollout.audience.steps import Audience
 from rollout.beat import every
-from rollout.errors import LeaseLost, RolloutError
+from rollout.errors import LeaseLost, RolloutError, RolloutRefused
+from rollout.lifecycle.admission import downgrade, first_audience, flag_cut, replayed
 from rollout.lifecycle.progression import Parked, Progress
-from rollout.lifecycle.record import Claim
-from rollout.lifecycle.statuses import Status
+from rollout.lifecycle.record import Claim, RunRecord
+from rollout.lifecycle.statuses import REPLACEABLE, Status
 from rollout.plan import Plan
 from rollout.plan.model import Targets
+from tasks.dry_run import count_audiences
 from tasks.retries import TRANSIENT_RETRIES
 from tasks.secrets import prefect_resolver
 
 
 @task(name="claim-plan", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
 def claim_plan(
-    targets: Targets, plan: Plan, run_id: str, rollout_id: str, about: dict[str, str | None] | None = None
+    targets: Targets,
+    plan: Plan,
+    run_id: str,
+    rollout_id: str,
+    about: dict[str, str | None] | None = None,
+    *,
+    explicit_id: bool = False,
+    forced: str = "",
+    restart_ramp: bool = False,
 ) -> Claim:
     """Take the plan for this run (fresh, or resuming the same rollout), or refuse with RolloutBusy.
 
     The release stable before this one is kept with the rollout as it begins: once
     this release is promoted it is the stable one, and a rollback must know what came before.
+    A start that would replay a finished rollout (this very run again, or ``rollout_id`` given
+    explicitly, ``explicit_id``, naming one) is refused with RolloutRefused, and so is a new
+    rollout of a release the history shows as stable now or superseded, unless ``forced`` says why,
+    and one whose first step would narrow the flag the promoted rollout before it left, unless
+    ``restart_ramp``.
     """
     version = plan.release.version
     with Clients(targets, prefect_resolver) as clients:
+        previous = clients.runs.get(plan.name)
+        if previous is None or previous.status in REPLACEABLE:
+            refused = replayed(previous.ended() if previous else (), run_id, rollout_id, explicit=explicit_id)
+            if refused is None and not forced:
+                history = clients.releases.history(plan.name)
+                refused = downgrade(version, clients.releases.stable(plan.name), history)
+            if refused is None:
+                refused = _ramp_cut(clients, targets, plan, previous, restart_ramp)
+            if refused is not None:
+                raise RolloutRefused(f"plan {plan.name}: {refused}")
+            if forced:
+                get_run_logger().warning("forced: %s (%s)", forced, f"release {version}")
         stable = clients.releases.stable_before(plan.name, version, plan.release.stable_version)
         return clients.runs.claim(
             plan.name,
@@ -42,6 +70,26 @@ def claim_plan(
             epoch_floor=clients.flags.highest_fence(plan.name),
             about=dict(about or {}),
         )
+
+
+def _ramp_cut(
+    clients: Clients, targets: Targets, plan: Plan, previous: RunRecord | None, restart_ramp: bool
+) -> str | None:
+    """Why the first step would narrow the flag a promoted rollout of the plan left, unless restarted."""
+    promoted = previous is not None and previous.status is Status.PROMOTED
+    if restart_ramp:
+        if not promoted:
+            get_run_logger().info("restart_ramp: no promoted rollout of %s left its flag higher", plan.name)
+        else:
+            get_run_logger().warning("restart_ramp: %s starts its ramp again from the first step", plan.flag)
+        return None
+    if not promoted:
+        return None
+    flag, first = clients.flags.get(plan.flag), first_audience(plan)
+    if flag_cut(flag, first) is None or first is None:
+        return None
+    counted = count_audiences(targets, plan, [Audience(flag.users, flag.stores, flag.percentage), first])
+    return flag_cut(flag, first, None if counted is None else counted[0][0] - counted[0][1])
 
 
 @task(name="move-rollout", task_run_name="{status}: {why}", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)

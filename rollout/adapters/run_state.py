@@ -21,6 +21,7 @@ from rollout.adapters.mongo import Document, DuplicateKey, call
 from rollout.analysis.gates import Measurement, Outcome
 from rollout.audience.flag_state import FlagState
 from rollout.errors import LeaseLost, RolloutBusy
+from rollout.lifecycle.admission import Finished
 from rollout.lifecycle.progression import Decision, Parked, Progress, Round, WindowState
 from rollout.lifecycle.record import Claim, RestoreRecord, RunRecord
 from rollout.lifecycle.statuses import (
@@ -117,6 +118,24 @@ def _decision_of(doc: Document) -> Decision:
         _aware(doc["at"]) or doc["at"],
         doc.get("note", ""),
         tuple(doc.get("ticked") or ()),
+    )
+
+
+EARLIER_KEPT = 50
+"""Finished rollouts of a plan kept in its record (for refusing a replay), newest first."""
+
+
+def _finished_doc(done: Finished) -> Document:
+    return {**asdict(done), "status": done.status.value}
+
+
+def _finished_of(doc: Document) -> Finished:
+    return Finished(
+        run_id=doc["run_id"],
+        rollout_id=doc.get("rollout_id"),
+        version=doc.get("version"),
+        status=parse_status(doc["status"]),
+        at=_aware(doc.get("at")),
     )
 
 
@@ -307,6 +326,7 @@ class RunStateStore:
             "decisions": {},
             "companions": [],
             "parked": None,
+            "earlier": [_finished_doc(f) for f in (previous.ended() if previous else ())[:EARLIER_KEPT]],
         }
         if previous is None:
             try:
@@ -688,6 +708,8 @@ class RunStateStore:
             doc.get("deployment_id"),
             doc.get("adopted_by"),
             int(doc.get("adoptions") or 0),
+            _aware(doc.get("finished_at")),
+            tuple(_finished_of(f) for f in doc.get("earlier") or ()),
         )
 
 

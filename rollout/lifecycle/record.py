@@ -11,8 +11,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from rollout.audience.flag_state import FlagState
+from rollout.lifecycle.admission import Finished
 from rollout.lifecycle.progression import PASSED, Decision, Parked, Progress, WindowState
-from rollout.lifecycle.statuses import Move, Status
+from rollout.lifecycle.statuses import REPLACEABLE, Move, Status
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,22 @@ class RunRecord:
     """The run the reconciler started to carry the rollout on after its run was gone."""
     adoptions: int = 0
     """Runs the reconciler started for it since it last recorded a step."""
+    finished_at: datetime | None = None
+    earlier: tuple[Finished, ...] = ()
+    """The plan's rollouts that ended before this one began, newest first."""
+
+    def ended(self) -> tuple[Finished, ...]:
+        """Every finished rollout of the plan on record: this one if it has ended, then the earlier."""
+        if self.status not in REPLACEABLE:
+            return self.earlier
+        this = Finished(
+            run_id=self.run_id,
+            rollout_id=self.rollout_id,
+            version=self.version,
+            status=self.status,
+            at=self.finished_at,
+        )
+        return (this, *self.earlier)
 
     def progress(self, *, restarted: bool, observe_again: bool = False) -> Progress:
         """The rollout as the progression core reads it.

@@ -192,3 +192,45 @@ def test_a_rollback_of_a_plan_with_no_rollout_on_record_exits_2_and_changes_noth
     finally:
         client.shop.feature_flags.delete_one({"_id": "CLI_NEVER"})
         client.close()
+
+
+def _everything(client: Any) -> dict[str, Any]:
+    """Every database on the server: its collections with their UUIDs, indexes and documents."""
+    seen: dict[str, Any] = {}
+    for name in client.list_database_names():
+        db = client[name]
+        seen[name] = {
+            info["name"]: (
+                info.get("info", {}).get("uuid"),
+                sorted(str(i) for i in db[info["name"]].list_indexes()),
+                sorted(str(d) for d in db[info["name"]].find({})),
+            )
+            for info in db.list_collections()
+        }
+    return seen
+
+
+def test_a_refused_restore_of_a_tampered_archive_leaves_every_database_exactly_as_it_was(
+    prefect_api: None,
+    sandbox: SandboxInfo,
+    sandbox_mongo: Any,
+    plan_file: PlanFiles,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from rollout.adapters.clients import Clients
+    from rollout.data.restore import parse_backup_uri, read_manifest
+
+    plan = data_plan(plan_file)
+    assert main(["backup", plan]) == 0
+    uri = capsys.readouterr().out.strip().splitlines()[-1]
+    with Clients(sandbox.targets()) as clients:
+        bucket = clients.bucket
+        key = read_manifest(bucket, parse_backup_uri(uri)).archive.key
+        body = bytearray(bucket.client.get_object(Bucket=bucket.name, Key=key)["Body"].read())
+        body[len(body) // 2] ^= 0x01
+        bucket.client.put_object(Bucket=bucket.name, Key=key, Body=bytes(body))
+    before = _everything(sandbox_mongo)
+    for extra in ([], ["--into", "restored-elsewhere"], ["--verify"], ["--collections", "shops"]):
+        assert main(["restore", plan, "--backup", uri, *extra]) == 2, extra
+        assert "does not match the SHA-256 in its manifest" in capsys.readouterr().err, extra
+        assert _everything(sandbox_mongo) == before, extra  # no lock, no database, no collection
