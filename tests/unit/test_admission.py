@@ -75,8 +75,8 @@ def test_a_first_step_below_what_a_promoted_rollout_left_is_a_cut_naming_who_los
         "flag": "USE_NEW",
         "backup": {"enabled": False, "waived_by": "test"},
         "phases": [
-            {"name": "internal", "allowlist": {"users": ["alice", "bob"]}},
-            {"name": "ramp", "ramp": [10]},
+            {"name": "internal", "allowlist": {"users": ["alice", "bob"]}, "window": {"count": 1}},
+            {"name": "ramp", "ramp": [10], "window": {"count": 1}},
         ],
     }
     first = first_audience(parse_plan(yaml.safe_dump(doc)))
