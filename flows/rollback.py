@@ -41,6 +41,7 @@ from rollout.targets import resolve_targets
 from tasks.data import backup_data, database_lock, restore_data
 from tasks.lease import rollback_heartbeat
 from tasks.notify import run_url, send
+from tasks.record import courtesy, rename_run
 from tasks.recovery import (
     balance_check,
     deployment_to_stable,
@@ -184,6 +185,17 @@ def _data_steps(steps: _Steps, plan: Plan, targets: Targets, ctx: _Context) -> N
     record_restore(targets, plan, backup, ctx.run_id, ok)
 
 
+def _not_asked(plan: Plan, ctx: _Context) -> str:
+    """Why a rollback of a plan that restores data restored none."""
+    planned = plan.rollback.restore.mode
+    if ctx.force:
+        return (
+            "not asked: a forced rollback of a promoted (or rolled-back) rollout restores only when "
+            f"told to (--restore selective|full; the plan's own is {planned})"
+        )
+    return f"not asked: restore none was given (the plan's own is {planned})"
+
+
 def _age(record: RunRecord) -> str:
     """How old the restored backup is, and what that costs."""
     if record.backup_at is None:
@@ -233,7 +245,8 @@ def rollback_flow(
         targets: The systems to act on, instead of the plan's (or the local sandbox's).
         first_bad_at: When the first bad measurement was taken, for the report's time to safety.
         plan_yaml: The whole plan as YAML, instead of plan_path.
-        force: Roll back a promoted (or already rolled-back) rollout too, and restore a backup again.
+        force: Roll back a promoted (or already rolled-back) rollout too. Data is restored then only
+            when restore says so (selective or full), never by the plan's own restore alone.
         on_behalf_of: The rollout run this rollback was asked for (automations pass it): the rollback
             acts only while that run still holds the rollout and the rollout is not finished.
     """
@@ -289,6 +302,10 @@ def _rollback(
             plan.name, reason, (), None, chosen_severity, outcome="nothing-to-do", note=verdict.message
         )
     logger.warning("rolling back %s (%s): %s; %s", plan.name, chosen_severity, reason, verdict.message)
+    # Named after the release on record, which a pasted plan or an edited file may not name.
+    courtesy(
+        "the run's name", lambda: rename_run(run_id, f"rollback {plan.name} {record.version or ''}".strip())
+    )
     ctx = _Context(
         record,
         run_id,
@@ -314,6 +331,9 @@ def _rollback(
             steps.run("stable release", lambda: release_to_stable(resolved, ctx.stable))
         if ctx.mode != "none":
             _data_steps(steps, plan, resolved, ctx)
+        elif plan.rollback.restore.mode != "none":
+            # Said, not silently skipped: the plan restores data, and this rollback was not asked to.
+            steps.run("data restore", lambda: _not_asked(plan, ctx))
         cache = plan.rollback.cache
         if cache.purge_url or (cache.redis_url and cache.redis_keys):
             steps.run("cache invalidation", lambda: invalidate_caches(resolved, plan))

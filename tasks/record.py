@@ -71,6 +71,12 @@ def courtesy(what: str, show: Callable[[], object]) -> None:
         get_run_logger().warning("%s not shown in the UI: %s: %s", what, type(error).__name__, error)
 
 
+def rename_run(run_id: str, name: str) -> None:
+    """Give the flow run ``run_id`` the name people will find it by in the runs list."""
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(UUID(run_id), name=name)
+
+
 def _describe(artifact: UUID, description: str) -> None:
     with get_client(sync_client=True) as client:
         client.update_artifact(artifact, ArtifactUpdate(description=description))

@@ -87,12 +87,14 @@ def judge(record: RunRecord | None, plan: str, ask: RollbackAsk, plan_restore: s
     if record.status in (Status.PROMOTED, Status.ROLLED_BACK):
         return GuardVerdict(
             "roll-back",
-            f"forced rollback of {record.status} rollout {record.rollout_id} of {plan}",
+            f"forced rollback of {record.status} rollout {record.rollout_id} of {plan} "
+            f"(release {record.version or 'unknown'})",
             ask.restore or "none",
         )
     return GuardVerdict(
         "roll-back",
-        f"rollback of {record.status} rollout {record.rollout_id} of {plan}",
+        f"rollback of {record.status} rollout {record.rollout_id} of {plan} "
+        f"(release {record.version or 'unknown'})",
         ask.restore or plan_restore,
     )
 
