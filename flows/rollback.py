@@ -26,6 +26,7 @@ from prefect import State, flow, get_run_logger
 from prefect.context import get_run_context
 from pydantic import Field
 
+from flows import events
 from flows.outcomes import RollbackRefused, completed, failed, refusal, result_of
 from flows.run_names import rollback_run_name
 from rollout.audience.flag_state import Fence, FlagState
@@ -41,7 +42,7 @@ from rollout.targets import resolve_targets
 from tasks.data import backup_data, database_lock, restore_data
 from tasks.lease import rollback_heartbeat
 from tasks.notify import run_url, send
-from tasks.record import courtesy, rename_run
+from tasks.record import courtesy, mark_run_views, rename_run
 from tasks.recovery import (
     balance_check,
     deployment_to_stable,
@@ -365,6 +366,7 @@ def _rollback(
     )
     report = _report(resolved, plan, incident, record)
     _tell(plan, incident, ok, report, run_id)
+    _mark_rollout(plan, plan_path, record, run_id, reason, ok, on_behalf_of)
     return RollbackResult(
         plan.name,
         reason,
@@ -375,6 +377,24 @@ def _rollback(
         "rolled-back" if ok else "incomplete",
         verdict.message,
     )
+
+
+def _mark_rollout(
+    plan: Plan, plan_path: str, record: RunRecord, run_id: str, reason: str, ok: bool, on_behalf_of: str
+) -> None:
+    """Tell whoever looks at the rolled-back rollout that it was rolled back, whichever path did it.
+
+    Its run's rollout table and progress say "rolled back at T by run R: reason" (a Promoted run's
+    views no longer say only that), and ``rollout.rolled-back`` is emitted for it. A rollout's own
+    run tells of its own rollback itself (``on_behalf_of``); its views it rewrites as it ends.
+    """
+    if on_behalf_of.strip():
+        return
+    said = f"rolled back at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC by run {run_id}: {reason}"
+    if not ok:
+        said = f"rollback by run {run_id} left steps undone: {reason}"
+    courtesy("the rolled-back rollout's views", lambda: mark_run_views(plan.name, record.run_id, said))
+    events.emit(events.ROLLED_BACK, plan.name, plan_path, reason=reason, ok=ok, run_id=record.run_id)
 
 
 def _tell(plan: Plan, incident: Incident, ok: bool, report: str | None, run_id: str) -> None:

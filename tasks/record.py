@@ -71,6 +71,15 @@ def courtesy(what: str, show: Callable[[], object]) -> None:
         get_run_logger().warning("%s not shown in the UI: %s: %s", what, type(error).__name__, error)
 
 
+def mark_run_views(plan: str, run_id: str, said: str) -> None:
+    """Rewrite the descriptions of run ``run_id``'s rollout table and progress to say ``said``."""
+    for kind in ("rollout", "progress"):
+        found = find_artifact(f"{plan}-{kind}".lower(), UUID(run_id))
+        if found is not None:
+            with get_client(sync_client=True) as client:
+                client.update_artifact(found.id, ArtifactUpdate(description=f"{plan}: {said}"))
+
+
 def rename_run(run_id: str, name: str) -> None:
     """Give the flow run ``run_id`` the name people will find it by in the runs list."""
     with get_client(sync_client=True) as client:
