@@ -238,6 +238,75 @@ def test_a_promoted_rollout_is_rolled_back_only_when_forced_and_its_data_only_wh
     assert (kind, name) == ("COMPLETED", "NothingToDo")
     assert "rolled back at " in message and f"by rollback run {forced['id']}" in message
     assert "with no data restored" in message
+    # Later actions reach earlier views: the promoted run's rollout table says it was rolled back.
+    assert forced["name"] == "rollback safety-live v2"
+    tables = ops._post(
+        "artifacts/filter",
+        {"artifacts": {"key": {"any_": ["safety-live-rollout"]}, "flow_run_id": {"any_": [record.run_id]}}},
+    )
+    assert tables and "rolled back at " in tables[0]["description"], tables
+    assert f"by run {forced['id']}: customers report wrong totals" in tables[0]["description"]
+
+
+def test_a_finished_rollout_is_never_replayed_downgraded_or_cut_unasked(
+    ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
+) -> None:
+    flags = FlagStore(db["feature_flags"])
+    v2 = write(tmp_path, plan_doc(sandbox, "safety-replay", "SAFETY_REPLAY"))
+    first = ops.wait(ops.start("rollout", "rollout-manual", {"plan_path": v2}))
+    assert state(first)[:2] == ("COMPLETED", "Promoted"), ops.tail()
+    promoted = flags.get("SAFETY_REPLAY")
+    assert promoted.percentage == 100
+
+    # Prefect's Retry: the same flow run, back to Scheduled, run again by the worker.
+    ops.set_state(first["id"], "SCHEDULED")
+    assert ops.run(first["id"])["state"]["type"] == "SCHEDULED"
+    retried = ops.wait(first["id"], timeout=120)
+    kind, name, message = state(retried)
+    assert (kind, name) == ("FAILED", "Refused"), message
+    assert f"run {first['id']} already ran rollout v2 (release v2" in message and "start a new run" in message
+
+    # A new run of the release stable now: refused unless forced with a reason.
+    again = ops.wait(ops.start("rollout", "rollout-manual", {"plan_path": v2}))
+    kind, name, message = state(again)
+    assert (kind, name) == ("FAILED", "Refused") and "release v2 is already the stable release" in message
+    unreasoned = ops.wait(ops.start("rollout", "rollout-manual", {"plan_path": v2, "force": True}))
+    kind, name, message = state(unreasoned)
+    assert (kind, name) == ("FAILED", "InvalidInput") and message.startswith("reason: force needs a reason")
+
+    # A new release whose first step is an allowlist, after v2 left the flag at 100 %.
+    v3 = plan_doc(
+        sandbox,
+        "safety-replay",
+        "SAFETY_REPLAY",
+        release={"version": "v3", "stable_version": "v2"},
+        phases=[
+            {
+                "name": "internal",
+                "allowlist": {"users": ["alice"]},
+                "window": {"interval": "1s", "count": 1, "gates": ["errors"]},
+            },
+            {"name": "all", "ramp": [100], "window": {"interval": "1s", "count": 1, "gates": ["errors"]}},
+        ],
+    )
+    v3_path = write(tmp_path, v3)
+    cut = ops.wait(ops.start("rollout", "rollout-manual", {"plan_path": v3_path}))
+    kind, name, message = state(cut)
+    assert (kind, name) == ("FAILED", "Refused"), message
+    assert "while it is at 100%, as a promoted rollout left it" in message and "restart_ramp" in message
+    assert flags.get("SAFETY_REPLAY").version == promoted.version  # nothing written by any refusal
+    restarted = ops.wait(ops.start("rollout", "rollout-manual", {"plan_path": v3_path, "restart_ramp": True}))
+    assert state(restarted)[:2] == ("COMPLETED", "Promoted"), ops.tail()
+
+    # Now v2 is superseded by v3: a rollout of it is a downgrade, refused naming both.
+    back = ops.wait(ops.start("rollout", "rollout-manual", {"plan_path": v2}))
+    kind, name, message = state(back)
+    assert (kind, name) == ("FAILED", "Refused")
+    assert "release v2 was superseded by v3 (promoted at " in message and "downgrade v3 to v2" in message
+    forced = {"plan_path": v2, "force": True, "reason": "v3 corrupts totals; v2 is the known good"}
+    # Forced, it goes; its first step (100 %) narrows nothing.
+    assert state(ops.wait(ops.start("rollout", "rollout-manual", forced)))[:2] == ("COMPLETED", "Promoted")
+    assert ReleaseStore(db["rollout_releases"]).stable("safety-replay") == "v2"
 
 
 def test_ten_concurrent_rollbacks_of_plans_sharing_a_database_all_finish(
