@@ -103,8 +103,8 @@ def flag_cut(flag: FlagState, first: Audience | None, lost: int | None = None) -
     first step would stop admitting (the dry run's count), when it has one. None when the first
     step admits everyone the flag admits now.
     """
-    if first is None or not flag.enabled:
-        return None
+    if first is None or not flag.enabled or first.percentage >= 100:
+        return None  # off, or a first step that admits everyone: nobody loses the new code path
     users = [u for u in flag.users if u not in first.users]
     stores = [s for s in flag.stores if s not in first.stores]
     if first.percentage >= flag.percentage and not users and not stores:

@@ -66,6 +66,7 @@ def test_a_first_step_below_what_a_promoted_rollout_left_is_a_cut_naming_who_los
     import yaml
 
     from rollout.audience.flag_state import FlagState
+    from rollout.audience.steps import Audience
     from rollout.lifecycle.admission import first_audience, flag_cut
     from rollout.plan.loader import parse_plan
 
@@ -88,3 +89,5 @@ def test_a_first_step_below_what_a_promoted_rollout_left_is_a_cut_naming_who_los
     assert "restart_ramp" in why
     assert flag_cut(FlagState("USE_NEW"), first) is None  # off: nobody to lose
     assert flag_cut(FlagState("USE_NEW", enabled=True, users=("alice",)), first) is None  # widened only
+    everyone = Audience(percentage=100)
+    assert flag_cut(FlagState("USE_NEW", enabled=True, percentage=100, users=("carol",)), everyone) is None
