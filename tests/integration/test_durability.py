@@ -438,8 +438,10 @@ def test_a_park_whose_suspension_fails_with_the_prefect_database_down_stays_watc
 ) -> None:
     assert ops.postgres is not None
     # The candidate breaks while the server's database is down, after the run has tried to park.
-    breaks_at = time.time() + 50
-    window = {"interval": "4s", "count": 40, "gates": ["errors"]}
+    breaks_at = time.time() + 60
+    # The first round (after which the run parks) comes 10 s after the step: time enough for the
+    # database to be down by then, however busy the machine.
+    window = {"interval": "4s", "count": 40, "gates": ["errors"], "initial_delay": "10s"}
     plan, run_id = launch(
         ops,
         plan_file,
