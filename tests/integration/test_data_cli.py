@@ -195,9 +195,14 @@ def test_a_rollback_of_a_plan_with_no_rollout_on_record_exits_2_and_changes_noth
 
 
 def _everything(client: Any) -> dict[str, Any]:
-    """Every database on the server: its collections with their UUIDs, indexes and documents."""
-    seen: dict[str, Any] = {}
+    """Every database on the server: its collections with their UUIDs, indexes and documents.
+
+    The server's own (``local``, holding the oplog of every write anywhere; ``config``) aside.
+    """
+    seen: dict[str, Any] = {"databases": sorted(client.list_database_names())}
     for name in client.list_database_names():
+        if name in ("local", "config"):
+            continue
         db = client[name]
         seen[name] = {
             info["name"]: (
