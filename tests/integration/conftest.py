@@ -67,6 +67,24 @@ def flags(sandbox: SandboxInfo, sandbox_mongo: MongoClient[dict[str, Any]]) -> I
     store.set(sandbox.flag, FlagChange(enabled=False, percentage=0, users=(), stores=()))
 
 
+@pytest.fixture(autouse=True)
+def fresh_release_history(request: pytest.FixtureRequest) -> None:
+    """Each test that uses the sandbox starts with no release history in its database.
+
+    Tests reuse plan names and releases (`flow-test` v2); a release an earlier test promoted is no
+    stable release of this one's, and rolling it out would be refused as a downgrade. Within a test
+    (and a module's operator drills, which keep their plans apart by name) the history is kept.
+    """
+    if "sandbox" not in request.fixturenames:
+        return
+    sandbox: SandboxInfo = request.getfixturevalue("sandbox")
+    client: MongoClient[dict[str, Any]] = MongoClient(sandbox.mongodb_uri, serverSelectionTimeoutMS=5000)
+    try:
+        client[sandbox.database]["rollout_releases"].delete_many({})
+    finally:
+        client.close()
+
+
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[None]:
     from prefect.testing.utilities import prefect_test_harness
