@@ -26,6 +26,7 @@ from rollout.adapters.fences import FenceStore
 from rollout.audience.bucketing import admitted
 from rollout.audience.flag_state import Fence, FlagChange, FlagConflict, FlagState
 from rollout.errors import InputRejected, ServiceRejected, ServiceUnavailable
+from rollout.plan.loader import UNLEASH_MAX_VALUES
 
 SERVICE = "Unleash"
 PERCENTAGE, USERS, STORES = "rollout: percentage", "rollout: users", "rollout: stores"
@@ -201,6 +202,19 @@ class UnleashFlags:
         Narrowing turns the flag off before touching strategies; widening writes the strategies
         before turning it on, so no moment admits more than either the old or the new audience.
         """
+        percentage = change.percentage
+        if percentage is not None and not (0 <= percentage <= 100 and float(percentage).is_integer()):
+            # The plan check refuses these already; a caller that gets here must not write them.
+            raise InputRejected(
+                f"Unleash flag {name}: {percentage:g} % is not a whole percentage from 0 to 100, "
+                "which is all its flexibleRollout takes"
+            )
+        for kind, values in (("users", change.users), ("stores", change.stores)):
+            if values is not None and len(values) > UNLEASH_MAX_VALUES:
+                raise InputRejected(
+                    f"Unleash flag {name}: {len(values)} {kind} is more than the {UNLEASH_MAX_VALUES} values "
+                    "an Unleash constraint takes"
+                )
         feature = self._read(name)
         if expected_version is not None and feature.state.version != expected_version:
             raise FlagConflict(

@@ -181,6 +181,16 @@ def cross_field_problems(plan: Plan) -> Iterator[Problem]:
                         f"flexibleRollout takes: use {math.floor(step.percentage)} "
                         f"or {math.ceil(step.percentage)}",
                     )
+        yield from _unleash_limits(plan)
+    for p, phase in enumerate(plan.phases):
+        for kind in ("users", "stores"):
+            for i, value in enumerate(getattr(phase.allowlist, kind) if phase.allowlist else []):
+                if value != value.strip() or not value:
+                    yield Problem(
+                        f"phases.{p}.allowlist.{kind}.{i}",
+                        f"{value!r} has spaces around it (or is empty): Unleash's Node SDK trims the id it "
+                        f"is asked about, so {value.strip()!r} would not match it; write {value.strip()!r}",
+                    )
     targets = plan.targets
     flagd = targets.flagd if targets is not None else None
     if (
@@ -270,3 +280,46 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
         if found is not None:
             return found
     return None
+
+
+UNLEASH_MAX_VALUES = 250
+"""Values one Unleash constraint takes (Unleash 7 refuses more: "the established limit of 250")."""
+UNLEASH_MAX_VALUE_LENGTH = 100
+"""UTF-16 units one Unleash constraint value takes."""
+
+
+def _unleash_limits(plan: Plan) -> Iterator[Problem]:
+    """Unleash's own limits on the constraints the rollout writes (users IN ..., storeId IN ...).
+
+    The audience only grows, so the users and stores constraints hold every allowlisted id (and
+    every pilot store) of the phases so far: the phase whose ids pass a limit is named.
+    """
+    users, stores = 0, 0
+    for p, phase in enumerate(plan.phases):
+        allow = phase.allowlist
+        for kind, values in (
+            ("users", allow.users if allow else []),
+            ("stores", allow.stores if allow else []),
+        ):
+            for i, value in enumerate(values):
+                if len(value.encode("utf-16-le")) // 2 > UNLEASH_MAX_VALUE_LENGTH:
+                    yield Problem(
+                        f"phases.{p}.allowlist.{kind}.{i}",
+                        f"longer than the {UNLEASH_MAX_VALUE_LENGTH} UTF-16 units an Unleash constraint "
+                        "value takes: use a shorter id",
+                    )
+        users += len(allow.users) if allow else 0
+        stores += (len(allow.stores) if allow else 0) + (
+            phase.pilot_stores.limit if phase.pilot_stores else 0
+        )
+        for kind, count in (("users", users), ("stores", stores)):
+            if count > UNLEASH_MAX_VALUES:
+                where = (
+                    "pilot_stores.limit" if kind == "stores" and phase.pilot_stores else f"allowlist.{kind}"
+                )
+                yield Problem(
+                    f"phases.{p}.{where}",
+                    f"{count} {kind} by this phase: an Unleash constraint takes {UNLEASH_MAX_VALUES} values "
+                    "at most, and Unleash refuses the write mid-rollout; admit the rest by percentage",
+                )
+                return
