@@ -439,9 +439,9 @@ def test_a_park_whose_suspension_fails_with_the_prefect_database_down_stays_watc
     assert ops.postgres is not None
     # The candidate breaks while the server's database is down, after the run has tried to park.
     breaks_at = time.time() + 60
-    # The first round (after which the run parks) comes 10 s after the step: time enough for the
-    # database to be down by then, however busy the machine.
-    window = {"interval": "4s", "count": 40, "gates": ["errors"], "initial_delay": "10s"}
+    # The run waits attached for its first round (5 s, under park_after), which leaves the database
+    # time to be down however busy the machine; then it parks (8 s to the next round).
+    window = {"interval": "8s", "count": 20, "gates": ["errors"], "initial_delay": "5s"}
     plan, run_id = launch(
         ops,
         plan_file,
@@ -450,7 +450,7 @@ def test_a_park_whose_suspension_fails_with_the_prefect_database_down_stays_watc
         f"vector(time() > bool {breaks_at:.0f})",
         window,
         (25, 100),
-        park_after="2s",
+        park_after="6s",
         reconcile_interval="3s",
         lease_ttl="6s",
     )
