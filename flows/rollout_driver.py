@@ -21,11 +21,12 @@ from flows.rollout_result import Ending, RolloutResult, StepResult, final_state
 from flows.suspension import pause_for, suspend_for, suspension_key
 from rollout.analysis.check_result import CheckResult
 from rollout.analysis.gates import Outcome
+from rollout.audience.drift import FlagDrift
 from rollout.audience.flag_state import Fence
 from rollout.audience.steps import Audience, TrafficStep, phase_steps
 from rollout.clock import Clock, SystemClock
 from rollout.data.backup import BackupResult
-from rollout.errors import LeaseLost, RolloutError
+from rollout.errors import LeaseLost, RolloutError, RolloutRefused
 from rollout.lifecycle.progression import (
     PASSED,
     Action,
@@ -69,6 +70,7 @@ from tasks.observe import measure_round
 from tasks.record import RampProgress, RolloutTable, StepRecordEntry, courtesy, now, record_step
 from tasks.report import show_on_rollout
 from tasks.traffic import (
+    adopt_flags,
     choose_pilot_stores,
     close_traffic_now,
     record_deployment,
@@ -177,6 +179,8 @@ class RolloutDriver:
                 "carrying rollout %s on with a changed plan (%s)", previous.rollout_id, change
             )
         try:
+            if previous is not None and previous.status is Status.HELD:
+                adopt_flags(self.targets, self.plan.name)  # a person carries it on from the flags as they are
             while True:
                 action = next_action(
                     self.plan,
@@ -191,6 +195,10 @@ class RolloutDriver:
         except LeaseLost as error:
             self.logger.error("%s", error)
             return self.result("stopped", str(error))
+        except (FlagDrift, RolloutRefused) as error:
+            # Someone else changed a flag between two steps (or turned it off): their change wins.
+            self.logger.error("%s", error)
+            return self.ended(self.finish_as(Finish(Status.HELD, str(error))))
 
     def act(self, action: Action) -> None:
         """Do one action and keep what it changed."""
@@ -278,7 +286,15 @@ class RolloutDriver:
         """Take one round of the step's window and keep it."""
         self.observing(action.step)
         where = f"{action.step.phase} {action.step.audience.describe()}"
-        taken = measure_round(self.targets, dict(action.gates), action.number, action.total, where)
+        taken = measure_round(
+            self.targets,
+            dict(action.gates),
+            action.number,
+            action.total,
+            where,
+            self.plan.name,
+            tuple(self.plan.flags_written),
+        )
         self.keep(observed_round(self.progress, action.step, taken))
         self.show(f"measuring {where} ({action.number}/{action.total})")
 

@@ -18,6 +18,7 @@ from rollout.lifecycle.progression import Round
 from rollout.plan.model import Gate, Targets
 from tasks.retries import TRANSIENT_RETRIES
 from tasks.secrets import prefect_resolver
+from tasks.traffic import check_drift
 
 
 def gate_query(gate: Gate, targets: Targets, variant: str | None = None) -> str | None:
@@ -102,11 +103,23 @@ def describe_round(taken: Round) -> str:
 
 @task(name="measure-gates", task_run_name="measure {where} ({number}/{total})", cache_policy=NO_CACHE)
 def measure_round(
-    targets: Targets, gates: dict[str, Gate], number: int, total: int, where: str = ""
+    targets: Targets,
+    gates: dict[str, Gate],
+    number: int,
+    total: int,
+    where: str = "",
+    plan: str = "",
+    flags: tuple[str, ...] = (),
 ) -> Round:
-    """One round of a window: every gate read from Prometheus now and judged (errors are readings too)."""
+    """One round of a window: every gate read from Prometheus now and judged (errors are readings too).
+
+    Given the ``plan`` and the ``flags`` it writes, each is first compared with what the rollout
+    last wrote to it: someone else's change raises FlagDrift, and the rollout holds.
+    """
     logger = get_run_logger()
     with Clients(targets, prefect_resolver) as clients:
+        if plan:
+            check_drift(clients, plan, flags)
         taken = take_round(clients, gates, datetime.now(UTC))
         rate_window = min((g.rate_window for g in gates.values()), default=timedelta(seconds=30))
         try:

@@ -28,10 +28,11 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
-from prefect.states import Crashed, Scheduled
+from prefect.states import Crashed, Failed, Scheduled
 
 from rollout.adapters.clients import Clients
 from rollout.analysis.gates import Outcome
+from rollout.audience.drift import FlagDrift
 from rollout.audience.flag_state import Fence
 from rollout.errors import PermanentError, RolloutError, SecretUnavailable, ServiceUnavailable
 from rollout.lifecycle.progression import (
@@ -59,7 +60,7 @@ from rollout.plan.model import Targets
 from rollout.plan.secrets import SecretResolver, env_resolver
 from tasks.observe import take_round
 from tasks.secrets import prefect_resolver
-from tasks.traffic import close_traffic
+from tasks.traffic import check_drift, close_traffic
 
 WORKERS = 16
 """Rollouts measured at once in a pass."""
@@ -71,6 +72,8 @@ class _Found:
     clients: Clients
     run: FlowRun | None
     adoption: FlowRun | None = None
+    drift: str | None = None
+    """Someone else's change to a flag the rollout wrote, found while measuring: it holds."""
     plan: Plan | None = None
     rounds: int = 0
     acted: list[Acted] = field(default_factory=list)
@@ -286,6 +289,8 @@ def _measure(f: _Found, chore: Chore) -> None:
     """
     try:
         _measure_rounds(f)
+    except FlagDrift as drift:
+        f.drift = str(drift)
     except RolloutError as error:
         f.acted.append(Acted(f.record.plan, "failed", f"{chore.why}: {error}"))
 
@@ -294,6 +299,7 @@ def _measure_rounds(f: _Found) -> None:
     plan = _plan(f)
     if plan is None:
         return
+    check_drift(f.clients, plan.name, plan.flags_written)  # a person's change wins over the window
     progress = replace(f.record.progress(restarted=False), checked=True)
     refresh = f.clients.targets.flag_refresh
     action = next_action(plan, progress, datetime.now(UTC), flag_refresh=refresh)
@@ -347,7 +353,19 @@ def _act(client: SyncPrefectClient, f: _Found, chore: Chore) -> None:
     verdict = next((a.why for a in f.acted if a.did == "wake"), None)
     f.acted = [a for a in f.acted if a.did != "wake"]
     turned_off = any(a.did == "traffic off" for a in f.acted)
-    if chore.kind == "report":
+    if f.drift is not None and record.status is Status.PARKED:
+        held = f.clients.runs.move(
+            record.plan,
+            Status.HELD,
+            by="reconciler",
+            why=f.drift,
+            revision=record.revision,
+            epoch_floor=record.epoch,
+        )
+        f.acted.append(Acted(record.plan, "held", f"{f.drift} (epoch {held.epoch})"))
+        if _state_type(f.run) == "PAUSED":  # its suspended run has nothing left to wait for
+            client.set_flow_run_state(UUID(record.run_id), Failed(name="Held", message=f.drift), force=True)
+    elif chore.kind == "report":
         f.acted.append(Acted(record.plan, "report", chore.why))
     elif chore.kind == "hold":
         where = "traffic turned off, its window having failed" if turned_off else "traffic where it is"

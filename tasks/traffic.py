@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 
 from prefect import get_run_logger, task
@@ -9,8 +10,10 @@ from prefect.cache_policies import NO_CACHE
 
 from rollout.adapters.clients import Clients
 from rollout.adapters.stores import pick_pilot_stores
+from rollout.audience.drift import FlagDrift, drifted, killed
 from rollout.audience.flag_state import Fence, FlagChange, FlagState
 from rollout.audience.steps import Audience
+from rollout.errors import RolloutRefused
 from rollout.plan.model import PilotStores, Targets
 from tasks.retries import TRANSIENT_RETRIES
 from tasks.secrets import prefect_resolver
@@ -53,8 +56,48 @@ def _write(clients: Clients, plan: str, flag: str, change: FlagChange, fence: Fe
     clients.runs.remember(plan, current)
     if _already(current, change):
         # A retried or resumed step finds its change made: it takes effect once, not twice.
+        clients.runs.wrote(plan, current)
         return current
-    return clients.flags.set(flag, change, expected_version=current.version, fence=fence)
+    record = clients.runs.get(plan)
+    changed = drifted(record.written_to(flag) if record else None, current)
+    if changed is not None:
+        raise FlagDrift(changed)  # a person's change between two steps wins: nothing is written
+    written = clients.flags.set(flag, change, expected_version=current.version, fence=fence)
+    clients.runs.wrote(plan, written)
+    return written
+
+
+def check_drift(clients: Clients, plan: str, flags: Sequence[str]) -> None:
+    """Raise FlagDrift if someone else changed any of ``flags`` since the rollout last wrote it."""
+    record = clients.runs.get(plan)
+    if record is None:
+        return
+    for flag in flags:
+        written = record.written_to(flag)
+        if written is not None and (changed := drifted(written, clients.flags.get(flag))) is not None:
+            raise FlagDrift(changed)
+
+
+@task(name="adopt-flags", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
+def adopt_flags(targets: Targets, plan: str) -> list[str]:
+    """A person carries a held rollout on: the flags as they are now become the rollout's own again.
+
+    A flag someone turned off after the rollout turned it on is not adopted: the rollout never
+    turns a kill switch back on (RolloutRefused, naming the flag and what to do).
+    """
+    with Clients(targets, prefect_resolver) as clients:
+        record = clients.runs.get(plan)
+        adopted = []
+        for written in record.written if record else ():
+            now = clients.flags.get(written.flag)
+            if (off := killed(written, now)) is not None:
+                raise RolloutRefused(off)
+            if drifted(written, now) is not None:
+                clients.runs.wrote(plan, now)
+                adopted.append(f"{written.flag} ({now.version})")
+    if adopted:
+        get_run_logger().warning("carried on from the flags as a person left them: %s", ", ".join(adopted))
+    return adopted
 
 
 def _already(state: FlagState, change: FlagChange) -> bool:

@@ -19,6 +19,7 @@ from pymongo.collection import Collection
 
 from rollout.adapters.mongo import Document, DuplicateKey, call
 from rollout.analysis.gates import Measurement, Outcome
+from rollout.audience.drift import Written
 from rollout.audience.flag_state import FlagState
 from rollout.errors import LeaseLost, RolloutBusy
 from rollout.lifecycle.admission import Finished
@@ -136,6 +137,17 @@ def _finished_of(doc: Document) -> Finished:
         version=doc.get("version"),
         status=parse_status(doc["status"]),
         at=_aware(doc.get("at")),
+    )
+
+
+def _written_of(doc: Document) -> Written:
+    return Written(
+        flag=doc["flag"],
+        version=int(doc.get("version") or 0),
+        enabled=bool(doc.get("enabled")),
+        percentage=float(doc.get("percentage") or 0),
+        users=tuple(doc.get("users") or ()),
+        stores=tuple(doc.get("stores") or ()),
     )
 
 
@@ -507,6 +519,16 @@ class RunStateStore:
             ),
         )
 
+    def wrote(self, plan: str, state: FlagState) -> None:
+        """Keep ``state`` as the audience the rollout last wrote to its flag (or adopted from a person)."""
+        record = self.get(plan)
+        kept = [w for w in (record.written if record else ()) if w.flag != state.name]
+        entries = [asdict(w) for w in (*kept, Written.of(state))]
+        call(
+            f"record flag written by {plan}",
+            lambda: self._runs.update_one({"_id": plan}, {"$set": {"written": entries}}),
+        )
+
     def remember_router(self, plan: str, before: dict[str, Any]) -> None:
         """Keep the router's split from before the rollout first changed it (the first one wins)."""
         self._first(plan, "router_before", before)
@@ -710,6 +732,7 @@ class RunStateStore:
             int(doc.get("adoptions") or 0),
             _aware(doc.get("finished_at")),
             tuple(_finished_of(f) for f in doc.get("earlier") or ()),
+            tuple(_written_of(w) for w in doc.get("written") or ()),
         )
 
 

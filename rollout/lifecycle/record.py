@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from rollout.audience.drift import Written
 from rollout.audience.flag_state import FlagState
 from rollout.lifecycle.admission import Finished
 from rollout.lifecycle.progression import PASSED, Decision, Parked, Progress, WindowState
@@ -67,6 +68,12 @@ class RunRecord:
     finished_at: datetime | None = None
     earlier: tuple[Finished, ...] = ()
     """The plan's rollouts that ended before this one began, newest first."""
+    written: tuple[Written, ...] = ()
+    """Each flag's audience as the rollout last wrote it: a difference is someone else's change."""
+
+    def written_to(self, flag: str) -> Written | None:
+        """The audience the rollout last wrote to ``flag`` (None: it has not written it)."""
+        return next((w for w in self.written if w.flag == flag), None)
 
     def ended(self) -> tuple[Finished, ...]:
         """Every finished rollout of the plan on record: this one if it has ended, then the earlier."""

@@ -270,3 +270,71 @@ def test_a_heartbeat_keeps_a_short_lease_alive_through_a_longer_window(
     assert seen and (seen[-1][0] - seen[0][0]).total_seconds() > 4
     assert all(until > at for at, until in seen)
     assert len({until for _, until in seen}) >= 3
+
+
+DRIFT_PLAN = """
+name: drift-{name}
+release: {{version: v2}}
+flag: {flag}
+gates:
+  errors: {{query: "vector(0)", max: 0.5}}
+phases:
+  - name: ramp
+    ramp: [25, 50, 100]
+    window: {{interval: 1s, count: 6, gates: [errors]}}
+rollback:
+  watch: {{interval: 1s, duration: 1s}}
+"""
+
+
+def _rollout_in_background(**parameters: Any) -> tuple[threading.Thread, list[RolloutResult]]:
+    results: list[RolloutResult] = []
+    thread = threading.Thread(target=lambda: results.append(run_rollout(**parameters)), daemon=True)
+    thread.start()
+    return thread, results
+
+
+@pytest.mark.parametrize("where", ["mongodb", "flagd"])
+def test_a_hand_edit_between_two_steps_holds_the_rollout_with_traffic_as_the_person_left_it(
+    prefect_api: None,
+    sandbox: SandboxInfo,
+    flag_store: FlagStore,
+    plan_file: PlanFiles,
+    tmp_path: Path,
+    where: str,
+) -> None:
+    import json
+
+    from rollout.adapters.flagd import FlagdFile
+    from rollout.plan.model import Targets
+
+    flag = f"DRIFT_{where.upper()}"
+    targets = sandbox.targets()
+    flags: Any = flag_store
+    if where == "flagd":
+        path = tmp_path / "flags.json"
+        off = {"state": "DISABLED", "variants": {"on": True, "off": False}, "defaultVariant": "off"}
+        path.write_text(json.dumps({"flags": {flag: off}}))
+        doc = targets.model_dump(mode="json", exclude_none=True, by_alias=True)
+        targets = Targets.model_validate({**doc, "flagd": {"path": str(path), "refresh_interval": "1s"}})
+        flags = FlagdFile(path)
+    plan = plan_file.text(DRIFT_PLAN.format(name=where, flag=flag), file=f"drift-{where}.yaml")
+    thread, results = _rollout_in_background(plan_path=str(plan), targets=targets)
+    deadline = time.monotonic() + 60
+    while flags.get(flag).percentage != 25:
+        assert time.monotonic() < deadline, "the first step was not written"
+        time.sleep(0.2)
+    # Someone widens the flag by hand (the UI, a script) while the first step is being watched.
+    flags.set(flag, FlagChange(enabled=True, percentage=60))
+    thread.join(120)
+    [result] = results
+    assert result.status == "held", result.reason
+    assert f"{flag} was changed by someone else since this rollout wrote it" in result.reason
+    assert "it is on: 0 users, 0 stores, 60%" in result.reason
+    after = flags.get(flag)
+    assert (after.enabled, after.percentage) == (True, 60)  # as the person left it: not 50, not 25
+    # Turned off by hand, then carried on by a person: the rollout does not turn it back on.
+    flags.set(flag, FlagChange(enabled=False, percentage=0))
+    again = run_rollout(plan_path=str(plan), targets=targets)
+    assert again.status == "held" and "never turns a kill switch back on" in again.reason
+    assert not flags.get(flag).enabled
