@@ -69,18 +69,20 @@ def flags(sandbox: SandboxInfo, sandbox_mongo: MongoClient[dict[str, Any]]) -> I
 
 @pytest.fixture(autouse=True)
 def fresh_release_history(request: pytest.FixtureRequest) -> None:
-    """Each test that uses the sandbox starts with no release history in its database.
+    """Each test that uses the sandbox starts with no rollout records or release history there.
 
-    Tests reuse plan names and releases (`flow-test` v2); a release an earlier test promoted is no
-    stable release of this one's, and rolling it out would be refused as a downgrade. Within a test
-    (and a module's operator drills, which keep their plans apart by name) the history is kept.
+    Tests reuse plan names and releases (`flow-test` v2): a rollout an earlier test left half-way is
+    no rollout of this one's to resume, and a release it promoted no stable release of this one's
+    (rolling it out would be refused as a downgrade). Within a test everything is kept; the drills
+    keep their records in databases of their own.
     """
     if "sandbox" not in request.fixturenames:
         return
     sandbox: SandboxInfo = request.getfixturevalue("sandbox")
     client: MongoClient[dict[str, Any]] = MongoClient(sandbox.mongodb_uri, serverSelectionTimeoutMS=5000)
     try:
-        client[sandbox.database]["rollout_releases"].delete_many({})
+        for kept in ("rollout_releases", "rollout_runs"):
+            client[sandbox.database][kept].delete_many({})
     finally:
         client.close()
 

@@ -214,7 +214,9 @@ def test_a_promoted_rollout_is_rolled_back_only_when_forced_and_its_data_only_wh
     ops: Operator, sandbox: SandboxInfo, db: Any, tmp_path: Path
 ) -> None:
     flags = FlagStore(db["feature_flags"])
-    plan = write(tmp_path, plan_doc(sandbox, "safety-live", "SAFETY_LIVE"))  # promoted by the first test
+    plan = write(tmp_path, plan_doc(sandbox, "safety-live", "SAFETY_LIVE"))
+    promoted = ops.wait(ops.start("rollout", "rollout-manual", {"plan_path": plan}))
+    assert state(promoted)[:2] == ("COMPLETED", "Promoted"), ops.tail()
     record = RunStateStore(db["rollout_runs"]).get("safety-live")
     assert record is not None and record.status is Status.PROMOTED
     ask = {"plan_path": plan, "reason": "customers report wrong totals"}
