@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from rollout.adapters.clients import Clients
 from rollout.adapters.stores import pick_pilot_stores
-from rollout.audience.drift import FlagDrift, drifted, killed
+from rollout.audience.drift import FlagDrift, drifted, killed, router_drifted
 from rollout.audience.flag_state import Fence, FlagChange, FlagState
 from rollout.audience.steps import Audience
 from rollout.errors import RolloutRefused
@@ -76,6 +76,13 @@ def check_drift(clients: Clients, plan: str, flags: Sequence[str]) -> None:
         written = record.written_to(flag)
         if written is not None and (changed := drifted(written, clients.flags.get(flag))) is not None:
             raise FlagDrift(changed)
+    router = clients.targets.kubernetes.router if clients.targets.kubernetes else None
+    if router is not None and clients.cluster is not None and record.router_written is not None:
+        now = clients.cluster.router_state(router).canary_percent
+        if (
+            changed := router_drifted(f"{router.kind} {router.name}", record.router_written, now)
+        ) is not None:
+            raise FlagDrift(changed)
 
 
 @task(name="adopt-flags", cache_policy=NO_CACHE, **TRANSIENT_RETRIES)
@@ -95,6 +102,12 @@ def adopt_flags(targets: Targets, plan: str) -> list[str]:
             if drifted(written, now) is not None:
                 clients.runs.wrote(plan, now)
                 adopted.append(f"{written.flag} ({now.version})")
+        router = targets.kubernetes.router if targets.kubernetes else None
+        if router is not None and clients.cluster is not None and record is not None:
+            now_percent = clients.cluster.router_state(router).canary_percent
+            if record.router_written not in (None, now_percent):
+                clients.runs.wrote_router(plan, now_percent)
+                adopted.append(f"{router.kind} {router.name} ({now_percent}%)")
     if adopted:
         get_run_logger().warning("carried on from the flags as a person left them: %s", ", ".join(adopted))
     return adopted
@@ -112,16 +125,29 @@ def _already(state: FlagState, change: FlagChange) -> bool:
 def set_audience(
     targets: Targets, plan: str, flag: str, audience: Audience, fence: Fence | None = None, where: str = ""
 ) -> FlagState:
-    """Write the flag so that exactly ``audience`` takes the new code path (refused once fenced off)."""
+    """Write the flag so that exactly ``audience`` takes the new code path (refused once fenced off).
+
+    Someone else's change to the flag or the router since the rollout last wrote them raises
+    FlagDrift before either is written: the step is not half made.
+    """
     logger = get_run_logger()
     with Clients(targets, prefect_resolver) as clients:
+        router = targets.kubernetes.router if targets.kubernetes else None
+        weight, before = round(audience.percentage), None
+        if router is not None and clients.cluster is not None:
+            before = clients.cluster.router_state(router)
+            record = clients.runs.get(plan)
+            if before.canary_percent != weight:
+                written = record.router_written if record else None
+                changed = router_drifted(f"{router.kind} {router.name}", written, before.canary_percent)
+                if changed is not None:
+                    raise FlagDrift(changed)
         state = _write(clients, plan, flag, audience.flag_change(), fence)
         logger.info("%s -> %s (version %d)", flag, audience.describe(), state.version)
-        router = targets.kubernetes.router if targets.kubernetes else None
-        if router is not None and clients.cluster is not None:
-            weight = round(audience.percentage)
-            clients.runs.remember_router(plan, asdict(clients.cluster.router_state(router)))
+        if router is not None and clients.cluster is not None and before is not None:
+            clients.runs.remember_router(plan, asdict(before))
             clients.cluster.set_weight(router, weight, fence=fence)
+            clients.runs.wrote_router(plan, weight)
             logger.info("%s %s -> %d%% to the canary", router.kind, router.name, weight)
     return state
 

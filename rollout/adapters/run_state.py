@@ -529,6 +529,13 @@ class RunStateStore:
             lambda: self._runs.update_one({"_id": plan}, {"$set": {"written": entries}}),
         )
 
+    def wrote_router(self, plan: str, percent: int | None) -> None:
+        """Keep the canary's share the rollout last set on the router (or adopted from a person)."""
+        call(
+            f"record router weight written by {plan}",
+            lambda: self._runs.update_one({"_id": plan}, {"$set": {"router_written": percent}}),
+        )
+
     def remember_router(self, plan: str, before: dict[str, Any]) -> None:
         """Keep the router's split from before the rollout first changed it (the first one wins)."""
         self._first(plan, "router_before", before)
@@ -733,6 +740,7 @@ class RunStateStore:
             _aware(doc.get("finished_at")),
             tuple(_finished_of(f) for f in doc.get("earlier") or ()),
             tuple(_written_of(w) for w in doc.get("written") or ()),
+            doc.get("router_written"),
         )
 
 

@@ -85,3 +85,14 @@ def killed(written: Written | None, now: FlagState) -> str | None:
         "turns a kill switch back on. Turn it on yourself if that is meant, then run the plan again; "
         "or roll it back"
     )
+
+
+def router_drifted(router: str, written: int | None, now: int) -> str | None:
+    """What someone else changed in the router's canary share since the rollout set ``written`` percent."""
+    if written is None or written == now:
+        return None
+    return (
+        f"{router} was changed by someone else since this rollout wrote it: it sent {written}% to the "
+        f"canary, it sends {now}%. Held with traffic as they left it: run the plan again to carry on "
+        "from their change, or roll it back"
+    )

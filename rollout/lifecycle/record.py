@@ -70,6 +70,8 @@ class RunRecord:
     """The plan's rollouts that ended before this one began, newest first."""
     written: tuple[Written, ...] = ()
     """Each flag's audience as the rollout last wrote it: a difference is someone else's change."""
+    router_written: int | None = None
+    """The canary's share the rollout last set on the router (None: it has not set one)."""
 
     def written_to(self, flag: str) -> Written | None:
         """The audience the rollout last wrote to ``flag`` (None: it has not written it)."""
