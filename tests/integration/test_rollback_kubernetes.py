@@ -229,3 +229,34 @@ def test_a_kubernetes_api_answering_500_fails_its_steps_but_not_the_flag_and_is_
     # (kmock applies a PATCH even when it answers 500, so the Deployment step's retry finds it done.)
     assert outcome["health check"][0] is True  # the steps after a failure still ran
     assert result.report is not None and "router weight" in Path(result.report).read_text()
+
+
+def test_a_canary_weight_patched_by_hand_between_steps_holds_the_rollout_as_the_person_left_it(
+    prefect_api: None,
+    sandbox: SandboxInfo,
+    cluster: tuple[EmulatorThread, Any, Any],
+    main_flag: None,
+    plan_file: PlanFiles,
+) -> None:
+    import threading
+    import time
+
+    emulator, _, networking = cluster
+    results: list[Any] = []
+    plan = cluster_plan(plan_file, sandbox, emulator.url)
+    thread = threading.Thread(target=lambda: results.append(run_rollout(plan_path=plan)), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while canary_weight(networking) != "50":
+        assert time.monotonic() < deadline, "the first step never set the canary's weight"
+        time.sleep(0.2)
+    # `kubectl annotate ingress orders-canary nginx.ingress.kubernetes.io/canary-weight=80 --overwrite`
+    networking.patch_namespaced_ingress(
+        "orders-canary", NAMESPACE, {"metadata": {"annotations": {CANARY_WEIGHT: "80"}}}
+    )
+    thread.join(120)
+    [result] = results
+    assert result.status == "held", result.reason
+    assert "nginx-canary orders-canary was changed by someone else" in result.reason
+    assert "it sent 50% to the canary, it sends 80%" in result.reason
+    assert canary_weight(networking) == "80"  # as the person left it
