@@ -148,6 +148,7 @@ def _written_of(doc: Document) -> Written:
         percentage=float(doc.get("percentage") or 0),
         users=tuple(doc.get("users") or ()),
         stores=tuple(doc.get("stores") or ()),
+        foreign=tuple(doc.get("foreign") or ()),
     )
 
 
@@ -689,7 +690,14 @@ class RunStateStore:
         if doc is None:
             return None
         undo = tuple(
-            FlagState(**{**u, "users": tuple(u["users"]), "stores": tuple(u["stores"])})
+            FlagState(
+                **{
+                    **u,
+                    "users": tuple(u["users"]),
+                    "stores": tuple(u["stores"]),
+                    "foreign": tuple(u.get("foreign") or ()),
+                }
+            )
             for u in doc.get("undo", [])
         )
         history = tuple(

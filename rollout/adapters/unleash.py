@@ -132,8 +132,11 @@ class UnleashFlags:
         percentage, users, stores = 0.0, (), ()
         for strategy in env.get("strategies", []):
             title = strategy.get("title") or ""
-            if title not in MANAGED or strategy.get("disabled"):
-                foreign.append(title or strategy.get("name", "?"))
+            altered = title in MANAGED and self._altered(name, title, strategy)
+            if title not in MANAGED or strategy.get("disabled") or altered:
+                # Whatever else admits people (or one of ours changed by hand) is part of the
+                # flag's effective audience: said, so that a change between steps is seen.
+                foreign.append(_described(strategy))
                 continue
             ids[title] = strategy["id"]
             if title == PERCENTAGE:
@@ -148,8 +151,28 @@ class UnleashFlags:
             users=users,
             stores=stores,
             version=self._version(name),
+            foreign=tuple(foreign),
         )
         return _Feature(state, ids, tuple(foreign))
+
+    def _altered(self, name: str, title: str, strategy: dict[str, Any]) -> bool:
+        """Whether one of our strategies was changed by hand in a way that changes who it admits."""
+        field = {USERS: "userId", STORES: self._store_field}.get(title)
+        expected = self._strategy(name, title, 0, field, ())
+        parameters = strategy.get("parameters") or {}
+        if strategy.get("name") != expected["name"]:
+            return True
+        for key in ("stickiness", "groupId"):
+            if parameters.get(key) != expected["parameters"][key]:
+                return True
+        constraints = strategy.get("constraints") or []
+        if field is None:
+            return bool(constraints)
+        if str(parameters.get("rollout")) != "100":
+            return True  # an allowlist admits every id it names
+        return [(c.get("contextName"), c.get("operator"), bool(c.get("inverted"))) for c in constraints] != [
+            (field, "IN", False)
+        ]
 
     def _version(self, name: str) -> int:
         found = self._call("GET", f"/api/admin/search/events?feature=IS:{name}&limit=1")
@@ -280,6 +303,21 @@ class UnleashFlags:
             "parameters": {"rollout": f"{rollout:g}", "stickiness": stickiness, "groupId": name},
             "constraints": constraints,
         }
+
+
+def _described(strategy: dict[str, Any]) -> str:
+    """A strategy as a person reads it, e.g. ``untitled flexibleRollout (at 100%)``."""
+    title = strategy.get("title") or f"untitled {strategy.get('name', 'strategy')}"
+    parameters = strategy.get("parameters") or {}
+    parts = [f"at {parameters['rollout']}%"] if "rollout" in parameters else []
+    parts += [
+        f"{c.get('contextName')} {'NOT ' if c.get('inverted') else ''}{c.get('operator')}"
+        for c in strategy.get("constraints") or []
+    ]
+    parts += [f"{key} {parameters[key]}" for key in ("groupId", "stickiness") if key in parameters]
+    if strategy.get("disabled"):
+        parts.append("disabled")
+    return f"{title} ({', '.join(parts)})" if parts else title
 
 
 def _audience(state: FlagState) -> tuple[bool, float, tuple[str, ...], tuple[str, ...]]:

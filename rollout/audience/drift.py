@@ -29,6 +29,7 @@ class Written:
     percentage: float
     users: tuple[str, ...]
     stores: tuple[str, ...]
+    foreign: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, state: FlagState) -> Written:
@@ -40,17 +41,25 @@ class Written:
             percentage=state.percentage,
             users=tuple(state.users),
             stores=tuple(state.stores),
+            foreign=tuple(state.foreign),
         )
 
     def describe(self) -> str:
         """``on: 2 users, 0 stores, 25%`` or ``off``."""
-        return _describe(self.enabled, self.percentage, self.users, self.stores)
+        return _describe(self.enabled, self.percentage, self.users, self.stores, self.foreign)
 
 
-def _describe(enabled: bool, percentage: float, users: tuple[str, ...], stores: tuple[str, ...]) -> str:
+def _describe(
+    enabled: bool,
+    percentage: float,
+    users: tuple[str, ...],
+    stores: tuple[str, ...],
+    foreign: tuple[str, ...],
+) -> str:
     if not enabled:
         return "off"
-    return f"on: {len(users)} users, {len(stores)} stores, {percentage:g}%"
+    also = f", and what the rollout does not manage: {'; '.join(foreign)}" if foreign else ""
+    return f"on: {len(users)} users, {len(stores)} stores, {percentage:g}%{also}"
 
 
 def drifted(written: Written | None, now: FlagState) -> str | None:
@@ -62,17 +71,18 @@ def drifted(written: Written | None, now: FlagState) -> str | None:
         and (not now.enabled or written.percentage == now.percentage)
         and set(written.users) == set(now.users)
         and set(written.stores) == set(now.stores)
+        and set(written.foreign) == set(now.foreign)
     )
     if same:
         return None
     when = f" at {now.updated_at:%Y-%m-%d %H:%M:%S} UTC" if now.updated_at else ""
+    is_now = Written.of(now).describe()
     what = "turned off (a kill switch)" if written.enabled and not now.enabled else "changed"
     return (
         f"{now.name} was {what} by someone else since this rollout wrote it: it was "
         f"{written.describe()} (version {written.version}), it is "
-        f"{_describe(now.enabled, now.percentage, tuple(now.users), tuple(now.stores))} (version "
-        f"{now.version}{when}). Held with traffic as they left it: run the plan again to carry on from "
-        "their change, or roll it back"
+        f"{is_now} (version {now.version}{when}). Held with traffic as they left it: run the plan "
+        "again to carry on from their change, or roll it back"
     )
 
 

@@ -47,6 +47,9 @@ class FlagState:
     stores: tuple[str, ...] = ()
     version: int = 0
     updated_at: datetime | None = None
+    foreign: tuple[str, ...] = ()
+    """What else admits people, beyond what the rollout manages (Unleash: a strategy added or changed
+    by hand, described); none where the provider has no such thing."""
 
     def admits(self, user: str | None, store: str | None = None) -> bool:
         """Tell whether a request from ``user`` (at ``store``) takes the new code path.

@@ -432,3 +432,82 @@ def test_a_rollout_in_a_flagd_file_whose_window_fails_is_rolled_back_there(
     state = FlagdFile(path).get(FAULT_FLAG)
     assert (state.enabled, state.percentage, state.version) == (False, 0, 3)
     assert openfeature_admitted(path, FAULT_FLAG, 500) == (set(), set())
+
+
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        ("untitled", "untitled flexibleRollout (at 100%"),
+        ("kill-switch", "was turned off (a kill switch) by someone else"),
+        ("not-in", "rollout: users (at 100%, userId NOT_IN"),
+        ("wider", "it is on: 1 users, 0 stores, 60%"),
+    ],
+)
+def test_a_hand_edit_in_unleash_between_two_steps_holds_the_rollout_as_the_person_left_it(
+    prefect_api: None,
+    sandbox: SandboxInfo,
+    unleash: UnleashServer,
+    plan_file: PlanFiles,
+    monkeypatch: pytest.MonkeyPatch,
+    edit: str,
+    said: str,
+) -> None:
+    import threading
+    import time
+
+    from flows.rollout_flow import run_rollout
+
+    name = f"HAND_EDIT_{edit.upper().replace('-', '_')}"
+    create_flag(unleash, name)
+    monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", unleash.admin_token)
+    target = {"url": unleash.url, "api_token": "${env:UNLEASH_ADMIN_TOKEN}", "environment": "development"}
+    targets = sandbox.targets().model_copy(update={"unleash": UnleashTarget(**target, refresh_interval="1s")})
+    window = {"interval": "1s", "count": 8, "gates": ["errors"]}
+    first = {"name": "internal", "allowlist": {"users": ["alice"]}, "window": window}
+    plan = plan_file(
+        f"hand-edit-{edit}",
+        flag=name,
+        targets=None,
+        gates={"errors": {"query": "vector(0)", "max": 0.5}},
+        phases=[first, {"name": "ramp", "ramp": [25, 100], "window": window}],
+    )
+    results: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: results.append(run_rollout(plan_path=str(plan), targets=targets)), daemon=True
+    )
+    thread.start()
+    flags = unleash_flags(unleash, FenceStore(sandbox_fences(sandbox), "unleash"))
+    deadline = time.monotonic() + 60
+    while flags.get(name).users != ("alice",):
+        assert time.monotonic() < deadline, "the first step was not written"
+        time.sleep(0.2)
+    env = f"/api/admin/projects/default/features/{name}/environments/development"
+    with admin(unleash) as http:
+        strategies = http.get(f"{env}/strategies").json()
+        ours = {s["title"]: s for s in strategies}
+        if edit == "untitled":
+            body = {
+                "name": "flexibleRollout",
+                "parameters": {"rollout": "100", "stickiness": "default", "groupId": name},
+            }
+            http.post(f"{env}/strategies", json=body).raise_for_status()
+        elif edit == "kill-switch":
+            http.post(f"{env}/off").raise_for_status()
+        elif edit == "not-in":
+            users = ours["rollout: users"]
+            users["constraints"][0]["operator"] = "NOT_IN"
+            http.put(f"{env}/strategies/{users['id']}", json=users).raise_for_status()
+        else:
+            percentage = ours["rollout: percentage"]
+            percentage["parameters"]["rollout"] = "60"
+            http.put(f"{env}/strategies/{percentage['id']}", json=percentage).raise_for_status()
+        left = http.get(f"{env}/strategies").json()
+        events = http.get(f"/api/admin/search/events?feature=IS:{name}&limit=1").json()["total"]
+    thread.join(120)
+    [result] = results
+    assert result.status == "held", result.reason
+    assert said in result.reason, result.reason
+    with admin(unleash) as http:
+        # Nothing written after the person's edit: their strategies as they left them, no new event.
+        assert http.get(f"{env}/strategies").json() == left
+        assert http.get(f"/api/admin/search/events?feature=IS:{name}&limit=1").json()["total"] == events
