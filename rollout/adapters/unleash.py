@@ -25,7 +25,7 @@ import httpx
 from rollout.adapters.fences import FenceStore
 from rollout.audience.bucketing import admitted
 from rollout.audience.flag_state import Fence, FlagChange, FlagConflict, FlagState
-from rollout.errors import InputRejected, ServiceRejected, ServiceUnavailable
+from rollout.errors import InputRejected, RolloutError, ServiceRejected, ServiceUnavailable
 from rollout.plan.loader import UNLEASH_MAX_VALUES
 
 SERVICE = "Unleash"
@@ -279,15 +279,49 @@ class UnleashFlags:
             USERS: current.users == wanted.users,
             STORES: current.stores == wanted.stores,
         }
-        for title, body in desired.items():
-            strategy_id = feature.strategy_ids.get(title)
-            if body is None:
-                if strategy_id is not None:
+        changed: list[str] = []
+        try:
+            for title, body in desired.items():
+                strategy_id = feature.strategy_ids.get(title)
+                if body is None:
+                    if strategy_id is not None:
+                        self._call("DELETE", f"{env_path}/strategies/{strategy_id}")
+                        changed.append(title)
+                elif strategy_id is None:
+                    self._call("POST", f"{env_path}/strategies", body)
+                    changed.append(title)
+                elif not unchanged[title]:
+                    self._call("PUT", f"{env_path}/strategies/{strategy_id}", body)
+                    changed.append(title)
+        except RolloutError:
+            # A write refused or lost part-way: the strategies already changed are put back, so the
+            # flag admits its previous audience, never a mix wider than it.
+            self._put_back(name, env_path, feature.state, changed)
+            raise
+
+    def _put_back(self, name: str, env_path: str, before: FlagState, titles: list[str]) -> None:
+        """Best effort: the strategies named ``titles`` as they were in ``before``."""
+        previous = {
+            PERCENTAGE: self._strategy(name, PERCENTAGE, before.percentage, None, ())
+            if before.enabled or before.percentage
+            else None,
+            USERS: self._strategy(name, USERS, 100, "userId", before.users) if before.users else None,
+            STORES: self._strategy(name, STORES, 100, self._store_field, before.stores)
+            if before.stores
+            else None,
+        }
+        try:
+            ids = self._read(name).strategy_ids
+            for title in reversed(titles):
+                body, strategy_id = previous[title], ids.get(title)
+                if body is None and strategy_id is not None:
                     self._call("DELETE", f"{env_path}/strategies/{strategy_id}")
-            elif strategy_id is None:
-                self._call("POST", f"{env_path}/strategies", body)
-            elif not unchanged[title]:
-                self._call("PUT", f"{env_path}/strategies/{strategy_id}", body)
+                elif body is not None and strategy_id is None:
+                    self._call("POST", f"{env_path}/strategies", body)
+                elif body is not None:
+                    self._call("PUT", f"{env_path}/strategies/{strategy_id}", body)
+        except RolloutError:
+            pass  # Unleash is gone too: the read-back of the next attempt sees what is there
 
     @staticmethod
     def _strategy(

@@ -34,7 +34,7 @@ from rollout.adapters.unleash import UnleashFlags, UnleashSetupInvalid
 from rollout.audience.bucketing import bucket
 from rollout.audience.flag_state import Fence, FencedOff, FlagChange, FlagConflict, FlagState
 from rollout.audience.steps import Audience
-from rollout.errors import ServiceUnavailable
+from rollout.errors import RolloutError, ServiceUnavailable
 from rollout.plan.model import FlagdTarget, UnleashTarget
 from rollout.sandbox.processes import free_port
 from rollout.sandbox.stack import SandboxInfo
@@ -511,3 +511,19 @@ def test_a_hand_edit_in_unleash_between_two_steps_holds_the_rollout_as_the_perso
         # Nothing written after the person's edit: their strategies as they left them, no new event.
         assert http.get(f"{env}/strategies").json() == left
         assert http.get(f"/api/admin/search/events?feature=IS:{name}&limit=1").json()["total"] == events
+
+
+def test_a_widening_refused_part_way_by_unleash_leaves_the_previous_audience_not_a_mix(
+    sandbox: SandboxInfo, unleash: UnleashServer, fences: FenceStore
+) -> None:
+    name = "PART_WAY"
+    create_flag(unleash, name)
+    flags = unleash_flags(unleash, fences)
+    before = flags.set(name, FlagChange(enabled=True, percentage=5, stores=("s1", "s2")))
+    # The percentage goes first and lands; then Unleash refuses the stores (a value over its limit).
+    too_long = "s" * 101
+    with pytest.raises(RolloutError):
+        flags.set(name, FlagChange(enabled=True, percentage=10, stores=("s1", "s2", too_long)))
+    after = flags.get(name)
+    assert (after.enabled, after.percentage, after.stores) == (True, 5, ("s1", "s2")), after
+    assert after.foreign == () and before.stores == after.stores
