@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -144,13 +145,16 @@ class UnleashFlags:
             else:
                 values = tuple(strategy["constraints"][0]["values"]) if strategy.get("constraints") else ()
                 users, stores = (values, stores) if title == USERS else (users, values)
+        version, by, at = self._version(name)
         state = FlagState(
             name=name,
             enabled=bool(env.get("enabled")),
             percentage=percentage,
             users=users,
             stores=stores,
-            version=self._version(name),
+            version=version,
+            updated_at=at,
+            updated_by=by,
             foreign=tuple(foreign),
         )
         return _Feature(state, ids, tuple(foreign))
@@ -174,10 +178,18 @@ class UnleashFlags:
             (field, "IN", False)
         ]
 
-    def _version(self, name: str) -> int:
+    def _version(self, name: str) -> tuple[int, str | None, datetime | None]:
+        """The id of the flag's newest event, who made it and when (as Unleash's event log says)."""
         found = self._call("GET", f"/api/admin/search/events?feature=IS:{name}&limit=1")
         events = (found or {}).get("events", [])
-        return int(events[0]["id"]) if events else 0
+        if not events:
+            return 0, None, None
+        newest = events[0]
+        try:
+            at = datetime.fromisoformat(str(newest.get("createdAt")).replace("Z", "+00:00"))
+        except ValueError:
+            at = None
+        return int(newest["id"]), newest.get("createdBy"), at
 
     def get(self, name: str) -> FlagState:
         """The flag in the plan's environment, its version the id of its newest Unleash event."""

@@ -76,6 +76,7 @@ def drifted(written: Written | None, now: FlagState) -> str | None:
     if same:
         return None
     when = f" at {now.updated_at:%Y-%m-%d %H:%M:%S} UTC" if now.updated_at else ""
+    when += f" by {now.updated_by}" if now.updated_by else ""
     is_now = Written.of(now).describe()
     what = "turned off (a kill switch)" if written.enabled and not now.enabled else "changed"
     return (

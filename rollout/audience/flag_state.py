@@ -50,6 +50,8 @@ class FlagState:
     foreign: tuple[str, ...] = ()
     """What else admits people, beyond what the rollout manages (Unleash: a strategy added or changed
     by hand, described); none where the provider has no such thing."""
+    updated_by: str | None = None
+    """Who made the latest change, where the provider records it (Unleash's event log)."""
 
     def admits(self, user: str | None, store: str | None = None) -> bool:
         """Tell whether a request from ``user`` (at ``store``) takes the new code path.

@@ -507,6 +507,7 @@ def test_a_hand_edit_in_unleash_between_two_steps_holds_the_rollout_as_the_perso
     [result] = results
     assert result.status == "held", result.reason
     assert said in result.reason, result.reason
+    assert " UTC by " in result.reason  # who and when, from Unleash's event log
     with admin(unleash) as http:
         # Nothing written after the person's edit: their strategies as they left them, no new event.
         assert http.get(f"{env}/strategies").json() == left
