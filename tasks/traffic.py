@@ -205,10 +205,13 @@ def close_traffic(clients: Clients, plan: str, flag: str, fence: Fence) -> str:
     before = next((u for u in record.undo if u.name == flag), None) if record is not None else None
     if before is None:
         return f"not done: {flag} has no undo entry"
-    traffic_off(clients, before, fence)
+    # Kept as the rollout's own writes: a later look for someone else's change must not take them
+    # for one (and hold a rollout that is only waiting for its rollback).
+    clients.runs.wrote(plan, traffic_off(clients, before, fence))
     router = clients.targets.kubernetes.router if clients.targets.kubernetes else None
     if router is not None and clients.cluster is not None:
         clients.cluster.set_weight(router, 0, fence=fence)
+        clients.runs.wrote_router(plan, 0)
         return f"{flag} and the router closed"
     return f"{flag} closed"
 
