@@ -441,6 +441,8 @@ def test_a_rollout_in_a_flagd_file_whose_window_fails_is_rolled_back_there(
         ("kill-switch", "was turned off (a kill switch) by someone else"),
         ("not-in", "rollout: users (at 100%, userId NOT_IN"),
         ("wider", "it is on: 1 users, 0 stores, 60%"),
+        ("disabled", "rollout: percentage (at 0%, groupId HAND_EDIT_DISABLED, stickiness userId, disabled)"),
+        ("group-id", "rollout: percentage (at 0%, groupId someone-else"),
     ],
 )
 def test_a_hand_edit_in_unleash_between_two_steps_holds_the_rollout_as_the_person_left_it(
@@ -497,6 +499,15 @@ def test_a_hand_edit_in_unleash_between_two_steps_holds_the_rollout_as_the_perso
             users = ours["rollout: users"]
             users["constraints"][0]["operator"] = "NOT_IN"
             http.put(f"{env}/strategies/{users['id']}", json=users).raise_for_status()
+        elif edit == "disabled":
+            percentage = ours["rollout: percentage"]
+            http.put(
+                f"{env}/strategies/{percentage['id']}", json={**percentage, "disabled": True}
+            ).raise_for_status()
+        elif edit == "group-id":
+            percentage = ours["rollout: percentage"]
+            percentage["parameters"]["groupId"] = "someone-else"
+            http.put(f"{env}/strategies/{percentage['id']}", json=percentage).raise_for_status()
         else:
             percentage = ours["rollout: percentage"]
             percentage["parameters"]["rollout"] = "60"
@@ -528,3 +539,54 @@ def test_a_widening_refused_part_way_by_unleash_leaves_the_previous_audience_not
     after = flags.get(name)
     assert (after.enabled, after.percentage, after.stores) == (True, 5, ("s1", "s2")), after
     assert after.foreign == () and before.stores == after.stores
+
+
+def test_an_edit_in_another_unleash_environment_is_no_change_to_this_rollouts_flag(
+    prefect_api: None,
+    sandbox: SandboxInfo,
+    unleash: UnleashServer,
+    plan_file: PlanFiles,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+    import time
+
+    from flows.rollout_flow import run_rollout
+
+    name = "OTHER_ENVIRONMENT"
+    create_flag(unleash, name)
+    monkeypatch.setenv("UNLEASH_ADMIN_TOKEN", unleash.admin_token)
+    target = {"url": unleash.url, "api_token": "${env:UNLEASH_ADMIN_TOKEN}", "environment": "development"}
+    targets = sandbox.targets().model_copy(update={"unleash": UnleashTarget(**target, refresh_interval="1s")})
+    window = {"interval": "1s", "count": 6, "gates": ["errors"]}
+    plan = plan_file(
+        "other-environment",
+        flag=name,
+        targets=None,
+        gates={"errors": {"query": "vector(0)", "max": 0.5}},
+        phases=[
+            {"name": "internal", "allowlist": {"users": ["alice"]}, "window": window},
+            {"name": "ramp", "ramp": [100], "window": window},
+        ],
+    )
+    results: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: results.append(run_rollout(plan_path=str(plan), targets=targets)), daemon=True
+    )
+    thread.start()
+    flags = unleash_flags(unleash, FenceStore(sandbox_fences(sandbox), "unleash"))
+    deadline = time.monotonic() + 60
+    while flags.get(name).users != ("alice",):
+        assert time.monotonic() < deadline, "the first step was not written"
+        time.sleep(0.2)
+    production = f"/api/admin/projects/default/features/{name}/environments/production/strategies"
+    body = {
+        "name": "flexibleRollout",
+        "parameters": {"rollout": "30", "stickiness": "default", "groupId": name},
+    }
+    with admin(unleash) as http:
+        http.post(production, json=body).raise_for_status()  # someone's edit, in production only
+    thread.join(120)
+    [result] = results
+    assert result.status == "promoted", result.reason
+    assert flags.get(name).percentage == 100
