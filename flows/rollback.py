@@ -112,18 +112,18 @@ def _flag_steps(
 ) -> datetime | None:
     """Main flag to 0 first, then the router; returns when traffic was off."""
     primary = undo[0]
-    off = steps.run(f"flag {primary.name}", lambda: _restore(targets, primary, True, fence))
+    off = steps.run(f"flag {primary.name}", lambda: _restore(targets, primary, True, fence, plan.name))
     traffic_off_at = datetime.now(UTC) if off else None
     router = targets.kubernetes.router if targets.kubernetes else None
     if router is not None:
         steps.run("router weight", lambda: router_to_stable(targets, fence))
     for before in reversed(undo[1:]):
-        steps.run(f"flag {before.name}", partial(_restore, targets, before, False, fence))
+        steps.run(f"flag {before.name}", partial(_restore, targets, before, False, fence, plan.name))
     return traffic_off_at
 
 
-def _restore(targets: Targets, before: FlagState, traffic_off: bool, fence: Fence) -> str:
-    restore_flag(targets, before, traffic_off=traffic_off, fence=fence)
+def _restore(targets: Targets, before: FlagState, traffic_off: bool, fence: Fence, plan: str) -> str:
+    restore_flag(targets, before, traffic_off=traffic_off, fence=fence, plan=plan)
     return "traffic 0" if traffic_off else "restored"
 
 

@@ -236,15 +236,22 @@ def close_traffic_now(targets: Targets, plan: str, flag: str, fence: Fence) -> s
     **TRANSIENT_RETRIES,
 )
 def restore_flag(
-    targets: Targets, before: FlagState, traffic_off: bool, fence: Fence | None = None
+    targets: Targets, before: FlagState, traffic_off: bool, fence: Fence | None = None, plan: str = ""
 ) -> FlagState:
     """Put a flag back as it was before the rollout; with ``traffic_off`` admit no one at all.
 
     Written under the rollback's ``fence``: from then on the rollout's older epoch cannot write it.
+    Given the ``plan``, a change someone else made since the rollout last wrote the flag is said
+    first: a rollback acts all the same (it only narrows), and says what it found.
     """
+    logger = get_run_logger()
     with Clients(targets, prefect_resolver) as clients:
+        record = clients.runs.get(plan) if plan else None
+        written = record.written_to(before.name) if record is not None else None
+        if written is not None and (found := drifted(written, clients.flags.get(before.name))) is not None:
+            logger.warning("the rollback found this: %s", found)
         state = clients.flags.set(before.name, _as_before(before, traffic_off), fence=fence)
-    get_run_logger().info("%s restored (enabled=%s, %g%%)", state.name, state.enabled, state.percentage)
+    logger.info("%s restored (enabled=%s, %g%%)", state.name, state.enabled, state.percentage)
     return state
 
 

@@ -302,6 +302,7 @@ def test_a_hand_edit_between_two_steps_holds_the_rollout_with_traffic_as_the_per
     plan_file: PlanFiles,
     tmp_path: Path,
     where: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     import json
 
@@ -337,4 +338,10 @@ def test_a_hand_edit_between_two_steps_holds_the_rollout_with_traffic_as_the_per
     flags.set(flag, FlagChange(enabled=False, percentage=0))
     again = run_rollout(plan_path=str(plan), targets=targets)
     assert again.status == "held" and "never turns a kill switch back on" in again.reason
+    assert not flags.get(flag).enabled
+    # A rollback still acts (it only narrows), and says what it found.
+    caplog.clear()
+    rolled = run_rollback(plan_path=str(plan), reason="the person's change stays off", targets=targets)
+    assert rolled.ok, rolled
+    assert f"the rollback found this: {flag} was turned off (a kill switch) by someone else" in caplog.text
     assert not flags.get(flag).enabled
