@@ -68,7 +68,7 @@ def flags(sandbox: SandboxInfo, sandbox_mongo: MongoClient[dict[str, Any]]) -> I
 
 
 @pytest.fixture(autouse=True)
-def fresh_release_history(request: pytest.FixtureRequest) -> None:
+def fresh_rollout_state(request: pytest.FixtureRequest) -> None:
     """Each test that uses the sandbox starts with no rollout records or release history there.
 
     Tests reuse plan names and releases (`flow-test` v2): a rollout an earlier test left half-way is
