@@ -38,6 +38,9 @@ def router_to_stable(targets: Targets, fence: Fence | None = None) -> str:
     with Clients(targets, prefect_resolver) as clients:
         assert clients.cluster is not None
         before = clients.cluster.set_weight(router, 0, fence=fence)
+    if before.canary_percent == 0:
+        # Closed already (by the rollout's own run, the moment it judged the release): kept so.
+        return f"{router.kind} {router.name}: canary already at 0%, kept there"
     return f"{router.kind} {router.name}: canary {before.canary_percent}% -> 0%"
 
 

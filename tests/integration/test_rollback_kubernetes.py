@@ -126,11 +126,13 @@ def test_a_failing_canary_gets_weight_0_and_the_deployment_its_stable_image(
         for r in emulator.handler
         if r.method == "PATCH" and "ingresses" in str(r.url.path)
     ]
-    assert weights == ["50", "0"]
+    # The step's 50; 0 by the run itself the moment it judged the canary bad; 0 again by the rollback,
+    # under its own fence.
+    assert weights == ["50", "0", "0"]
     assert canary_weight(networking) == "0"
     assert result.rollback is not None and result.rollback.ok, result.rollback
     steps = {s.name: s for s in result.rollback.steps}
-    assert steps["router weight"].detail == "nginx-canary orders-canary: canary 50% -> 0%"
+    assert steps["router weight"].detail == "nginx-canary orders-canary: canary already at 0%, kept there"
     assert steps["deployment"].detail == (
         f"orders: registry/orders:{RELEASE} -> registry/orders:{STABLE} (stable release {STABLE})"
     )
