@@ -291,7 +291,8 @@ def test_a_finished_rollout_is_never_replayed_downgraded_or_cut_unasked(
             {"name": "all", "ramp": [100], "window": {"interval": "1s", "count": 1, "gates": ["errors"]}},
         ],
     )
-    v3_path = write(tmp_path, v3)
+    v3_path = str(tmp_path / "safety-replay-v3.yaml")  # beside v2's file, not over it
+    Path(v3_path).write_text(yaml.safe_dump(v3))
     cut = ops.wait(ops.start("rollout", "rollout-manual", {"plan_path": v3_path}))
     kind, name, message = state(cut)
     assert (kind, name) == ("FAILED", "Refused"), message
