@@ -107,7 +107,7 @@ def roll_through(
                 },
             )
         elif any(c.name == container and c.image == image for c in current.spec.template.spec.containers):
-            continue
+            pass  # on it already (an undo, say): still wait for the controller to have taken that up
         else:
             patch = {
                 "metadata": {"annotations": {CHANGE_CAUSE: cause}},
