@@ -273,18 +273,22 @@ class UnleashFlags:
             )
         return after
 
-    def _write_strategies(self, name: str, env_path: str, feature: _Feature, wanted: FlagState) -> None:
-        desired = {
+    def _strategies(self, name: str, state: FlagState) -> dict[str, dict[str, Any] | None]:
+        """Each of our strategies as it must be for the flag to admit ``state`` (None: not there)."""
+        return {
             # Kept (at 0 %) while the flag is on: an enabled flag with no strategy is on for everyone.
             # A flag off at 0 % needs none, so a restore to a fresh flag leaves it as it was.
-            PERCENTAGE: self._strategy(name, PERCENTAGE, wanted.percentage, None, ())
-            if wanted.enabled or wanted.percentage
+            PERCENTAGE: self._strategy(name, PERCENTAGE, state.percentage, None, ())
+            if state.enabled or state.percentage
             else None,
-            USERS: self._strategy(name, USERS, 100, "userId", wanted.users) if wanted.users else None,
-            STORES: self._strategy(name, STORES, 100, self._store_field, wanted.stores)
-            if wanted.stores
+            USERS: self._strategy(name, USERS, 100, "userId", state.users) if state.users else None,
+            STORES: self._strategy(name, STORES, 100, self._store_field, state.stores)
+            if state.stores
             else None,
         }
+
+    def _write_strategies(self, name: str, env_path: str, feature: _Feature, wanted: FlagState) -> None:
+        desired = self._strategies(name, wanted)
         current = feature.state
         unchanged = {
             PERCENTAGE: current.percentage == wanted.percentage,
@@ -313,15 +317,7 @@ class UnleashFlags:
 
     def _put_back(self, name: str, env_path: str, before: FlagState, titles: list[str]) -> None:
         """Best effort: the strategies named ``titles`` as they were in ``before``."""
-        previous = {
-            PERCENTAGE: self._strategy(name, PERCENTAGE, before.percentage, None, ())
-            if before.enabled or before.percentage
-            else None,
-            USERS: self._strategy(name, USERS, 100, "userId", before.users) if before.users else None,
-            STORES: self._strategy(name, STORES, 100, self._store_field, before.stores)
-            if before.stores
-            else None,
-        }
+        previous = self._strategies(name, before)
         try:
             ids = self._read(name).strategy_ids
             for title in reversed(titles):
