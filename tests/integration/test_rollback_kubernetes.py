@@ -262,3 +262,75 @@ def test_a_canary_weight_patched_by_hand_between_steps_holds_the_rollout_as_the_
     assert "nginx-canary orders-canary was changed by someone else" in result.reason
     assert "it sent 50% to the canary, it sends 80%" in result.reason
     assert canary_weight(networking) == "80"  # as the person left it
+
+
+def test_an_ingress_weight_patched_with_kubectl_between_steps_holds_the_rollout_on_a_real_control_plane(
+    prefect_api: None, sandbox: SandboxInfo, main_flag: None, plan_file: PlanFiles, control_plane: Any
+) -> None:
+    import threading
+    import time
+
+    from rollout.breaker import reset_all
+
+    reset_all()
+    ns = control_plane.namespace()
+    with control_plane.admin() as api:
+        apps: Any = k8s.AppsV1Api(api)
+        networking: Any = k8s.NetworkingV1Api(api)
+        made = deployment("orders", f"registry/orders:{RELEASE}", 2, "u1")
+        made["metadata"] = {"name": "orders", "namespace": ns}  # the API server numbers and names it
+        apps.create_namespaced_deployment(ns, made)
+        canary = {"nginx.ingress.kubernetes.io/canary": "true", CANARY_WEIGHT: "0"}
+        rule = {
+            "host": "orders.test",
+            "http": {
+                "paths": [
+                    {
+                        "path": "/",
+                        "pathType": "Prefix",
+                        "backend": {"service": {"name": "orders-canary", "port": {"number": 80}}},
+                    }
+                ]
+            },
+        }
+        networking.create_namespaced_ingress(
+            ns, {"metadata": {"name": "orders-canary", "annotations": canary}, "spec": {"rules": [rule]}}
+        )
+        targets = target_sections(sandbox.targets())
+        targets["kubernetes"] = {
+            "namespace": ns,
+            "deployment": "orders",
+            "kubeconfig": str(control_plane.kubeconfig),
+            "image_repository": "registry/orders",
+            "router": {"kind": "nginx-canary", "name": "orders-canary"},
+        }
+        window = {"interval": "1s", "count": 6, "gates": ["errors"]}
+        plan = str(
+            plan_file(
+                "k8s-real-drift",
+                release={"version": RELEASE, "stable_version": STABLE},
+                targets=targets,
+                gates={"errors": {"query": "vector(0)", "max": 0.5}},
+                phases=[{"name": "ramp", "ramp": [50, 100], "window": window}],
+            )
+        )
+        results: list[Any] = []
+        thread = threading.Thread(target=lambda: results.append(run_rollout(plan_path=plan)), daemon=True)
+        thread.start()
+
+        def weight() -> str:
+            ingress = networking.read_namespaced_ingress("orders-canary", ns)
+            return str(ingress.metadata.annotations[CANARY_WEIGHT])
+
+        deadline = time.monotonic() + 90
+        while weight() != "50":
+            assert time.monotonic() < deadline, "the first step never set the canary's weight"
+            time.sleep(0.2)
+        control_plane.kubectl(
+            "-n", ns, "annotate", "ingress", "orders-canary", f"{CANARY_WEIGHT}=80", "--overwrite"
+        )
+        thread.join(120)
+        [result] = results
+        assert result.status == "held", result.reason
+        assert "nginx-canary orders-canary was changed by someone else" in result.reason
+        assert weight() == "80"  # as the person left it
