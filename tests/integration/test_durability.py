@@ -229,8 +229,7 @@ def test_a_killed_run_is_adopted_by_the_reconciler_and_its_window_carries_on_whe
     reconcile(ops, plan)  # measures the orphaned window (its due round) and adopts the rollout
     record = record_of(db, "adopted")
     assert record.adopted_by is not None
-    measured = rounds_of(db, "adopted")
-    assert measured >= killed  # nothing the killed run measured is lost
+    assert rounds_of(db, "adopted") >= killed  # nothing the killed run measured is lost
     old = ops.run(run_id)
     assert (
         old["state"]["type"] == "CRASHED"
@@ -248,7 +247,9 @@ def test_a_killed_run_is_adopted_by_the_reconciler_and_its_window_carries_on_whe
         {"logs": {"flow_run_id": {"any_": [record.adopted_by]}}, "sort": "TIMESTAMP_ASC", "limit": 200},
     )
     first = next(line["message"] for line in logs if line["message"].startswith("measurement "))
-    assert first.startswith(f"measurement {measured + 1}/15:"), first  # not 1/15: the window carried on
+    # Not 1/15: the window carried on, after the killed run's rounds and the one the pass may have
+    # taken for the orphaned window (the new run can start measuring before this test reads the record).
+    assert first.startswith((f"measurement {killed + 1}/15:", f"measurement {killed + 2}/15:")), first
 
 
 def test_a_cancelled_run_is_held_with_traffic_where_it_was_and_carried_on_from_its_last_round(
