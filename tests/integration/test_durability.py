@@ -110,6 +110,19 @@ def until(check: Any, what: str, ops: Operator, timeout: float = 180) -> Any:
     return found
 
 
+def lease_lapsed(db: Any, plan: str, ops: Operator) -> None:
+    """Wait until the rollout's lease, and the reconciler's grace after it, have run out."""
+    from datetime import timedelta
+
+    grace = timedelta(seconds=6)  # the reconciler's 5 s, and a margin for clocks read apart
+    until(
+        lambda: (lease := record_of(db, plan).lease_until) is not None and lease + grace < datetime.now(UTC),
+        f"the lease of {plan} running out",
+        ops,
+        timeout=60,
+    )
+
+
 def reconcile(ops: Operator, plan: str, **parameters: Any) -> dict[str, Any]:
     """One reconciler pass, as the rollout-reconcile deployment runs it."""
     done = ops.wait(ops.start("reconcile", "rollout-reconcile", {"plans": [plan], **parameters}))
@@ -225,7 +238,7 @@ def test_a_killed_run_is_adopted_by_the_reconciler_and_its_window_carries_on_whe
     until(lambda: rounds_of(db, "adopted") >= 5, "five rounds", ops)
     kill(flow_run_process(run_id))
     killed = rounds_of(db, "adopted")
-    time.sleep(4)  # the lease runs out
+    lease_lapsed(db, "adopted", ops)
     reconcile(ops, plan)  # measures the orphaned window (its due round) and adopts the rollout
     record = record_of(db, "adopted")
     assert record.adopted_by is not None
@@ -282,7 +295,7 @@ def test_a_lost_host_leaves_a_run_running_for_good_and_the_reconciler_adopts_it_
     until(lambda: rounds_of(db, "lost-host") >= 3, "three rounds", ops)
     ops.lose_host(run_id)  # the worker and its child, together: nobody tells Prefect the run died
     ops.start_worker()
-    time.sleep(4)
+    lease_lapsed(db, "lost-host", ops)
     assert ops.run(run_id)["state"]["type"] == "RUNNING"
     reconcile(ops, plan)
     old = ops.run(run_id)
@@ -307,7 +320,7 @@ def test_a_worker_stopped_with_sigterm_leaves_its_rollout_to_be_adopted_never_ro
     # The worker's child goes with it, and Prefect is not told: the run shows Running for good.
     until(lambda: flow_run_processes(run_id) == [], "the flow-run process ending", ops, timeout=60)
     ops.start_worker()
-    time.sleep(4)
+    lease_lapsed(db, "worker-stopped", ops)
     assert ops.run(run_id)["state"]["type"] == "RUNNING"
     assert record_of(db, "worker-stopped").status is Status.OBSERVING
     reconcile(ops, plan)
@@ -363,7 +376,7 @@ def test_a_rollback_killed_half_way_is_finished_by_the_reconciler_with_the_emerg
     first = record_of(db, "rollback-killed").rollback_run_id
     time.sleep(3)  # inside the health watch
     kill(flow_run_process(run_id))  # the rollback runs as a subflow in the rollout's process
-    time.sleep(5)  # its lease runs out; Prefect still shows the rollback subflow running
+    lease_lapsed(db, "rollback-killed", ops)  # Prefect still shows the rollback subflow running
     assert first is not None and ops.run(first)["state"]["type"] == "RUNNING"
     reconcile(ops, plan)
     record = record_of(db, "rollback-killed")
@@ -387,7 +400,7 @@ def test_an_adopted_rollout_whose_plan_changed_meanwhile_is_held_naming_the_dige
     edited = yaml.safe_load(Path(plan).read_text())
     edited["gates"]["errors"]["max"] = 0.9  # someone loosens the gate while nobody watches
     Path(plan).write_text(yaml.safe_dump(edited))
-    time.sleep(4)
+    lease_lapsed(db, "plan-changed", ops)
     reconcile(ops, plan)
     adopted = record_of(db, "plan-changed").adopted_by
     assert adopted is not None
