@@ -14,6 +14,7 @@ from rollout.audience.drift import FlagDrift, drifted, killed, router_drifted
 from rollout.audience.flag_state import Fence, FlagChange, FlagState
 from rollout.audience.steps import Audience
 from rollout.errors import RolloutRefused
+from rollout.lifecycle.record import RunRecord
 from rollout.plan.model import PilotStores, Targets
 from tasks.retries import TRANSIENT_RETRIES
 from tasks.secrets import prefect_resolver
@@ -49,7 +50,14 @@ def check_flags(targets: Targets, flags: list[str]) -> None:
     get_run_logger().info("flags in %s: %s", targets.flag_provider, ", ".join(flags))
 
 
-def _write(clients: Clients, plan: str, flag: str, change: FlagChange, fence: Fence | None) -> FlagState:
+def _write(
+    clients: Clients,
+    plan: str,
+    flag: str,
+    change: FlagChange,
+    fence: Fence | None,
+    record: RunRecord | None = None,
+) -> FlagState:
     # The undo entry is written before the change, so a crash in between leaves
     # an entry for a change that never happened, never a change without an entry.
     current = clients.flags.get(flag)
@@ -58,7 +66,7 @@ def _write(clients: Clients, plan: str, flag: str, change: FlagChange, fence: Fe
         # A retried or resumed step finds its change made: it takes effect once, not twice.
         clients.runs.wrote(plan, current)
         return current
-    record = clients.runs.get(plan)
+    record = record or clients.runs.get(plan)
     changed = drifted(record.written_to(flag) if record else None, current)
     if changed is not None:
         raise FlagDrift(changed)  # a person's change between two steps wins: nothing is written
@@ -134,15 +142,15 @@ def set_audience(
     with Clients(targets, prefect_resolver) as clients:
         router = targets.kubernetes.router if targets.kubernetes else None
         weight, before = round(audience.percentage), None
+        record = clients.runs.get(plan)  # read once: the router's and the flag's checks both use it
         if router is not None and clients.cluster is not None:
             before = clients.cluster.router_state(router)
-            record = clients.runs.get(plan)
             if before.canary_percent != weight:
                 written = record.router_written if record else None
                 changed = router_drifted(f"{router.kind} {router.name}", written, before.canary_percent)
                 if changed is not None:
                     raise FlagDrift(changed)
-        state = _write(clients, plan, flag, audience.flag_change(), fence)
+        state = _write(clients, plan, flag, audience.flag_change(), fence, record)
         logger.info("%s -> %s (version %d)", flag, audience.describe(), state.version)
         if router is not None and clients.cluster is not None and before is not None:
             clients.runs.remember_router(plan, asdict(before))
