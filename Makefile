@@ -55,8 +55,12 @@ node/node_modules/.installed: node/package-lock.json | nodejs
 demo: $(VENV)/.installed prometheus
 	$(VENV)/bin/rollout demo
 
+# Three workers on two cores: most tests wait on rollout windows, not the CPU. Each module stays on
+# one worker, and the tests of the shared operator stack on one (see tests/conftest.py).
+TEST_WORKERS ?= 3
+
 test: setup lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 # The fast lane: lint, types and the tests that need no server (tests/unit), in under a minute.
 check: lint

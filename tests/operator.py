@@ -17,6 +17,8 @@ from tests.postgres import Postgres, postgres_cluster
 from tests.prefect_server import ROOT, free_port, prefect_env, prefect_server, running
 
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+AUTH = ("operator", "n0t-the-default")
+"""The basic-auth credentials of the shared operator stack's server."""
 
 
 @dataclass
@@ -69,6 +71,57 @@ class Operator:
         for pid in children:
             os.kill(pid, signal.SIGKILL)
         os.killpg(self.worker_pid, signal.SIGKILL)
+
+    def worker_alive(self) -> bool:
+        """Whether the last worker started is still running."""
+        try:
+            os.kill(self.worker_pid, 0)
+        except ProcessLookupError:
+            return False
+        return Path(f"/proc/{self.worker_pid}/stat").read_text().split()[2] != "Z"
+
+    def healthy(self) -> bool:
+        """Whether the server answers its health check."""
+        try:
+            return httpx.get(f"{self.api}/health", timeout=5).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def restore(self) -> None:
+        """Bring back what a drill took away and did not bring back: the database, the server, a worker."""
+        if self.postgres is not None and self.postgres.server is None:
+            self.postgres.start()
+        if not self.healthy():
+            self.stop_server()
+            self.start_server()
+        if not self.worker_alive():
+            self.start_worker()
+
+    def settle(self, timeout: float = 120) -> None:
+        """End every run still going, as a server of one's own going away would.
+
+        A run left running (a drill's background rollout, a paused approval) would otherwise go
+        on acting on the sandbox under the next tests. Running ones are cancelled through the worker
+        (their processes stop), the rest are set Cancelled outright.
+        """
+        active = {"RUNNING", "PENDING", "PAUSED", "SCHEDULED", "CANCELLING"}
+        body = {
+            "flow_runs": {"state": {"type": {"any_": sorted(active)}}},
+            "sort": "START_TIME_DESC",
+            "limit": 200,
+        }
+        for run in self._post("flow_runs/filter", body):
+            running = run["state_type"] in {"RUNNING", "CANCELLING"}
+            self.set_state(run["id"], "CANCELLING" if running else "CANCELLED")
+        deadline = time.monotonic() + timeout
+        while left := self._post("flow_runs/filter", body):
+            if time.monotonic() > deadline:
+                for run in left:  # the worker did not stop them: stop what it would have
+                    for pid in flow_run_processes(run["id"]):
+                        os.kill(pid, signal.SIGKILL)
+                    self.set_state(run["id"], "CANCELLED")
+                break
+            time.sleep(0.5)
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
         # A busy server answers 503 (SQLite locked under concurrent writes); Prefect's own client

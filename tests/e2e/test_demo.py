@@ -10,6 +10,7 @@ import yaml
 from kubernetes import client as k8s
 
 from tests.control_plane import ControlPlane, missing
+from tests.tiers import cannot_run, in_ci
 
 ROOT = Path(__file__).resolve().parents[2]
 STABLE_IMAGE = "registry.example.com/orders:backend-v2026.11.14-0900"
@@ -57,8 +58,11 @@ def test_demo_promotes_the_unified_orders_plan_to_100_percent_with_flags_in_a_fl
 
 @pytest.fixture()
 def cluster(request: pytest.FixtureRequest) -> ControlPlane | None:
-    """The real control plane where one can start (CI always), else None: the demo runs flags only."""
-    if missing() is not None:
+    """The real control plane where one can start (CI must have it), else None: the demo runs flags only."""
+    why = missing()
+    if why is not None:
+        if in_ci():
+            cannot_run(why)
         return None
     found: ControlPlane = request.getfixturevalue("control_plane")
     return found

@@ -9,7 +9,8 @@ from pymongo import MongoClient
 
 from rollout.adapters.flags import FlagStore
 from rollout.audience.flag_state import FlagChange
-from rollout.sandbox.stack import Sandbox, SandboxInfo, SandboxOptions
+from rollout.sandbox.stack import Sandbox, SandboxInfo, SandboxOptions, save
+from tests.operator import AUTH, Operator, operator
 from tests.plans import PlanFiles
 from tests.servers import lone_mongodb, lone_s3
 
@@ -89,10 +90,25 @@ def fresh_rollout_state(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[None]:
+    """A Prefect server of the session's own (SQLite, no deployments), for flows run in the test's process."""
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+@pytest.fixture(scope="session")
+def prefect_cli_env(prefect_api: None) -> dict[str, str]:
+    """Settings that point a `rollout` subprocess at :func:`prefect_api`'s server.
+
+    Without them each `rollout run` would start a temporary server of its own and run its
+    migrations (about 25 s) before the rollout's first step.
+    """
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_DATABASE_CONNECTION_URL
+
+    database = str(PREFECT_SERVER_DATABASE_CONNECTION_URL.value()).split("///", 1)[1]
+    # With where that server keeps what it was sent, for a test that reads every byte written.
+    return {"PREFECT_API_URL": str(PREFECT_API_URL.value()), "ROLLOUT_TEST_PREFECT_DATABASE": database}
 
 
 @pytest.fixture()
@@ -153,3 +169,28 @@ def flag_store(sandbox: SandboxInfo) -> Iterator[FlagStore]:
     httpx.delete(f"{sandbox.service_url}/fault")
     reset()
     client.close()
+
+
+@pytest.fixture(scope="session")
+def operator_stack(sandbox: SandboxInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    """Prefect as a team runs it, once for the session: a server on PostgreSQL serving its UI,
+    `make deploy` of the shipped prefect.yaml, a process worker; the reconciler's schedule paused.
+
+    Every test that goes through a self-hosted server shares it (one PostgreSQL cluster and one
+    server's migrations instead of one per module); each keeps to plans, flags and databases of
+    its own, and :func:`ops` ends whatever runs a module left going.
+    """
+    work = tmp_path_factory.mktemp("operator")
+    # The shipped plans name no targets: the worker's runs find the sandbox as a user's would.
+    save(sandbox, work / "home" / ".rollout" / "sandbox.json")
+    with operator(work, AUTH, ui=True, postgres=True) as deployed:
+        yield deployed
+
+
+@pytest.fixture(scope="module")
+def ops(operator_stack: Operator) -> Iterator[Operator]:
+    """The shared operator stack, whole again for this module, and settled after it."""
+    operator_stack.restore()
+    yield operator_stack
+    operator_stack.restore()
+    operator_stack.settle()

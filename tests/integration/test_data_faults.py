@@ -2,13 +2,14 @@
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from moto.server import ThreadedMotoServer
+from pymongo import MongoClient
 
 from rollout.adapters.bucket import Bucket
 from rollout.adapters.mongo import connect as connect_mongo
@@ -38,6 +39,24 @@ def nothing_stored(bucket: Bucket) -> bool:
 
 
 @pytest.fixture()
+def mongo_clients() -> Iterator[Callable[[str, int], MongoClient[Any]]]:
+    """Opens clients that are closed after the test.
+
+    A client left open keeps its monitor threads reconnecting to the server the test killed, in
+    this process, for the rest of the session.
+    """
+    opened: list[MongoClient[Any]] = []
+
+    def open_client(uri: str, timeout_ms: int) -> MongoClient[Any]:
+        opened.append(connect_mongo(uri, timeout_ms=timeout_ms))
+        return opened[-1]
+
+    yield open_client
+    for client in opened:
+        client.close()
+
+
+@pytest.fixture()
 def own_mongodb(tmp_path: Path) -> Iterator[tuple[ProcessRecord, str]]:
     """A SecantusDB of this test's own, so it can be killed."""
     record, uri = start_mongodb(free_port(), tmp_path)
@@ -46,10 +65,12 @@ def own_mongodb(tmp_path: Path) -> Iterator[tuple[ProcessRecord, str]]:
 
 
 def test_mongodb_killed_mid_backup_fails_transiently_and_stores_nothing(
-    own_mongodb: tuple[ProcessRecord, str], bucket: Bucket
+    own_mongodb: tuple[ProcessRecord, str],
+    bucket: Bucket,
+    mongo_clients: Callable[[str, int], MongoClient[Any]],
 ) -> None:
     record, uri = own_mongodb
-    client = connect_mongo(uri, timeout_ms=1000)
+    client = mongo_clients(uri, 1000)
     seed_shop(client.shop, SIZE)
 
     def kill_after_the_first_batch(done: int, total: int) -> None:
@@ -111,18 +132,20 @@ def test_s3_lost_mid_upload_is_retried_then_fails_cleanly(shop_db: Any) -> None:
         server.stop()
 
 
-def test_a_dead_mongodb_is_reported_as_unavailable_not_as_an_empty_backup(bucket: Bucket) -> None:
-    client = connect_mongo(f"mongodb://127.0.0.1:{free_port()}/?directConnection=true", timeout_ms=300)
+def test_a_dead_mongodb_is_reported_as_unavailable_not_as_an_empty_backup(
+    bucket: Bucket, mongo_clients: Callable[[str, int], MongoClient[Any]]
+) -> None:
+    client = mongo_clients(f"mongodb://127.0.0.1:{free_port()}/?directConnection=true", 300)
     with pytest.raises(ServiceUnavailable, match="MongoDB unavailable"):
         take_backup(client, bucket, request("shop"), now=lambda: datetime.now(UTC))
     assert nothing_stored(bucket)
 
 
 def test_mongodb_killed_inside_a_check_is_a_transient_failure_never_a_pass(
-    own_mongodb: tuple[ProcessRecord, str],
+    own_mongodb: tuple[ProcessRecord, str], mongo_clients: Callable[[str, int], MongoClient[Any]]
 ) -> None:
     record, uri = own_mongodb
-    client = connect_mongo(uri, timeout_ms=1000)
+    client = mongo_clients(uri, 1000)
     seed_shop(client.shop, ShopSize(shops=20, users=50, orders_per_source=5000, returns=30))
     preflight = Preflight.model_validate(
         {

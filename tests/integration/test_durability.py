@@ -27,19 +27,12 @@ from rollout.adapters.run_state import RunStateStore
 from rollout.lifecycle.record import RunRecord
 from rollout.lifecycle.statuses import Status
 from rollout.sandbox.stack import SandboxInfo
-from tests.operator import Operator, flow_run_process, flow_run_processes, kill, operator
+from tests.operator import Operator, flow_run_process, flow_run_processes, kill
 from tests.plans import PlanFiles, target_sections
 
 pytestmark = pytest.mark.integration
 
-AUTH = ("operator", "durable-drills")
 DATABASE = "durability_drills"
-
-
-@pytest.fixture(scope="module")
-def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    with operator(tmp_path_factory.mktemp("operator"), AUTH, postgres=True) as deployed:
-        yield deployed
 
 
 @pytest.fixture(scope="module")

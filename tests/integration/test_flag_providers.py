@@ -39,6 +39,7 @@ from rollout.plan.model import FlagdTarget, UnleashTarget
 from rollout.sandbox.processes import free_port
 from rollout.sandbox.stack import SandboxInfo
 from tests.plans import PlanFiles
+from tests.tiers import cannot_run
 from tests.unleash_server import UnleashServer, missing, unleash_server
 
 FLAG = "USE_UNIFIED_ORDERS"
@@ -65,7 +66,7 @@ def expected(provider: FlagProvider, audience: Audience) -> set[str]:
 def unleash() -> Iterator[UnleashServer]:
     why = missing()
     if why is not None:
-        pytest.skip(why)
+        cannot_run(why)
     with unleash_server() as server:
         yield server
 

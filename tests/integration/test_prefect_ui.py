@@ -15,25 +15,13 @@ import pytest
 import yaml
 from pymongo import MongoClient
 
-from rollout.sandbox.stack import SandboxInfo, save
+from rollout.sandbox.stack import SandboxInfo
 from tests.browser import Browser, browser
-from tests.operator import Operator, operator
+from tests.operator import AUTH, Operator
 
 pytestmark = pytest.mark.integration
 
-AUTH = ("release-manager", "ui-secret-7")
 CHECKLIST = ["Tests pass", "Data-quality report clean", "Support team ready"]
-
-
-@pytest.fixture(scope="module")
-def ops(sandbox: SandboxInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    work = tmp_path_factory.mktemp("ui")
-    # The shipped plans name no targets: the worker's runs find the sandbox as a user's would.
-    save(sandbox, work / "home" / ".rollout" / "sandbox.json")
-    # PostgreSQL, as a team's server: on SQLite the UI's Submit sometimes meets a 503 (database busy
-    # while the worker and the services write), which a person would simply click again.
-    with operator(work, AUTH, ui=True, postgres=True) as deployed:
-        yield deployed
 
 
 @pytest.fixture()

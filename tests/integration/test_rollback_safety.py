@@ -25,21 +25,14 @@ from rollout.adapters.run_state import ReleaseStore, RunStateStore
 from rollout.audience.flag_state import FlagChange, FlagState
 from rollout.lifecycle.statuses import Status
 from rollout.sandbox.stack import SandboxInfo
-from tests.operator import Operator, flow_run_process, flow_run_processes, kill, operator
+from tests.operator import Operator, flow_run_process, flow_run_processes, kill
 from tests.prefect_server import ROOT
 
 pytestmark = pytest.mark.integration
 
-AUTH = ("operator", "n0t-the-default")
 QUIET = 10.0
 """Seconds in which an automation would have started a rollback run (it takes about one here)."""
 LEDGER = "safety_ledger"
-
-
-@pytest.fixture(scope="module")
-def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    with operator(tmp_path_factory.mktemp("operator"), AUTH, postgres=True) as deployed:
-        yield deployed
 
 
 @pytest.fixture(scope="module")

@@ -14,19 +14,21 @@ from pymongo import MongoClient
 
 from rollout.adapters.flags import FlagStore
 from rollout.audience.flag_state import FlagChange
-from rollout.sandbox.stack import SandboxInfo, save
-from tests.prefect_server import ROOT, prefect_env, prefect_server, running
+from rollout.sandbox.stack import SandboxInfo
+from tests.operator import AUTH, Operator
+from tests.prefect_server import ROOT
 
 pytestmark = pytest.mark.integration
 
-AUTH = ("scheduler", "s3cret-enough")
 DEMO = ROOT / "deployments" / "plans" / "sandbox-demo.yaml"
+DRILL = "rollout-scheduled-drill"
 
 
 def scheduled_config(tmp_path: Path, first_run: datetime) -> Path:
-    """The shipped rollout-scheduled deployment, its cron replaced by a schedule that fires soon."""
+    """The shipped rollout-scheduled deployment named ``DRILL``, its cron replaced by a schedule due soon."""
     shipped = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     [deployment] = [d for d in shipped["deployments"] if d["name"] == "rollout-scheduled"]
+    deployment["name"] = DRILL
     deployment["parameters"] = {"plan_path": str(DEMO)}
     deployment["schedules"] = [{"interval": 3600, "anchor_date": first_run.isoformat(), "active": True}]
     (tmp_path / "flows").symlink_to(ROOT / "flows")
@@ -43,48 +45,36 @@ def api(base: str, what: str, body: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_a_scheduled_run_executes_the_demo_plan_through_a_worker(
-    sandbox: SandboxInfo, tmp_path: Path
+    ops: Operator, sandbox: SandboxInfo, tmp_path: Path
 ) -> None:
-    home = tmp_path / "home"
-    save(sandbox, home / ".rollout" / "sandbox.json")
-    with prefect_server(
-        tmp_path, ":".join(AUTH), {"PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2"}
-    ) as base:
-        env = prefect_env(
-            tmp_path / "client",
-            {
-                "PREFECT_API_URL": base,
-                "PREFECT_API_AUTH_STRING": ":".join(AUTH),
-                "HOME": str(home),
-                "ROLLOUT_HOME": str(ROOT),
-                "ROLLOUT_REPORTS_DIR": str(tmp_path / "reports"),
-            },
-        )
-        # Due once registration is surely done; an interval schedule whose first slot has passed
-        # would next be due an hour later.
-        config = scheduled_config(tmp_path, datetime.now(UTC) + timedelta(seconds=30))
-        prefect = [sys.executable, "-m", "prefect"]
-        for argv in (
-            [*prefect, "work-pool", "create", "rollout-local", "--type", "process"],
-            [str(Path(sys.executable).parent / "rollout"), "deploy", str(config)],
-        ):
-            done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-
-        log = tmp_path / "worker.log"
-        worker = [*prefect, "worker", "start", "--pool", "rollout-local", "--prefetch-seconds", "5"]
-        with running(worker, env, log):
-            run: dict[str, Any] | None = None
-            deadline = time.monotonic() + 300
-            while time.monotonic() < deadline:
-                runs = api(base, "flow_runs", {"limit": 1, "sort": "EXPECTED_START_TIME_ASC"})
-                run = runs[0] if runs else None
-                if run is not None and run["state_type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
-                    break
-                time.sleep(2)
-            assert run is not None, "the scheduler made no run: " + log.read_text()[-3000:]
-            assert run["state_type"] == "COMPLETED", log.read_text()[-4000:]
-            artifacts = api(base, "artifacts", {"flow_runs": {"id": {"any_": [run["id"]]}}})
+    # Due once registration is surely done; an interval schedule whose first slot has passed
+    # would next be due an hour later.
+    config = scheduled_config(tmp_path, datetime.now(UTC) + timedelta(seconds=15))
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "rollout"), "deploy", str(config)],
+        cwd=ROOT,
+        env=ops.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    deployment = ops.deployment_id("rollout", DRILL)
+    try:
+        run: dict[str, Any] | None = None
+        deadline = time.monotonic() + 300
+        mine = {"deployments": {"id": {"any_": [deployment]}}, "limit": 1, "sort": "EXPECTED_START_TIME_ASC"}
+        while time.monotonic() < deadline:
+            runs = api(ops.api, "flow_runs", mine)
+            run = runs[0] if runs else None
+            if run is not None and run["state_type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
+                break
+            time.sleep(1)
+        assert run is not None, "the scheduler made no run: " + ops.tail()
+        assert run["state_type"] == "COMPLETED", ops.tail()
+        artifacts = api(ops.api, "artifacts", {"flow_runs": {"id": {"any_": [run["id"]]}}})
+    finally:
+        httpx.delete(f"{ops.api}/deployments/{deployment}", auth=AUTH).raise_for_status()
 
     kinds = {(a["key"], a["type"]) for a in artifacts}
     assert {
