@@ -56,11 +56,11 @@ demo: $(VENV)/.installed prometheus
 	$(VENV)/bin/rollout demo
 
 # Three workers on two cores: most tests wait on rollout windows, not the CPU. Each module stays on
-# one worker, and the tests of the shared operator stack on one (see tests/conftest.py).
+# one worker, the drills and the operator stack's modules first (see tests/conftest.py).
 TEST_WORKERS ?= 3
 
 test: setup lint
-	$(PY) -m pytest -n $(TEST_WORKERS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --no-loadscope-reorder
 
 # The fast lane: lint, types and the tests that need no server (tests/unit), in under a minute.
 check: lint

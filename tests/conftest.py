@@ -27,7 +27,6 @@ def plan_file(tmp_path: Path) -> PlanFiles:
 OPERATOR_MODULES = frozenset(
     f"tests/integration/{name}.py"
     for name in (
-        "test_durability",
         "test_emergency_api",
         "test_make_deploy",
         "test_prefect_ui",
@@ -35,7 +34,11 @@ OPERATOR_MODULES = frozenset(
         "test_scheduled_run",
     )
 )
-"""The modules that share the session's operator stack (the ``ops`` fixture): one worker runs them all."""
+"""Modules that share an operator stack (the ``ops`` fixture) on one worker."""
+DRILLS = "tests/integration/test_durability.py"
+"""The drills, which stop, kill and restart their stack's parts: on a worker, and so a stack, of their own."""
+LAST = "tests/e2e/test_demo.py"
+"""The demos time their own rollback: they run last, once the stacks' starts no longer load the CPU."""
 
 
 def scope_of(nodeid: str) -> str:
@@ -44,12 +47,19 @@ def scope_of(nodeid: str) -> str:
     return "operator stack" if module in OPERATOR_MODULES else module
 
 
+def run_order(nodeid: str) -> int:
+    """Longest first: the drills and the operator stack, then the rest, the demos last."""
+    module = nodeid.split("::")[0]
+    return 0 if module == DRILLS else 1 if module in OPERATOR_MODULES else 3 if module == LAST else 2
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Send each module whole to one worker, and every module of the operator stack to the same one.
 
-    A module's servers then start once, and the operator stack (PostgreSQL, a Prefect server and a
-    worker) once per session. (``--dist loadgroup`` would do it with ``xdist_group`` marks, but it
-    groups nothing under pytest 9.2: pytest-xdist issue #1386.)
+    A module's servers then start once, and an operator stack (PostgreSQL, a Prefect server and a
+    worker) twice a session: once for the drills, once for the other modules. (``--dist loadgroup``
+    would do it with ``xdist_group`` marks, but it groups nothing under pytest 9.2: pytest-xdist
+    issue #1386.) Run with ``--no-loadscope-reorder``, so units go out in :func:`run_order`.
     """
     from xdist.scheduler import LoadScopeScheduling
 
@@ -61,5 +71,5 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The operator stack's tests first: together they run longest, all on one worker."""
-    items.sort(key=lambda item: scope_of(item.nodeid) != "operator stack")
+    """Run in :func:`run_order` (xdist hands the units of work out in collection order)."""
+    items.sort(key=lambda item: run_order(item.nodeid))

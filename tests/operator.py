@@ -176,10 +176,10 @@ class Operator:
             time.sleep(0.5)
 
     def runs_of(self, flow: str) -> list[dict[str, Any]]:
-        """Every run of ``flow``, oldest first."""
-        body = {"flows": {"name": {"any_": [flow]}}, "sort": "EXPECTED_START_TIME_ASC", "limit": 200}
+        """The newest 200 runs of ``flow``, oldest first (a shared server holds many tests' runs)."""
+        body = {"flows": {"name": {"any_": [flow]}}, "sort": "EXPECTED_START_TIME_DESC", "limit": 200}
         runs: list[dict[str, Any]] = self._post("flow_runs/filter", body)
-        return runs
+        return runs[::-1]
 
     def log_lines(self, run_id: str) -> list[str]:
         """The run's log messages, oldest first."""

@@ -54,6 +54,14 @@ def db(sandbox: SandboxInfo) -> Any:
     client.close()
 
 
+def lease_runs_out(db: Any, plan: str, timeout: float = 120) -> None:
+    """Wait until the killed run's lease on ``plan`` has run out (read from its record, not guessed)."""
+    deadline = time.monotonic() + timeout
+    while (lease := record(db, plan)["lease_until"].replace(tzinfo=UTC)) >= datetime.now(UTC):
+        assert time.monotonic() < deadline, f"the lease of {plan} never ran out: {lease}"
+        time.sleep(min(0.5, max(0.05, (lease - datetime.now(UTC)).total_seconds())))
+
+
 def start(plan: Path, env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
@@ -104,7 +112,7 @@ def test_killed_inside_a_step_the_next_run_resumes_after_the_last_committed_step
     # Known, never unknown: the last committed step's traffic, or the next step's if its write landed.
     assert at_kill.percentage in {25, 50} and at_kill.users == ("dev@example.com",)
 
-    time.sleep(6)  # the killed run's lease runs out
+    lease_runs_out(db, "crash-resume")
     second = run(plan, cli_env)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     result = json.loads(second.stdout)
@@ -159,9 +167,8 @@ def test_killed_between_phases_a_second_rollout_is_refused_and_the_restart_rolls
     first.wait(timeout=30)
     assert FlagStore(db["feature_flags"]).get(FLAG).users == ("dev@example.com",)
 
-    lease_until = record(db, "crash-approval")["lease_until"].replace(tzinfo=UTC)
     # The lease covered the approval's wait; it runs out after that, and only then may a run resume.
-    time.sleep(max(0.0, (lease_until - datetime.now(UTC)).total_seconds()) + 1)
+    lease_runs_out(db, "crash-approval")
     second = run(plan, cli_env)
     assert second.returncode == 3, second.stdout[-3000:] + second.stderr[-3000:]
     result = json.loads(second.stdout)

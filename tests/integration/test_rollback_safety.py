@@ -69,8 +69,18 @@ def state(run: dict[str, Any]) -> tuple[str, str, str]:
     return run["state"]["type"], run["state"]["name"], run["state"]["message"] or ""
 
 
+EARLIER: set[str] = set()
+"""Rollback runs the shared server had before this module began (other modules' own)."""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def earlier_rollbacks(ops: Operator) -> None:
+    EARLIER.update(run["id"] for run in ops.runs_of("rollback"))
+
+
 def rollbacks(ops: Operator) -> list[dict[str, Any]]:
-    return ops.runs_of("rollback")
+    """The rollback runs started since this module began, oldest first."""
+    return [run for run in ops.runs_of("rollback") if run["id"] not in EARLIER]
 
 
 def reset(flags: FlagStore, *names: str) -> None:
