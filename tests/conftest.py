@@ -27,6 +27,7 @@ def plan_file(tmp_path: Path) -> PlanFiles:
 OPERATOR_MODULES = frozenset(
     f"tests/integration/{name}.py"
     for name in (
+        "test_durability",
         "test_emergency_api",
         "test_make_deploy",
         "test_prefect_ui",
@@ -34,9 +35,7 @@ OPERATOR_MODULES = frozenset(
         "test_scheduled_run",
     )
 )
-"""Modules that share an operator stack (the ``ops`` fixture) on one worker."""
-DRILLS = "tests/integration/test_durability.py"
-"""The drills, which stop, kill and restart their stack's parts: on a worker, and so a stack, of their own."""
+"""Modules that share the operator stack (the ``ops`` fixture): one worker runs them all, first."""
 LAST = "tests/e2e/test_demo.py"
 """The demos time their own rollback: they run last, once the stacks' starts no longer load the CPU."""
 
@@ -48,16 +47,16 @@ def scope_of(nodeid: str) -> str:
 
 
 def run_order(nodeid: str) -> int:
-    """Longest first: the drills and the operator stack, then the rest, the demos last."""
+    """Longest first: the operator stack's modules, then the rest, the demos last."""
     module = nodeid.split("::")[0]
-    return 0 if module == DRILLS else 1 if module in OPERATOR_MODULES else 3 if module == LAST else 2
+    return 0 if module in OPERATOR_MODULES else 2 if module == LAST else 1
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Send each module whole to one worker, and every module of the operator stack to the same one.
 
-    A module's servers then start once, and an operator stack (PostgreSQL, a Prefect server and a
-    worker) twice a session: once for the drills, once for the other modules. (``--dist loadgroup``
+    A module's servers then start once, and the operator stack (PostgreSQL, a Prefect server and a
+    worker) once a session. (``--dist loadgroup``
     would do it with ``xdist_group`` marks, but it groups nothing under pytest 9.2: pytest-xdist
     issue #1386.) Run with ``--no-loadscope-reorder``, so units go out in :func:`run_order`.
     """

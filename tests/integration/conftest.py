@@ -97,20 +97,6 @@ def prefect_api() -> Iterator[None]:
         yield
 
 
-@pytest.fixture(scope="session")
-def prefect_cli_env(prefect_api: None) -> dict[str, str]:
-    """Settings that point a `rollout` subprocess at :func:`prefect_api`'s server.
-
-    Without them each `rollout run` would start a temporary server of its own and run its
-    migrations (about 25 s) before the rollout's first step.
-    """
-    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_DATABASE_CONNECTION_URL
-
-    database = str(PREFECT_SERVER_DATABASE_CONNECTION_URL.value()).split("///", 1)[1]
-    # With where that server keeps what it was sent, for a test that reads every byte written.
-    return {"PREFECT_API_URL": str(PREFECT_API_URL.value()), "ROLLOUT_TEST_PREFECT_DATABASE": database}
-
-
 @pytest.fixture()
 def shop_db(mongo: MongoClient[dict[str, Any]], request: pytest.FixtureRequest) -> Iterator[Any]:
     """A freshly seeded shop database of the test's own, dropped afterwards."""

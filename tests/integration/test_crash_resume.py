@@ -41,9 +41,15 @@ def crash_plan(plan_file: PlanFiles, name: str, **extra: Any) -> Path:
 
 
 @pytest.fixture(scope="module")
-def cli_env(tmp_path_factory: pytest.TempPathFactory, prefect_cli_env: dict[str, str]) -> dict[str, str]:
+def cli_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     home = tmp_path_factory.mktemp("prefect")
-    return prefect_env(home, {**prefect_cli_env, "ROLLOUT_REPORTS_DIR": str(home / "reports")})
+    return prefect_env(
+        home,
+        {
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+            "ROLLOUT_REPORTS_DIR": str(home / "reports"),
+        },
+    )
 
 
 @pytest.fixture()
