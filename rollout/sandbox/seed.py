@@ -10,9 +10,9 @@ in their phase-1 state.
 from __future__ import annotations
 
 import random
+import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from bson import Decimal128, ObjectId
@@ -32,6 +32,21 @@ INITIAL_FLAGS = {
 }
 _SOURCE_PREFIX = {"web": 1, "pos": 2, "marketplace": 3}
 _BATCH = 1000
+
+
+def money(cents: int) -> Decimal128:
+    """``cents`` / 100 as a BSON decimal, built from its IEEE 754 BID encoding.
+
+    ``Decimal128(Decimal(...))`` enters a ``decimal.localcontext`` per value; seeding ten thousand
+    of them in a process whose threads run Prefect's event loops crashed CPython's ``_decimal``
+    (SIGSEGV) in four full test runs. A coefficient below 2**64 needs no context. Trailing zeros go
+    as ``Decimal`` division drops them (``150 / 100`` is ``1.5``), so the values are the same bits.
+    """
+    coefficient, exponent = cents, -2
+    while exponent < 0 and coefficient % 10 == 0:
+        coefficient, exponent = coefficient // 10, exponent + 1
+    high = (6176 + exponent) << 49  # the biased exponent; the coefficient fits in the low 64 bits
+    return Decimal128.from_bid(struct.pack("<QQ", coefficient, high))
 
 
 @dataclass(frozen=True)
@@ -106,7 +121,7 @@ def seed_shop(db: Database[dict[str, Any]], size: ShopSize = ShopSize(), seed: i
                     "_id": _oid(_SOURCE_PREFIX[source], i),
                     "shop_id": shop_id(rng.randrange(size.shops)),
                     "user_id": user_id(rng.randrange(size.users)),
-                    "total": Decimal128(Decimal(cents) / 100),
+                    "total": money(cents),
                     "currency": "USD",
                     "items": [
                         {"sku": f"sku-{rng.randrange(500)}", "qty": rng.randint(1, 3)}
