@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from tests.postgres import Postgres, postgres_cluster
-from tests.prefect_server import ROOT, free_port, prefect_env, prefect_server, running
+from tests.prefect_server import ROOT, answers_health, free_port, prefect_env, prefect_server, running
 
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 AUTH = ("operator", "n0t-the-default")
@@ -80,18 +80,11 @@ class Operator:
             return False
         return Path(f"/proc/{self.worker_pid}/stat").read_text().split()[2] != "Z"
 
-    def healthy(self) -> bool:
-        """Whether the server answers its health check."""
-        try:
-            return httpx.get(f"{self.api}/health", timeout=5).status_code == 200
-        except httpx.TransportError:
-            return False
-
     def restore(self) -> None:
         """Bring back what a drill took away and did not bring back: the database, the server, a worker."""
         if self.postgres is not None and self.postgres.server is None:
             self.postgres.start()
-        if not self.healthy():
+        if not answers_health(self.api):
             self.stop_server()
             self.start_server()
         if not self.worker_alive():

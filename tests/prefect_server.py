@@ -47,6 +47,14 @@ def running(argv: list[str], env: Mapping[str, str], log: Path) -> Iterator[subp
                 continue
 
 
+def answers_health(api: str, timeout: float = 5) -> bool:
+    """Whether the Prefect server at ``api`` answers its health check."""
+    try:
+        return httpx.get(f"{api}/health", timeout=timeout).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 @contextmanager
 def prefect_server(
     workdir: Path,
@@ -70,14 +78,11 @@ def prefect_server(
     argv += ["--analytics-off"] if ui else ["--no-ui", "--analytics-off"]
     with running(argv, env, workdir / "server.log") as server:
         api = f"http://127.0.0.1:{port}/api"
-
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"{api}/health", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
         wait_until(
-            healthy, "Prefect server", timeout=180, interval=0.5, still_alive=lambda: server.poll() is None
+            lambda: answers_health(api, timeout=2),
+            "Prefect server",
+            timeout=180,
+            interval=0.5,
+            still_alive=lambda: server.poll() is None,
         )
         yield api

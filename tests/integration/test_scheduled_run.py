@@ -15,7 +15,7 @@ from pymongo import MongoClient
 from rollout.adapters.flags import FlagStore
 from rollout.audience.flag_state import FlagChange
 from rollout.sandbox.stack import SandboxInfo
-from tests.operator import AUTH, Operator
+from tests.operator import AUTH, FINAL, Operator
 from tests.prefect_server import ROOT
 
 pytestmark = pytest.mark.integration
@@ -67,7 +67,7 @@ def test_a_scheduled_run_executes_the_demo_plan_through_a_worker(
         while time.monotonic() < deadline:
             runs = api(ops.api, "flow_runs", mine)
             run = runs[0] if runs else None
-            if run is not None and run["state_type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
+            if run is not None and run["state_type"] in FINAL:
                 break
             time.sleep(1)
         assert run is not None, "the scheduler made no run: " + ops.tail()
